@@ -1,0 +1,88 @@
+"""Weight-update rules: SR and R on the fixed grid, BinaryConnect, and float32.
+
+With learning rate ``alpha = m * 2**-k`` and an int32 gradient ``G`` of exponent
+``e_g``, the update in grid units is ``u = m * G * 2**(e_g - k - e_w)``, so every
+integer method only shifts ``m * G`` right by ``s = e_w + k - e_g``:
+
+* ``sr``: ``w <- sat_b(w - sr_shift(m G, s))``; unbiased, needs no float state.
+* ``r``:  ``w <- sat_b(w - round_shift(m G, s))``; stalls once ``|u| < 1/2``.
+* ``bc``: float32 shadow ``w_r -= alpha G 2**e_g``, clipped to the grid's range,
+  then ``w = sat_b(floor(w_r / 2**e_w + 1/2))``.
+
+Biases live on an int32 grid 2**8 finer than the weights; ``sr`` rounds their
+updates stochastically, ``r`` and ``bc`` to nearest.
+"""
+import numpy as np
+from numba import njit
+
+from .fixedpoint import round_shift, sat, sr_shift, xorshift32
+
+SR, R, BC, FLOAT = 0, 1, 2, 3
+METHODS = {"sr": SR, "r": R, "bc": BC, "float": FLOAT}
+METHOD_HELP = {
+    "sr": "integer weights, stochastic rounding onto the b-bit grid (no float state)",
+    "r": "integer weights, deterministic round-to-nearest onto the grid",
+    "bc": "BinaryConnect: integer passes, float32 shadow weights re-quantised each step",
+    "float": "float32 everywhere: the accuracy ceiling",
+}
+# Fraction bits used to form the binary weight's updated value v before its coin flip.
+BINARY_FRAC_BITS = 16
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+@njit(cache=True)
+def _binary_update(w, mg, s, method, rng):
+    """b = 1: v = w - u clipped to [-1, 1]; SR picks +1 with probability (v + 1) / 2."""
+    one = np.int64(1) << BINARY_FRAC_BITS
+    v = sat((np.int64(w) << BINARY_FRAC_BITS) - round_shift(mg, s - BINARY_FRAC_BITS), -one, one)
+    if method == SR:
+        return 2 * sr_shift(v + one, BINARY_FRAC_BITS + 1, xorshift32(rng)) - 1
+    return 1 if v >= 0 else -1
+
+
+@njit(cache=True)
+def update_weights_int(method, bits, qm, w, g, m, s, rng):
+    """SR or R update of the weight slice ``w`` by gradient ``g``; one draw per weight for SR."""
+    for j in range(w.shape[0]):
+        mg = m * np.int64(g[j])
+        if bits == 1:
+            w[j] = _binary_update(w[j], mg, s, method, rng)
+        elif method == SR:
+            w[j] = sat(w[j] - sr_shift(mg, s, xorshift32(rng)), -qm, qm)
+        else:
+            w[j] = sat(w[j] - round_shift(mg, s), -qm, qm)
+
+
+@njit(cache=True)
+def update_bias_int(method, b, g, m, s, rng):
+    """Bias update on the fine int32 grid: SR for ``sr`` (one draw per bias), else nearest."""
+    for j in range(b.shape[0]):
+        mg = m * np.int64(g[j])
+        d = sr_shift(mg, s, xorshift32(rng)) if method == SR else round_shift(mg, s)
+        b[j] = sat(b[j] - d, INT32_MIN, INT32_MAX)
+
+
+@njit(cache=True)
+def update_bc(bits, qm, w, shadow, g, step, e_w):
+    """BinaryConnect: float32 shadow step, clip, re-quantise. ``step`` is alpha * 2**e_g.
+
+    Float ops per weight: 1 mul, 1 sub, 2 compares (clip), 1 mul, 1 add, 1 floor.
+    """
+    scale = np.float32(2.0 ** e_w)
+    inv = np.float32(2.0 ** -e_w)
+    lim = np.float32(qm) * scale
+    for j in range(w.shape[0]):
+        v = shadow[j] - step * np.float32(g[j])
+        v = min(max(v, -lim), lim)
+        shadow[j] = v
+        if bits == 1:
+            w[j] = 1 if v >= 0 else -1
+        else:
+            w[j] = sat(np.int64(np.floor(v * inv + np.float32(0.5))), -qm, qm)
+
+
+@njit(cache=True)
+def update_float(w, g, step):
+    """Plain SGD in float32: ``w -= step * g`` with ``step = alpha / batch``."""
+    for j in range(w.shape[0]):
+        w[j] -= step * g[j]

@@ -1,0 +1,135 @@
+"""Each layer's integer backward pass against float64 finite differences.
+
+The reference forward functions here are plain numpy, written apart from the
+kernels. Layers are linear in x and in w, so central differences are exact up to
+float64 rounding: integer gradients must match to 1e-9 relative (tolerance stated
+per test). The error sent below is then stochastically rounded to int8, which may
+move it by at most one step of its new grid.
+"""
+import numpy as np
+import pytest
+
+from fxtrain import kernels as K
+from fxtrain.fixedpoint import new_rng
+
+R = np.random.default_rng(7)
+E_X, E_W, E_ERR = -7, -6, -7  # exponents of input, weights and upstream error
+
+
+def i8(shape, lo=-128, hi=127):
+    return R.integers(lo, hi + 1, shape).astype(np.int8)
+
+
+def dense_ref(x, w):
+    return x @ w.T
+
+
+def conv_ref(x, w, pad):
+    n, h, wd, c = x.shape
+    o, k = w.shape[0], w.shape[1]
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh, ow = h + 2 * pad - k + 1, wd + 2 * pad - k + 1
+    y = np.zeros((n, oh, ow, o))
+    for oy in range(oh):
+        for ox in range(ow):
+            patch = xp[:, oy:oy + k, ox:ox + k, :]
+            y[:, oy, ox, :] = np.einsum("nyxc,oyxc->no", patch, w)
+    return y
+
+
+def fd_grad(f, a, h=0.5):
+    """Central differences of the scalar f at every entry of a (float64)."""
+    g = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        a[idx] += h
+        up = f()
+        a[idx] -= 2 * h
+        dn = f()
+        a[idx] += h
+        g[idx] = (up - dn) / (2 * h)
+    return g
+
+
+def check(int_grad, exponent, fd):
+    """Integer gradient, dequantised, equals the finite difference (float64 rounding only)."""
+    np.testing.assert_allclose(int_grad.astype(np.float64) * 2.0**exponent, fd, rtol=1e-9, atol=1e-9)
+
+
+def test_dense_backward_matches_finite_differences():
+    x, w, err = i8((4, 12)), i8((5, 12), -127), i8((4, 5))
+    xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
+    loss = lambda: float(np.sum(ef * dense_ref(xf, wf)))  # noqa: E731
+    g = np.zeros((5, 12), np.int32)
+    K.dense_grad(err, x, g)
+    check(g, E_ERR + E_X, fd_grad(loss, wf))
+    back = np.zeros((4, 12), np.int32)
+    K.dense_bwd_input(err, w, back)
+    check(back, E_ERR + E_W, fd_grad(loss, xf))
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+def test_conv_backward_matches_finite_differences(pad):
+    x, w, k = i8((2, 5, 6, 2)), i8((3, 3, 3, 2), -127), 3
+    oh, ow = 5 + 2 * pad - k + 1, 6 + 2 * pad - k + 1
+    err = i8((2, oh, ow, 3))
+    xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
+    loss = lambda: float(np.sum(ef * conv_ref(xf, wf, pad)))  # noqa: E731
+    y = np.zeros((2, oh, ow, 3), np.int32)
+    K.conv_fwd(x, w, pad, y)
+    assert np.array_equal(y, conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # forward is exact
+    g = np.zeros(w.shape, np.int32)
+    K.conv_grad(err, x, pad, g)
+    check(g, E_ERR + E_X, fd_grad(loss, wf))
+    back = np.zeros(x.shape, np.int32)
+    K.conv_bwd_input(err, w, pad, back)
+    check(back, E_ERR + E_W, fd_grad(loss, xf))
+
+
+def test_maxpool_backward_matches_finite_differences():
+    # distinct values, so the max is unique and the function differentiable there
+    x = R.permutation(np.arange(-100, 100))[:2 * 4 * 4 * 3].reshape(2, 4, 4, 3).astype(np.int8)
+    err = i8((2, 2, 2, 3))
+    xf, ef = x * 2.0**E_X, err * 2.0**E_ERR
+    pool = lambda a: a.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4))  # noqa: E731
+    y = np.zeros((2, 2, 2, 3), np.int8)
+    K.pool_fwd(x, 2, y)
+    assert np.array_equal(y, pool(x))
+    back = np.zeros(x.shape, np.int8)
+    K.pool_bwd(x, err, 2, back)
+    check(back, E_ERR, fd_grad(lambda: float(np.sum(ef * pool(xf))), xf, h=0.25 * 2.0**E_X))
+
+
+def test_relu_mask_matches_finite_differences():
+    act = i8((3, 7))
+    act[act < 0] = 0  # a ReLU output
+    err = i8((3, 7))
+    masked = err.copy()
+    K.relu_mask(masked, act)
+    pre = act.astype(np.float64)  # where act > 0 the pre-activation equals it
+    ef = err.astype(np.float64)
+    fd = fd_grad(lambda: float(np.sum(ef * np.maximum(pre, 0))), pre, h=0.25)
+    assert np.array_equal(masked, np.where(act > 0, err, 0)) and np.allclose(fd[act > 0], masked[act > 0])
+
+
+def test_sr_requantised_error_is_within_one_step():
+    acc = R.integers(-(2**20), 2**20, 500).astype(np.int32)
+    s = K.tensor_shift(acc)
+    assert s == max(0, int(np.abs(acc).max()).bit_length() - 7)
+    out = np.zeros(500, np.int8)
+    K.requant_sr(acc, s, new_rng(3), out)
+    # tolerance: one step of the int8 grid, 2**s in accumulator units
+    assert np.all(np.abs(out.astype(np.int64) * 2**s - acc) < 2**s)
+
+
+def test_integer_softmax_error_matches_float_softmax():
+    logits = i8((64, 10))
+    y = R.integers(0, 10, 64)
+    for e_z in (-6, -3, 0):
+        err = np.zeros((64, 10), np.int8)
+        K.softmax_error_int(logits, e_z, y, err, np.zeros(10, np.int64))
+        z = logits * 2.0**e_z
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        ref = (p - np.eye(10)[y]) * 128
+        # tolerance: 1 Q7 step for rounding plus 1 for the Q8 exponent and Q15 table
+        assert np.abs(err - np.clip(ref, -128, 127)).max() <= 2.0

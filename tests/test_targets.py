@@ -1,0 +1,185 @@
+"""Hardware profiles: the shipped TOML files and the validator's one-line errors."""
+import pickle
+import re
+
+import pytest
+
+from fxtrain.errors import TargetError
+from fxtrain.targets import Cycles, list_targets, load_target
+
+SHIPPED = [
+    "atmega328p", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "esp32",
+    "esp32-c3", "nrf52840", "rp2040", "stm32f103c8", "stm32f407", "stm32f746", "stm32h743",
+]
+
+GOOD = """\
+name = "my-board"
+description = "a test board"
+core = "Cortex-M4F"
+isa = "ARMv7E-M Thumb-2"
+clock_hz = 100000000
+sram_bytes = 65536
+flash_bytes = 262144
+reserved_sram_bytes = 4096
+fpu = "sp"
+budget_seconds_per_epoch = 600.0
+cflags = ["-mcpu=cortex-m4", "-mthumb"]
+
+[cycles]
+int_mac = 1
+int_op = 1
+load_store = 2
+fadd = 1
+fmul = 1
+fdiv = 14
+
+[source]
+clock_hz = "made up for the test"
+"""
+
+
+def write(tmp_path, text, name="my-board.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_shipped_names_are_exactly_the_thirteen():
+    assert [t.name for t in list_targets()] == SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profile_loads_and_cites_its_numbers(name):
+    t = load_target(name)
+    assert t.name == name
+    assert {"clock_hz", "sram_bytes", "flash_bytes", "cycles"} <= set(dict(t.source))
+    # The budget is a policy, so it must say so rather than pretend to be a datasheet value.
+    assert dict(t.source)["budget_seconds_per_epoch"].startswith("Policy")
+    assert 0 < t.usable_sram_bytes < t.sram_bytes
+
+
+def test_atmega328p_has_2_kib_sram_and_no_fpu():
+    t = load_target("atmega328p")
+    assert (t.sram_bytes, t.flash_bytes, t.clock_hz) == (2048, 32768, 16_000_000)
+    assert t.has_fpu is False
+    assert t.cflags == () and t.qemu_machine is None
+
+
+def test_soft_float_costs_over_50_times_hardware_float():
+    m0 = load_target("cortex-m0plus").cycles
+    m4 = load_target("cortex-m4").cycles
+    assert m0.fadd > 50 * m4.fadd
+    assert (m0.fadd, m0.fmul, m0.fdiv) == (102, 166, 475)
+    assert m4 == Cycles(int_mac=1, int_op=1, load_store=2, fadd=1, fmul=1, fdiv=14)
+
+
+def test_cortex_m4_exact_profile():
+    t = load_target("cortex-m4")
+    assert (t.clock_hz, t.sram_bytes, t.reserved_sram_bytes) == (168_000_000, 196608, 16384)
+    assert t.usable_sram_bytes == 180224
+    assert t.fpu == "sp" and t.has_fpu
+    assert t.budget_seconds_per_epoch == 600.0
+
+
+def test_cross_compile_flags_are_the_exact_strings_the_harness_expects():
+    got = {t.name: (t.cflags, t.qemu_machine) for t in list_targets()}
+    m0, m3 = ("-mcpu=cortex-m0plus", "-mthumb"), ("-mcpu=cortex-m3", "-mthumb")
+    m4 = ("-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16")
+    m7 = ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16")
+    assert got["cortex-m0plus"] == (m0, None)
+    assert got["cortex-m3"] == (m3, "mps2-an385")
+    assert got["cortex-m4"] == (m4, "mps2-an386")
+    assert got["cortex-m7"] == (m7, "mps2-an500")
+    assert got["stm32f103c8"] == (m3, None) and got["rp2040"] == (m0, None)
+    assert got["nrf52840"] == (m4, None) and got["stm32f407"] == (m4, None)
+    assert got["stm32h743"] == (m7, None)
+    # F746 has a single-precision FPU, so it must not be built for fpv5-d16.
+    assert got["stm32f746"] == (m7[:3] + ("-mfpu=fpv5-sp-d16",), None)
+    for name in ("atmega328p", "esp32", "esp32-c3"):
+        assert got[name] == ((), None)
+
+
+def test_fpu_matches_the_float_abi():
+    for t in list_targets():
+        hard = "-mfloat-abi=hard" in t.cflags
+        assert hard == (t.has_fpu and t.cflags != ()), t.name
+        if any(f.startswith("-mfpu=") for f in t.cflags):
+            assert ("-sp-" in t.cflags[-1]) == (t.fpu == "sp"), t.name
+
+
+def test_user_file_loads_with_any_name_and_is_frozen(tmp_path):
+    t = load_target(str(write(tmp_path, GOOD, "other.toml")))
+    assert t.name == "my-board"  # a user file's name need not match its stem
+    assert t.qemu_machine is None and t.usable_sram_bytes == 61440
+    assert dict(t.source) == {"clock_hz": "made up for the test"}
+    assert pickle.loads(pickle.dumps(t)) == t and hash(t) == hash(load_target(t.path))
+    with pytest.raises(AttributeError):
+        t.sram_bytes = 1
+
+
+def bad(tmp_path, old, new):
+    assert old in GOOD
+    return str(write(tmp_path, GOOD.replace(old, new), "bad-board.toml"))
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("sram_bytes = 65536\n", "", "missing required field 'sram_bytes'"),
+    ("sram_bytes = 65536", "sram_bytes = -5",
+     "field 'sram_bytes' must be a positive integer, got -5"),
+    ("clock_hz = 100000000", "clock_hz = 0", "field 'clock_hz' must be a positive integer"),
+    ('fpu = "sp"', 'fpu = "single"', "field 'fpu' must be one of 'none', 'sp', 'dp'"),
+    ("flash_bytes = 262144", "flash_bytes = true",
+     "field 'flash_bytes' must be a positive integer, got True"),
+    ("flash_bytes = 262144", "flash_bytes = 262144.0", "field 'flash_bytes'"),
+    ("clock_hz = 100000000", "clock_hz = = 1", "invalid TOML: .*line 5"),
+    ("budget_seconds_per_epoch = 600.0", "budget_seconds = 600.0",
+     "unknown field 'budget_seconds' \\(did you mean 'budget_seconds_per_epoch'\\?\\)"),
+    ("budget_seconds_per_epoch = 600.0", "budget_seconds_per_epoch = inf",
+     "field 'budget_seconds_per_epoch' must be a positive finite number"),
+    ("reserved_sram_bytes = 4096", "reserved_sram_bytes = 65536",
+     "field 'reserved_sram_bytes' must be less than sram_bytes \\(65536\\)"),
+    ("fdiv = 14", "", "missing required field 'cycles.fdiv'"),
+    ("fdiv = 14", "fdiv = 0", "field 'cycles.fdiv' must be a positive finite number"),
+    ("fdiv = 14", "fdiv = 14\nfmac = 2", "unknown field 'cycles.fmac'"),
+    ('cflags = ["-mcpu=cortex-m4", "-mthumb"]', 'cflags = "-mthumb"',
+     "field 'cflags' must be a list of strings"),
+    ('cflags = ["-mcpu=cortex-m4", "-mthumb"]', 'cflags = ["-mthumb", 3]',
+     "field 'cflags' must be a list of strings"),
+    ('clock_hz = "made up', 'clok_hz = "made up', "unknown field 'source.clok_hz'"),
+    ('description = "a test board"', 'description = ""', "field 'description'"),
+])
+def test_bad_profile_names_file_and_field_in_one_line(tmp_path, old, new, pattern):
+    path = bad(tmp_path, old, new)
+    with pytest.raises(TargetError, match=re.escape(path) + ": " + pattern) as info:
+        load_target(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = str(tmp_path / "nope.toml")
+    with pytest.raises(TargetError, match=re.escape(path)):
+        load_target(path)
+
+
+def test_unknown_name_points_to_the_cli_and_the_closest_names():
+    with pytest.raises(TargetError, match="fxtrain targets") as info:
+        load_target("cortex-m5")
+    # Ties in similarity keep the sorted-name order reversed, as difflib ranks them.
+    assert str(info.value).startswith(
+        "unknown target 'cortex-m5' (did you mean 'cortex-m7', 'cortex-m4', 'cortex-m3'?); ")
+    with pytest.raises(TargetError, match="unknown target 'zzz'; run `fxtrain targets`"):
+        load_target("zzz")
+
+
+def test_shipped_profile_name_must_match_its_stem(tmp_path, monkeypatch):
+    monkeypatch.setattr("fxtrain.targets.data_dir", lambda name: tmp_path)
+    write(tmp_path, GOOD, "renamed.toml")
+    with pytest.raises(TargetError, match="renamed.toml: field 'name' must equal the file stem"):
+        load_target("renamed")
+
+
+def test_shipped_profile_must_cite_its_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr("fxtrain.targets.data_dir", lambda name: tmp_path)
+    write(tmp_path, GOOD, "my-board.toml")  # cites clock_hz only
+    with pytest.raises(TargetError, match="my-board.toml: missing field 'source.sram_bytes'"):
+        load_target("my-board")
