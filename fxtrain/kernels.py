@@ -82,34 +82,15 @@ def conv_fwd(x, w, pad, out):
 
 
 @njit(cache=True)
-def conv_bwd_input(err, w, pad, out):
-    """Scatter each output error back through the kernel into ``out`` (input shape)."""
-    out[:] = 0
-    k = w.shape[1]
-    h, wd = out.shape[1], out.shape[2]
-    for n in range(err.shape[0]):
-        for oy in range(err.shape[1]):
-            for ox in range(err.shape[2]):
-                for o in range(err.shape[3]):
-                    e = err[n, oy, ox, o]
-                    if e == 0:
-                        continue
-                    for ky in range(k):
-                        iy = oy + ky - pad
-                        if iy < 0 or iy >= h:
-                            continue
-                        for kx in range(k):
-                            ix = ox + kx - pad
-                            if ix < 0 or ix >= wd:
-                                continue
-                            for c in range(w.shape[3]):
-                                out[n, iy, ix, c] += e * w[o, ky, kx, c]
+def conv_backward(err, x, w, pad, grad, back, want_back):
+    """One sweep over the output errors for both backward products.
 
-
-@njit(cache=True)
-def conv_grad(err, x, pad, grad):
-    """grad[o, ky, kx, c] = sum over n, y, x of err[n, y, x, o] * x[n, y+ky-pad, x+kx-pad, c]."""
+    grad[o, ky, kx, c] = sum over n, y, x of err[n, y, x, o] * x[n, y+ky-pad, x+kx-pad, c];
+    if ``want_back``, back[n, iy, ix, c] = sum of err * w scattered through the kernel.
+    """
     grad[:] = 0
+    if want_back:
+        back[:] = 0
     k = grad.shape[1]
     h, wd = x.shape[1], x.shape[2]
     for n in range(err.shape[0]):
@@ -129,6 +110,8 @@ def conv_grad(err, x, pad, grad):
                                 continue
                             for c in range(grad.shape[3]):
                                 grad[o, ky, kx, c] += e * x[n, iy, ix, c]
+                                if want_back:
+                                    back[n, iy, ix, c] += e * w[o, ky, kx, c]
 
 
 # ---------------------------------------------------------------- max pool (stride = size)

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from .kernels import (
-    add_bias_int, conv_bwd_input, conv_fwd, conv_grad, dense_bwd_input, dense_fwd,
+    add_bias_int, conv_backward, conv_fwd, dense_bwd_input, dense_fwd,
     dense_grad, pool_bwd, pool_fwd, relu_mask, requant_round, requant_sr, tensor_shift,
 )
 from .model import (
@@ -64,9 +64,7 @@ def _mac_bwd(d, x4, err4, w4, grad, gbias, back4, want_back):
         if want_back:
             dense_bwd_input(e2, w4.reshape((o, -1)), back4.reshape((nb, -1)))
     else:
-        conv_grad(err4, x4, d[PAD], g4)
-        if want_back:
-            conv_bwd_input(err4, w4, d[PAD], back4)
+        conv_backward(err4, x4, w4, d[PAD], g4, back4, want_back)
     gb = gbias[:o]
     gb[:] = 0
     e2 = err4.reshape((-1, o))

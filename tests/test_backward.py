@@ -77,11 +77,9 @@ def test_conv_backward_matches_finite_differences(pad):
     y = np.zeros((2, oh, ow, 3), np.int32)
     K.conv_fwd(x, w, pad, y)
     assert np.array_equal(y, conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # forward is exact
-    g = np.zeros(w.shape, np.int32)
-    K.conv_grad(err, x, pad, g)
+    g, back = np.zeros(w.shape, np.int32), np.zeros(x.shape, np.int32)
+    K.conv_backward(err, x, w, pad, g, back, True)
     check(g, E_ERR + E_X, fd_grad(loss, wf))
-    back = np.zeros(x.shape, np.int32)
-    K.conv_bwd_input(err, w, pad, back)
     check(back, E_ERR + E_W, fd_grad(loss, xf))
 
 
