@@ -1,0 +1,178 @@
+"""Device accounting, fit checks, `fxtrain simulate`, `fxtrain targets` and `fxtrain compare`."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fxtrain.accounting import account
+from fxtrain.cli import cli
+from fxtrain.model import parse_arch
+from fxtrain.plan import fit_for, largest_width
+from fxtrain.targets import load_target
+
+DIGITS = ((8, 8, 1), 10, 1437)  # input shape, classes, training samples
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def cost(method, bits=8, batch=16, arch=None):
+    layers = parse_arch(arch, (8, 8, 1), 10)
+    return account(layers, method, bits, batch, 1437, 64, 10), layers
+
+
+def test_default_buffers_follow_the_documented_formulas():
+    c, layers = cost("sr")
+    b, widest = 16, 64
+    expect = {"weights": 64 * 32 + 32 * 10, "biases": 4 * (32 + 10),
+              "activations[0] dense:32": b * 32, "activations[1] dense:10": b * 10,
+              "input batch": b * 64, "labels": b, "accumulator (int32)": 4 * b * widest,
+              "error ping-pong": 2 * b * widest, "gradient": 4 * 64 + 4 * 32, "softmax scratch": 4 * 10,
+              "exponents": 4 * 3, "shuffle index": 2 * 1437, "generator state": 4}
+    assert c.buffers == expect
+    assert c.total_bytes == sum(expect.values())
+
+
+def test_bc_costs_exactly_its_shadow_more_than_sr():
+    sr, layers = cost("sr")
+    bc, _ = cost("bc")
+    n_w = sum(s.n_weights for s in layers)
+    assert bc.buffers["shadow weights (float32)"] == 4 * n_w
+    # BC has no optimizer state (plain SGD), so the difference is the shadow alone
+    assert bc.total_bytes - sr.total_bytes == 4 * n_w
+    assert sr.float_ops_per_step == 0 and bc.float_ops_per_step == 6 * n_w
+
+
+def test_soft_float_pays_more_on_m0plus_than_on_m4():
+    m0, m4 = load_target("cortex-m0plus"), load_target("cortex-m4")
+    bc, sr = fit_for(None, "bc", 8, 16, DIGITS, m0), fit_for(None, "sr", 8, 16, DIGITS, m0)
+    bc4, sr4 = fit_for(None, "bc", 8, 16, DIGITS, m4), fit_for(None, "sr", 8, 16, DIGITS, m4)
+    n_fadd, n_fmul = bc.cost.fadd_per_step, bc.cost.fmul_per_step
+    float_m0 = bc.cycles_per_step - sr.cycles_per_step + (sr.cost.int_ops_per_step - bc.cost.int_ops_per_step) * m0.cycles.int_op
+    float_m4 = bc4.cycles_per_step - sr4.cycles_per_step + (sr4.cost.int_ops_per_step - bc4.cost.int_ops_per_step) * m4.cycles.int_op
+    # the float work alone costs what the profiles' fadd/fmul prices say, soft vs hardware
+    assert float_m0 == n_fadd * m0.cycles.fadd + n_fmul * m0.cycles.fmul
+    assert float_m4 == n_fadd * m4.cycles.fadd + n_fmul * m4.cycles.fmul
+    assert float_m0 / float_m4 == pytest.approx((4 * m0.cycles.fadd + 2 * m0.cycles.fmul)
+                                                / (4 * m4.cycles.fadd + 2 * m4.cycles.fmul))
+    assert float_m0 / float_m4 > 50
+
+
+@pytest.mark.parametrize("target", ["stm32f103c8", "cortex-m4"])
+@pytest.mark.parametrize("bits", [1, 4, 8])
+def test_sr_fits_a_wider_net_than_bc(target, bits):
+    t = load_target(target)
+    sr = largest_width(None, "sr", bits, 16, DIGITS, t)
+    bc = largest_width(None, "bc", bits, 16, DIGITS, t)
+    assert sr > bc > 0
+    # the widths are maximal: one more unit no longer fits
+    assert fit_for(f"dense:{sr},dense:10", "sr", bits, 16, DIGITS, t).sram_fits
+    assert not fit_for(f"dense:{sr + 1},dense:10", "sr", bits, 16, DIGITS, t).sram_fits or \
+        not fit_for(f"dense:{sr + 1},dense:10", "sr", bits, 16, DIGITS, t).time_fits
+
+
+def test_simulate_refuses_atmega328p_and_suggests():
+    r = invoke("simulate", "--target", "atmega328p")
+    assert r.exit_code == 1
+    err = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert len(err) == 1 and "SRAM" in err[0] and "bytes over" in err[0] and "--target" in err[0]
+
+
+def test_simulate_suggests_batch_or_width_when_one_fits():
+    r = invoke("simulate", "--target", "stm32f103c8", "--arch", "dense:64,dense:10")
+    assert r.exit_code == 1 and "--batch " in r.output and "--arch dense:" in r.output
+
+
+def test_simulate_cortex_m4_runs_and_fits(tmp_path):
+    r = invoke("simulate", "--target", "cortex-m4", "--epochs", 3, "--out", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "fits: true" in r.output and "shuffle index" in r.output
+    t = json.loads((tmp_path / "report.json").read_text())["target"]
+    assert t["name"] == "cortex-m4" and t["memory"]["fits"] is True and t["compute"]["fits"] is True
+    assert t["memory"]["total_bytes"] == sum(t["memory"]["buffers"].values())
+    assert t["compute"]["float_ops_per_epoch"] == 0 and t["compute"]["int_macs_per_epoch"] > 0
+
+
+def test_targets_list_and_show():
+    r = invoke("targets")
+    assert r.exit_code == 0 and "cortex-m4" in r.output and "atmega328p" in r.output
+    r = invoke("targets", "show", "cortex-m0plus")
+    assert r.exit_code == 0 and "cycles.fadd" in r.output and "source." in r.output
+
+
+GOOD = """name = "mine"
+description = "test board"
+core = "Cortex-M4F"
+isa = "ARMv7E-M"
+clock_hz = 100000000
+sram_bytes = 65536
+flash_bytes = 262144
+reserved_sram_bytes = 4096
+fpu = "sp"
+budget_seconds_per_epoch = 60.0
+[cycles]
+int_mac = 1
+int_op = 1
+load_store = 2
+fadd = 1
+fmul = 1
+fdiv = 14
+"""
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda s: s.replace('fpu = "sp"\n', ""), "fpu"),
+    (lambda s: s.replace("sram_bytes = 65536", "sram_bytes = -5"), "sram_bytes"),
+    (lambda s: s.replace('fpu = "sp"', 'fpu = "quad"'), "fpu"),
+])
+def test_bad_profile_files_get_one_line(tmp_path, edit, needle):
+    p = tmp_path / "mine.toml"
+    p.write_text(edit(GOOD))
+    r = invoke("simulate", "--target", p)
+    err = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert r.exit_code == 1 and len(err) == 1 and needle in err[0] and "mine.toml" in err[0], r.output
+
+
+def test_user_profile_and_unknown_target(tmp_path):
+    p = tmp_path / "mine.toml"
+    p.write_text(GOOD)
+    assert invoke("simulate", "--target", p, "--epochs", 1).exit_code == 0
+    r = invoke("simulate", "--target", "cortex-m5")
+    assert r.exit_code == 1 and "unknown target 'cortex-m5'" in r.output and "Traceback" not in r.output
+
+
+def test_compare_formats_and_plot(tmp_path):
+    r = invoke("compare", "--target", "cortex-m0plus", "--format", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    rows = {(x["method"], x["bits"]): x for x in data["rows"]}
+    assert rows[("bc", 8)]["shadow_bytes"] == 4 * 2368 and rows[("sr", 8)]["shadow_bytes"] == 0
+    assert rows[("bc", 8)]["total_bytes"] - rows[("sr", 8)]["total_bytes"] == 4 * 2368
+    assert all(w["sr_width"] > w["bc_width"] for w in data["widths"])
+    r = invoke("compare", "--target", "cortex-m0plus", "--format", "csv", "--bits", "1,8")
+    assert r.exit_code == 0 and r.output.startswith("method,bits,weight_bytes")
+    png = tmp_path / "mem.png"
+    r = invoke("compare", "--target", "stm32f103c8", "--bits", "1,8", "--plot", png)
+    assert r.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "sr width" in r.output
+
+
+def test_compare_train_reports_accuracy():
+    r = invoke("compare", "--target", "cortex-m4", "--bits", "4", "--train", "--epochs", 2, "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["rows"]  # the progress bar goes to stderr
+    assert all(0.0 <= x["test_accuracy"] <= 1.0 for x in rows)
+
+
+def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
+    import builtins
+    real = builtins.__import__
+
+    def no_mpl(name, *a, **k):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    r = invoke("compare", "--target", "cortex-m4", "--plot", tmp_path / "x.png")
+    assert r.exit_code == 1 and "pip install" in r.output and not (tmp_path / "x.png").exists()

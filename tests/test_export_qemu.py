@@ -1,0 +1,73 @@
+"""verify_qemu: the same C on emulated Cortex-M3/M4F/M7 equals deploy.predict bit for bit."""
+import shutil
+
+import pytest
+
+from c_helpers import build
+from fxtrain.deploy import predict
+from fxtrain.errors import ToolchainError
+from fxtrain.export import export_model
+from fxtrain.verify import BOARD_CFLAGS, verify_qemu
+
+FIX = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+MISSING = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+needs_arm = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not installed: {FIX}")
+M3, M4 = "mps2-an385", "mps2-an386"
+M4_CFLAGS = "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Export folders by (net, bits, pack), built once for the module."""
+    cache = {}
+
+    def get(name, bits, pack=False):
+        key = (name, bits, pack)
+        if key not in cache:
+            model, X = build(name, bits)
+            cache[key] = tmp_path_factory.mktemp(f"{name}{bits}{'p' if pack else ''}")
+            export_model(model, cache[key], pack=pack, vectors=(X, *predict(model, X)))
+        return cache[key]
+    return get
+
+
+@needs_arm
+@pytest.mark.parametrize("name, bits, pack, machine, cflags", [
+    ("mlp", 8, False, M4, M4_CFLAGS),
+    ("conv_same", 8, False, M4, M4_CFLAGS),
+    ("mlp", 8, False, M3, "-mcpu=cortex-m3 -mthumb"),
+    ("conv_valid", 1, True, M4, M4_CFLAGS),
+    ("mlp", 2, True, "mps2-an500", None),  # M7, default cflags from BOARD_CFLAGS
+])
+def test_qemu_equals_python(exports, name, bits, pack, machine, cflags):
+    res = verify_qemu(exports(name, bits, pack), machine, cflags)
+    # every byte and class equal on the emulated core, and the firmware itself saw no mismatch
+    assert (res["n_vectors"], res["n_mismatch"], res["c_reported_mismatch"]) == (200, 0, 0)
+    assert res["returncode"] == 0
+    assert res["text"] > 0 and res["bss"] > 0 and res["data"] >= 0
+    assert res["qemu_seconds"] > 0
+
+
+@needs_arm
+def test_packed_image_is_smaller(exports):
+    plain = verify_qemu(exports("conv_valid", 1), M4)
+    packed = verify_qemu(exports("conv_valid", 1, True), M4)
+    # same vectors, weights at 1 bit instead of 8: the flash image shrinks
+    assert packed["text"] < plain["text"] and packed["n_mismatch"] == plain["n_mismatch"] == 0
+
+
+def test_board_defaults_cover_the_three_boards():
+    assert set(BOARD_CFLAGS) == {"mps2-an385", "mps2-an386", "mps2-an500"}
+
+
+@pytest.mark.parametrize("tool", ["arm-none-eabi-gcc", "qemu-system-arm"])
+def test_missing_cross_tools_raise(tmp_path, monkeypatch, tool):
+    model, X = build("mlp", 8, n_cal=4)
+    export_model(model, tmp_path, vectors=X)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for other in {"arm-none-eabi-gcc", "qemu-system-arm"} - {tool}:
+        (bindir / other).symlink_to("/bin/true")  # present, so the error names the missing one
+    monkeypatch.setenv("PATH", str(bindir))
+    with pytest.raises(ToolchainError, match=f"{tool} not found.*{FIX}"):
+        verify_qemu(tmp_path, M4)
