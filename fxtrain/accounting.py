@@ -21,8 +21,9 @@ SRAM buffers (integer methods; ``wb`` = 1 byte per weight for b <= 8, else 2):
     exponents        4 * (L + 1)                   (per-tensor activation exponents)
     shuffle index    2 * N                         (uint16 permutation)
     generator state  4                             (xorshift32)
-bc adds ``shadow weights 4 * sum W_l`` (float32) as its own line; no optimizer state
-(plain SGD). ``float`` keeps every tensor in float32: 4 bytes per value and no
+bc adds ``shadow weights 4 * sum W_l`` (float32) as its own line. Optimizer state
+exists only with momentum: ``momentum 2 * sum W_l`` (int16 velocity) for sr/r,
+``4 * sum W_l`` (float32) for bc and float. ``float`` keeps every tensor in float32: 4 bytes per value and no
 exponents or generator beyond the shuffle's.
 
 Flash: weights packed at b bits (``ceil(W_l * b / 8)`` per layer), biases, and the
@@ -77,7 +78,7 @@ def _values(shape):
     return math.prod(shape)
 
 
-def memory(layers, method, bits, batch, n_train, n_features, n_classes):
+def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
     """Ordered {buffer name: bytes} for the SRAM a run declares."""
     is_float = method == "float"
     wb = 4 if is_float else (1 if bits <= 8 else 2)
@@ -87,6 +88,9 @@ def memory(layers, method, bits, batch, n_train, n_features, n_classes):
     buf = {"weights": wb * n_w, "biases": 4 * n_b}
     if method == "bc":
         buf["shadow weights (float32)"] = 4 * n_w
+    if momentum:
+        buf["momentum (int16)" if method in ("sr", "r") else "momentum (float32)"] = \
+            (2 if method in ("sr", "r") else 4) * n_w
     for i, s in enumerate(layers):
         buf[f"activations[{i}] {s.token()}"] = vb * batch * _values(s.out_shape)
     buf["input batch"] = vb * batch * n_features
@@ -113,8 +117,13 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes):
-    """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits."""
+def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
+    """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
+
+    Momentum adds per weight and step: 6 int ops (sr/r: decay shift, add, saturate,
+    second rounding), or 2 fmul + 1 fadd (bc, float).
+    """
+    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum)
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     macs = batch * (2 * macs_fwd + macs_back)
@@ -125,17 +134,18 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes):
     steps = n_train // batch
     if method == "float":
         upd = n_w + n_b
-        return Cost(memory(layers, method, bits, batch, n_train, n_features, n_classes),
-                    flash(layers, bits, method, n_train, n_features), 0,
+        mom_mul, mom_add = (2 * n_w, n_w) if momentum else (0, 0)
+        return Cost(mem, flash(layers, bits, method, n_train, n_features), 0,
                     INT_OPS["softmax"] * batch * layers[-1].out_shape[2],
-                    macs + upd + acts, macs + upd, steps)
+                    macs + upd + acts + mom_add, macs + upd + mom_mul, steps)
     ops = (INT_OPS["act"] * acts + INT_OPS["err_sr"] * errs_below + INT_OPS["relu"] * relus
            + INT_OPS["softmax"] * batch * layers[-1].out_shape[2]
            + UPDATE_INT_OPS[method] * n_w + UPDATE_INT_OPS["sr" if method == "sr" else "r"] * n_b)
-    fadd = BC_FLOPS["fadd"] * n_w if method == "bc" else 0
-    fmul = BC_FLOPS["fmul"] * n_w if method == "bc" else 0
-    return Cost(memory(layers, method, bits, batch, n_train, n_features, n_classes),
-                flash(layers, bits, method, n_train, n_features), macs, ops, fadd, fmul, steps)
+    fadd = (BC_FLOPS["fadd"] + (1 if momentum else 0)) * n_w if method == "bc" else 0
+    fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
+    if momentum and method != "bc":
+        ops += 6 * n_w
+    return Cost(mem, flash(layers, bits, method, n_train, n_features), macs, ops, fadd, fmul, steps)
 
 
 @dataclass(frozen=True)

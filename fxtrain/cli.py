@@ -100,6 +100,9 @@ def train_options(fn):
                      help="Seeds the generator: same seed, same bits, on every machine."),
         click.option("--data", default="digits", show_default=True, metavar="DATA",
                      help="digits, moons, spirals, or a file: CSV (label in the last column) or NPZ (X, y)."),
+        click.option("--momentum", default="0", show_default=True, metavar="BETA",
+                     help="Heavy-ball momentum 1-2^-j (0.5, 0.75, 0.875, ...); int16 velocity for sr/r, "
+                          "float32 for bc/float. 0 turns it off."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -108,7 +111,7 @@ def train_options(fn):
 
 def config_from(kw):
     from .train import TrainConfig
-    keys = ("arch", "method", "bits", "epochs", "batch", "lr", "seed", "data")
+    keys = ("arch", "method", "bits", "epochs", "batch", "lr", "seed", "data", "momentum")
     return TrainConfig(**{k: kw[k] for k in keys})
 
 
@@ -129,6 +132,11 @@ def history_table(history):
             for h in history]
     return tabulate(rows, headers=["epoch", "loss", "train acc", "test acc", "changed"],
                     floatfmt=("d", ".4f", ".4f", ".4f", ".3f"), tablefmt="simple")
+
+
+def _finish(run, report, out):
+    from .deployment import add_deployed_accuracy
+    return add_deployed_accuracy(run, report, out)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,7 +171,7 @@ def train(out, resume, **kw):
     cfg = config_from(kw)
     run = prepare(cfg, resume=resume)
     out = out or resume
-    report = run_with_progress(run, out, f"{cfg.method} {cfg.bits}-bit")
+    report = _finish(run, run_with_progress(run, out, f"{cfg.method} {cfg.bits}-bit"), out)
     click.echo(history_table(run.state.history))
     click.echo(f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
                f"{report['n_weights']} weights" + (f"; wrote {out}/model.npz and report.json" if out else ""))
@@ -172,11 +180,6 @@ def train(out, resume, **kw):
 class TargetName(click.ParamType):
     """A shipped profile name or a path to a .toml profile (checked when loaded)."""
     name = "TARGET"
-
-
-def _finish(run, report, out):
-    from .deployment import add_deployed_accuracy
-    return add_deployed_accuracy(run, report, out)
 
 
 @cli.command()
@@ -206,7 +209,6 @@ def simulate(target, out, **kw):
     click.echo(f"fits: {fit.cost.total_bytes:,} of {t.usable_sram_bytes:,} usable SRAM bytes "
                f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
                f"(budget {t.budget_seconds_per_epoch:g} s)")
-    from .runner import train_job  # noqa: F401  (the progress bar drives train_job through run_simulation)
     with click.progressbar(length=cfg.epochs - run.state.epoch, label=f"{cfg.method} {cfg.bits}-bit",
                            file=sys.stderr, show_pos=True, item_show_func=lambda r: r) as bar:
         report = run_simulation(run, fit, out=out,

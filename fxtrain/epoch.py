@@ -11,7 +11,9 @@ from numba import njit
 
 from .fixedpoint import xorshift32
 from .kernels import softmax_error_float, softmax_error_int
-from .methods import BC, update_bc, update_bias_int, update_float, update_weights_int
+from .methods import (
+    BC, update_bc, update_bias_int, update_float, update_weights_int, update_weights_momentum,
+)
 from .model import B_OFF, KIND, OUT_C, POOL, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
 
@@ -34,26 +36,34 @@ def _gather(X, Y, perm, start, nb, x0, yb):
 
 
 @njit(cache=True)
-def _update_layer_int(desc, l, method, bits, qm, wq, shadow, e_w, grad, e_g, m, k, rng):
-    """Weight update of layer ``l``; ``e_g`` is the gradient's exponent (error + input)."""
+def _update_layer_int(desc, l, method, bits, qm, wq, shadow, e_w, grad, e_g, m, k, rng, mom, j):
+    """Weight update of layer ``l``; ``e_g`` is the gradient's exponent (error + input).
+
+    ``mom`` is the int16 (sr, r) or float32 (bc) velocity, empty without momentum;
+    ``j`` sets beta = 1 - 2**-j.
+    """
     d = desc[l]
     nw = (desc[l + 1, W_OFF] if l + 1 < desc.shape[0] else wq.shape[0]) - d[W_OFF]
-    w = wq[d[W_OFF]:d[W_OFF] + nw]
+    w, o = wq[d[W_OFF]:d[W_OFF] + nw], d[W_OFF]
     if method == BC:
         step = np.float32(m * 2.0 ** (e_g - k))
-        update_bc(bits, qm, w, shadow[d[W_OFF]:d[W_OFF] + nw], grad[:nw], step, e_w[l])
+        vel = mom[o:o + nw] if mom.shape[0] else mom
+        update_bc(bits, qm, w, shadow[o:o + nw], grad[:nw], step, e_w[l], vel, np.float32(1.0 - 2.0 ** -j))
+    elif mom.shape[0]:
+        update_weights_momentum(method, bits, qm, w, mom[o:o + nw], grad[:nw], m, e_w[l] + k - e_g, j, rng)
     else:
         update_weights_int(method, bits, qm, w, grad[:nw], m, e_w[l] + k - e_g, rng)
 
 
 @njit(cache=True)
 def epoch_int(desc, wq, bq, shadow, e_w, e_b, X, e_x, Y, rng, method, bits, qm, m, k, batch,
-              acts, e_act, acc, err, grad, gbias, probs, perm, yb):
+              acts, e_act, acc, err, grad, gbias, probs, perm, yb, mom_q, mom_f, mom_j):
     """Train one epoch with integer passes; returns (summed loss, correct, batches).
 
     ``X`` is int8 [n, features] (HWC flattened) with exponent ``e_x``; ``m * 2**-k``
     is the per-sample step alpha / batch. Weights, biases, ``shadow`` (bc only)
-    and ``rng`` are updated in place.
+    and ``rng`` are updated in place. Momentum: ``mom_q`` (int16, sr/r) or ``mom_f``
+    (float32, bc) is the velocity, empty when off; beta = 1 - 2**-mom_j.
     """
     n_layers, n_cls = desc.shape[0], desc[-1, OUT_C]
     shuffle(perm, rng)
@@ -72,8 +82,12 @@ def epoch_int(desc, wq, bq, shadow, e_w, e_b, X, e_x, Y, rng, method, bits, qm, 
             e_below = backward_int(desc, l, wq, e_w, acts, e_act, err[cur], e_err, acc, err[1 - cur],
                                    grad, gbias, rng, batch)
             if desc[l, KIND] != POOL:
-                _update_layer_int(desc, l, method, bits, qm, wq, shadow, e_w, grad,
-                                  e_err + e_act[l], m, k, rng)
+                if method == BC:
+                    _update_layer_int(desc, l, method, bits, qm, wq, shadow, e_w, grad,
+                                      e_err + e_act[l], m, k, rng, mom_f, mom_j)
+                else:
+                    _update_layer_int(desc, l, method, bits, qm, wq, shadow, e_w, grad,
+                                      e_err + e_act[l], m, k, rng, mom_q, mom_j)
                 # The bias gradient's exponent is the error's alone.
                 o = desc[l, OUT_C]
                 update_bias_int(method, bq[desc[l, B_OFF]:desc[l, B_OFF] + o], gbias[:o], m,
@@ -83,8 +97,10 @@ def epoch_int(desc, wq, bq, shadow, e_w, e_b, X, e_x, Y, rng, method, bits, qm, 
 
 
 @njit(cache=True)
-def epoch_float(desc, wf, bf, X, Y, rng, step, batch, acts, err, grad, gbias, perm, yb):
-    """float32 reference epoch over the same shuffle; ``X`` is already dequantised."""
+def epoch_float(desc, wf, bf, X, Y, rng, step, batch, acts, err, grad, gbias, perm, yb, mom_f, beta):
+    """float32 reference epoch over the same shuffle; ``X`` is already dequantised.
+
+    ``mom_f`` is the float32 weight velocity (empty without momentum)."""
     n_layers, n_cls = desc.shape[0], desc[-1, OUT_C]
     shuffle(perm, rng)
     loss, correct, batches = 0.0, 0, 0
@@ -102,8 +118,9 @@ def epoch_float(desc, wf, bf, X, Y, rng, step, batch, acts, err, grad, gbias, pe
             if desc[l, KIND] != POOL:
                 d = desc[l]
                 nw = (desc[l + 1, W_OFF] if l + 1 < n_layers else wf.shape[0]) - d[W_OFF]
-                update_float(wf[d[W_OFF]:d[W_OFF] + nw], grad[:nw], step)
-                update_float(bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], gbias[:d[OUT_C]], step)
+                vel = mom_f[d[W_OFF]:d[W_OFF] + nw] if mom_f.shape[0] else mom_f
+                update_float(wf[d[W_OFF]:d[W_OFF] + nw], grad[:nw], step, vel, beta)
+                update_float(bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], gbias[:d[OUT_C]], step, mom_f[:0], beta)
             cur = 1 - cur
     return loss, correct, batches
 

@@ -11,6 +11,11 @@ integer method only shifts ``m * G`` right by ``s = e_w + k - e_g``:
 
 Biases live on an int32 grid 2**8 finer than the weights; ``sr`` rounds their
 updates stochastically, ``r`` and ``bc`` to nearest.
+
+Momentum ``beta = 1 - 2**-j`` (heavy ball, weights only): ``sr``/``r`` keep an
+int16 velocity ``V`` in units of 2**(e_w - 8), ``V <- V - round(V / 2**j) + Q(m G
+2**-(s - 8))`` and ``w <- sat_b(w - Q(V / 2**8))`` with Q the method's rounding
+(two draws per weight for ``sr``); ``bc`` and ``float`` keep a float32 velocity.
 """
 import numpy as np
 from numba import njit
@@ -28,6 +33,8 @@ METHOD_HELP = {
 # Fraction bits used to form the binary weight's updated value v before its coin flip.
 BINARY_FRAC_BITS = 16
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MOM_FRAC_BITS = 8  # the int16 velocity resolves 1/256 of a grid step
+INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
 
 @njit(cache=True)
@@ -54,6 +61,24 @@ def update_weights_int(method, bits, qm, w, g, m, s, rng):
 
 
 @njit(cache=True)
+def _rounded(method, x, s, rng):
+    return sr_shift(x, s, xorshift32(rng)) if method == SR else round_shift(x, s)
+
+
+@njit(cache=True)
+def update_weights_momentum(method, bits, qm, w, vel, g, m, s, j, rng):
+    """SR or R update through the int16 velocity ``vel`` (see the module docstring)."""
+    for i in range(w.shape[0]):
+        v = vel[i] - round_shift(vel[i], j) + _rounded(method, m * np.int64(g[i]), s - MOM_FRAC_BITS, rng)
+        v = sat(v, INT16_MIN, INT16_MAX)
+        vel[i] = v
+        if bits == 1:
+            w[i] = _binary_update(w[i], v, MOM_FRAC_BITS, method, rng)
+        else:
+            w[i] = sat(w[i] - _rounded(method, v, MOM_FRAC_BITS, rng), -qm, qm)
+
+
+@njit(cache=True)
 def update_bias_int(method, b, g, m, s, rng):
     """Bias update on the fine int32 grid: SR for ``sr`` (one draw per bias), else nearest."""
     for j in range(b.shape[0]):
@@ -63,16 +88,21 @@ def update_bias_int(method, b, g, m, s, rng):
 
 
 @njit(cache=True)
-def update_bc(bits, qm, w, shadow, g, step, e_w):
+def update_bc(bits, qm, w, shadow, g, step, e_w, vel, beta):
     """BinaryConnect: float32 shadow step, clip, re-quantise. ``step`` is alpha * 2**e_g.
 
-    Float ops per weight: 1 mul, 1 sub, 2 compares (clip), 1 mul, 1 add, 1 floor.
+    Float ops per weight: 1 mul, 1 sub, 2 compares (clip), 1 mul, 1 add, 1 floor;
+    momentum (``vel`` non-empty) adds 2 mul and 1 add.
     """
     scale = np.float32(2.0 ** e_w)
     inv = np.float32(2.0 ** -e_w)
     lim = np.float32(qm) * scale
     for j in range(w.shape[0]):
-        v = shadow[j] - step * np.float32(g[j])
+        d = step * np.float32(g[j])
+        if vel.shape[0]:
+            vel[j] = beta * vel[j] + d
+            d = vel[j]
+        v = shadow[j] - d
         v = min(max(v, -lim), lim)
         shadow[j] = v
         if bits == 1:
@@ -82,7 +112,11 @@ def update_bc(bits, qm, w, shadow, g, step, e_w):
 
 
 @njit(cache=True)
-def update_float(w, g, step):
-    """Plain SGD in float32: ``w -= step * g`` with ``step = alpha / batch``."""
+def update_float(w, g, step, vel, beta):
+    """SGD in float32: ``w -= step * g`` with ``step = alpha / batch``; heavy-ball if ``vel``."""
     for j in range(w.shape[0]):
-        w[j] -= step * g[j]
+        d = step * g[j]
+        if vel.shape[0]:
+            vel[j] = beta * vel[j] + d
+            d = vel[j]
+        w[j] -= d

@@ -4,7 +4,7 @@ The jitted work happens in :mod:`fxtrain.epoch`; this module owns the Python
 side: it checks settings, allocates every buffer once, and saves state
 atomically after each epoch so ``--resume`` continues bit for bit.
 """
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 import json
 from pathlib import Path
@@ -16,7 +16,7 @@ from .epoch import epoch_float, epoch_int, predict_float, predict_int
 from .errors import ConfigError
 from .fixedpoint import WEIGHT_BITS, new_rng, qmax
 from .methods import FLOAT, METHODS
-from .model import POOL, arch_string, build_desc, init_float_weights, init_weights, parse_arch
+from .model import arch_string, build_desc, init_float_weights, init_weights, parse_arch
 from .store import write_json_atomic, write_npz_atomic
 
 LR_MANTISSA_BITS = 16
@@ -49,6 +49,25 @@ def parse_lr(text):
                       f"device cannot use it exactly; nearest usable: {hint} (or a power of two like 0.0625)")
 
 
+def parse_momentum(text):
+    """``j`` with momentum ``beta = 1 - 2**-j`` (0 = off), read exactly; else a ConfigError.
+
+    An integer device applies beta as ``v - (v >> j)``, so only these values are exact.
+    """
+    try:
+        q = Fraction(str(text).strip())
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"momentum '{text}' is not a number; try 0.875 (= 1 - 2^-3)") from None
+    if q == 0:
+        return 0
+    rest = 1 - q
+    if 0 < rest < 1 and rest.numerator == 1 and rest.denominator & (rest.denominator - 1) == 0 \
+            and rest.denominator <= 2**15:
+        return rest.denominator.bit_length() - 1
+    raise ConfigError(f"momentum {text} is not 1 - 2^-j (j = 1..15); use 0 (off), 0.5, 0.75, 0.875, "
+                      "0.9375 or 0.96875")
+
+
 def step_fixed(m, k, batch):
     """``alpha / batch`` as ``(m', k')``: exact for a power-of-two batch, else 24 bits."""
     if batch & (batch - 1) == 0:
@@ -68,6 +87,7 @@ class TrainConfig:
     lr: str = "0.0625"
     seed: int = 0
     data: str = "digits"
+    momentum: str = "0"
 
     def check(self):
         if self.method not in METHODS:
@@ -78,12 +98,14 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         parse_lr(self.lr)
+        parse_momentum(self.momentum)
         return self
 
 
 @dataclass
 class TrainState:
-    """What training changes. Integer methods hold no float array (``shadow`` is bc's only)."""
+    """What training changes. ``sr`` and ``r`` hold no float array: ``shadow`` is bc's,
+    and ``mom`` (momentum velocity) is int16 for sr/r, float32 for bc and float."""
     wq: np.ndarray = None
     bq: np.ndarray = None
     e_w: np.ndarray = None
@@ -92,6 +114,7 @@ class TrainState:
     wf: np.ndarray = None
     bf: np.ndarray = None
     rng: np.ndarray = None
+    mom: np.ndarray = None
     epoch: int = 0
     history: list = field(default_factory=list)
 
@@ -128,6 +151,7 @@ class Run:
         self.method = METHODS[cfg.method]
         self.desc = build_desc(self.layers)
         self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
+        self.mom_j = parse_momentum(cfg.momentum)
         self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
         self.ws = Workspace(self.layers, cfg.batch, len(data.y_train), self.X.shape[1],
                             cfg.bits, self.method == FLOAT)
@@ -143,11 +167,13 @@ class Run:
 
     def _init_state(self):
         rng = new_rng(self.cfg.seed)
+        mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
+        mom = np.zeros(self.n_weights, dtype=mom_t) if self.mom_j else None
         if self.method == FLOAT:
             wf, bf = init_float_weights(self.layers, rng)
-            return TrainState(wf=wf, bf=bf, rng=rng)
+            return TrainState(wf=wf, bf=bf, rng=rng, mom=mom)
         wq, bq, e_w, e_b = init_weights(self.layers, self.cfg.bits, rng)
-        st = TrainState(wq=wq, bq=bq, e_w=e_w, e_b=e_b, rng=rng)
+        st = TrainState(wq=wq, bq=bq, e_w=e_w, e_b=e_b, rng=rng, mom=mom)
         if self.cfg.method == "bc":
             st.shadow = self._dequantized_weights(st).astype(np.float32)
         return st
@@ -166,13 +192,15 @@ class Run:
             step = np.float32(self.m * 2.0 ** -self.k)
             loss, _, nb = epoch_float(self.desc, st.wf, st.bf, self._float_X(self.X), self.data.y_train,
                                       st.rng, step, self.cfg.batch, ws.acts, ws.err, ws.grad, ws.gbias,
-                                      ws.perm, ws.yb)
+                                      ws.perm, ws.yb, _or_empty(st.mom, np.float32),
+                                      np.float32(1.0 - 2.0 ** -self.mom_j))
         else:
-            shadow = st.shadow if st.shadow is not None else np.zeros(0, np.float32)
-            loss, _, nb = epoch_int(self.desc, st.wq, st.bq, shadow, st.e_w, st.e_b, self.X,
-                                    self.data.e_x, self.data.y_train, st.rng, self.method, self.cfg.bits,
-                                    qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, ws.acts, ws.e_act,
-                                    ws.acc, ws.err, ws.grad, ws.gbias, ws.probs, ws.perm, ws.yb)
+            loss, _, nb = epoch_int(self.desc, st.wq, st.bq, _or_empty(st.shadow, np.float32), st.e_w, st.e_b,
+                                    self.X, self.data.e_x, self.data.y_train, st.rng, self.method,
+                                    self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch,
+                                    ws.acts, ws.e_act, ws.acc, ws.err, ws.grad, ws.gbias, ws.probs, ws.perm,
+                                    ws.yb, _or_empty(st.mom, np.int16), _or_empty(st.mom, np.float32),
+                                    self.mom_j)
         st.epoch += 1
         changed = np.count_nonzero(self._weights_snapshot() != before) / max(before.size, 1)
         record = {"epoch": st.epoch, "loss": float(loss / max(nb * self.cfg.batch, 1)),
@@ -233,10 +261,10 @@ class Run:
         return cls(cfg, data, state)
 
 
-def prunable(layers):
-    """Indices of the layers that carry weights (all but pooling)."""
-    return [i for i, s in enumerate(layers) if s.kind != POOL]
+def _or_empty(arr, dtype):
+    """``arr`` if it has ``dtype``, else a zero-length placeholder of that dtype.
 
-
-def with_epochs(cfg, epochs):
-    return replace(cfg, epochs=epochs)
+    One compiled epoch serves every method; a method without a buffer gets an
+    empty one (so the sr state still holds no float data).
+    """
+    return arr if arr is not None and arr.dtype == dtype else np.zeros(0, dtype)

@@ -176,3 +176,13 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_mpl)
     r = invoke("compare", "--target", "cortex-m4", "--plot", tmp_path / "x.png")
     assert r.exit_code == 1 and "pip install" in r.output and not (tmp_path / "x.png").exists()
+
+
+def test_momentum_is_counted_as_optimizer_state():
+    layers = parse_arch(None, (8, 8, 1), 10)
+    n_w = sum(s.n_weights for s in layers)
+    base = account(layers, "bc", 8, 16, 1437, 64, 10)
+    mom = account(layers, "bc", 8, 16, 1437, 64, 10, momentum=True)
+    assert mom.total_bytes - base.total_bytes == mom.buffers["momentum (float32)"] == 4 * n_w
+    sr = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
+    assert sr.buffers["momentum (int16)"] == 2 * n_w and sr.float_ops_per_step == 0

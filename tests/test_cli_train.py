@@ -107,6 +107,7 @@ def test_feature_count_must_match_arch(tmp_path):
     (["--epochs", "0"], "positive"),
     (["--batch", "-3"], "positive"),
     (["--batch", "100000"], "larger than"),
+    (["--momentum", "0.9"], "1 - 2^-j"),
 ])
 def test_bad_settings_get_one_line(args, needle):
     one_line_error(invoke("train", *args), needle)
