@@ -2,7 +2,6 @@
 import math
 from fractions import Fraction
 
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from fxtrain.fixedpoint import (
