@@ -60,25 +60,34 @@ def dense_grad(err, x, grad):
 
 @njit(cache=True)
 def conv_fwd(x, w, pad, out):
-    """HWC convolution: out[n, y, x, o] = sum w[o, ky, kx, c] * x[n, y+ky-pad, x+kx-pad, c]."""
-    k = w.shape[1]
+    """HWC convolution: out[n, y, x, o] = sum w[o, ky, kx, c] * x[n, y+ky-pad, x+kx-pad, c].
+
+    Each output pixel's zero-padded patch is gathered once, then dotted with every
+    filter: the reduction runs over one contiguous vector instead of a branchy nest.
+    """
+    t = out.dtype.type
+    k, c_in, n_out = w.shape[1], w.shape[3], w.shape[0]
     h, wd = x.shape[1], x.shape[2]
+    kk = k * k * c_in
+    w2 = w.reshape((n_out, kk))
+    patch = np.zeros(kk, dtype=out.dtype)
     for n in range(x.shape[0]):
         for oy in range(out.shape[1]):
             for ox in range(out.shape[2]):
-                for o in range(w.shape[0]):
-                    s = out.dtype.type(0)
-                    for ky in range(k):
-                        iy = oy + ky - pad
-                        if iy < 0 or iy >= h:
-                            continue
-                        for kx in range(k):
-                            ix = ox + kx - pad
-                            if ix < 0 or ix >= wd:
-                                continue
-                            for c in range(w.shape[3]):
-                                s += x[n, iy, ix, c] * w[o, ky, kx, c]
-                    out[n, oy, ox, o] = s
+                j = 0
+                for ky in range(k):
+                    iy = oy + ky - pad
+                    for kx in range(k):
+                        ix = ox + kx - pad
+                        inside = 0 <= iy < h and 0 <= ix < wd
+                        for c in range(c_in):
+                            patch[j] = t(x[n, iy, ix, c]) if inside else t(0)
+                            j += 1
+                for o in range(n_out):
+                    acc = t(0)
+                    for j in range(kk):
+                        acc = t(acc + patch[j] * t(w2[o, j]))
+                    out[n, oy, ox, o] = acc
 
 
 @njit(cache=True)
@@ -156,23 +165,28 @@ def pool_bwd(x, err, p, out):
 
 @njit(cache=True)
 def add_bias_int(acc, bias, shift):
-    """acc[..., o] += bias[o] re-exponented by ``shift`` (round-half-up; <0 shifts left)."""
-    flat = acc.reshape((-1, bias.shape[0]))
-    for o in range(bias.shape[0]):
-        b = sat(round_shift(bias[o], shift), -(2**31), 2**31 - 1)
-        for r in range(flat.shape[0]):
-            flat[r, o] += b
+    """acc[..., o] += bias[o] re-exponented by ``shift`` (round-half-up; <0 shifts left).
+
+    Rows outer, outputs inner: the sweep over ``acc`` stays contiguous.
+    """
+    o = bias.shape[0]
+    flat = acc.reshape((-1, o))
+    for r in range(flat.shape[0]):
+        for j in range(o):
+            flat[r, j] += sat(round_shift(bias[j], shift), -(2**31), 2**31 - 1)
 
 
 @njit(cache=True)
 def tensor_shift(acc):
     """The shift that brings max|acc| into int8: max(0, bitlen(max|acc|) - 7)."""
-    m = 0
-    for v in acc.ravel():
-        a = abs(np.int64(v))
-        if a > m:
-            m = a
-    return max(0, bitlen(m) - 7)
+    a = acc.ravel()
+    hi = a.dtype.type(0)
+    lo = a.dtype.type(0)
+    for j in range(a.shape[0]):  # max and min in the accumulator's type vectorise; abs() did not
+        v = a[j]
+        hi = v if v > hi else hi
+        lo = v if v < lo else lo
+    return max(0, bitlen(max(np.int64(hi), -np.int64(lo))) - 7)
 
 
 @njit(cache=True)
