@@ -56,10 +56,10 @@ def main(argv=None):
     note = " (--quick: numbers are not meaningful)" if args.quick else ""
     print(f"sr 8-bit, batch {BATCH}, training only, median of {reps} epochs{note}")
     print()
-    print(f"Width sweep: dense:W,dense:10 on digits x1")
+    print("Width sweep: dense:W,dense:10 on digits x1")
     print(tabulate(w_rows, headers=["width"] + HEADERS[1:], colalign=("left",) + ("right",) * 5))
     print()
-    print(f"Data sweep: dense:32,dense:10 on digits tiled xN")
+    print("Data sweep: dense:32,dense:10 on digits tiled xN")
     print(tabulate(d_rows, headers=["tiling"] + HEADERS[1:], colalign=("left",) + ("right",) * 5))
     print()
     print(tabulate([["width", f"{w_exp:.2f}"], ["data", f"{d_exp:.2f}"]],
