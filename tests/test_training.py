@@ -37,21 +37,25 @@ def test_same_seed_same_weights_other_seed_different(digits, trained):
     assert not np.array_equal(other.state.wq, ref.state.wq)
 
 
+def epochs(run, n):
+    for _ in range(n):
+        run.step_epoch()
+    return run
+
+
+def full_and_resumed(cfg, digits, tmp_path, split):
+    """The same config trained straight through, and stopped after ``split`` epochs then resumed."""
+    full = epochs(Run(cfg, digits), cfg.epochs)
+    epochs(Run(cfg, digits), split).save_checkpoint(tmp_path)
+    resumed = epochs(Run.resume(tmp_path, cfg, digits), cfg.epochs - split)
+    for name, arr in full.state.arrays().items():
+        assert np.array_equal(arr, resumed.state.arrays()[name]), name  # every state array, bit for bit
+    return full, resumed
+
+
 @pytest.mark.parametrize("method", ["sr", "bc", "float"])
 def test_resume_is_bit_identical(tmp_path, digits, method):
-    cfg = TrainConfig(method=method, bits=4, epochs=6, seed=3)
-    full = Run(cfg, digits)
-    for _ in range(6):
-        full.step_epoch()
-    part = Run(cfg, digits)
-    for _ in range(2):
-        part.step_epoch()
-    part.save_checkpoint(tmp_path)
-    resumed = Run.resume(tmp_path, cfg, digits)
-    for _ in range(4):
-        resumed.step_epoch()
-    for name, arr in full.state.arrays().items():
-        assert np.array_equal(arr, resumed.state.arrays()[name]), name
+    full, resumed = full_and_resumed(TrainConfig(method=method, bits=4, epochs=6, seed=3), digits, tmp_path, 2)
     assert resumed.state.history == full.state.history
 
 
@@ -84,19 +88,8 @@ def test_conv_arch_trains(digits):
                                           ("float", np.float32)])
 def test_momentum_state_and_resume(tmp_path, digits, method, dtype):
     cfg = TrainConfig(method=method, bits=8, epochs=4, momentum="0.875", lr="0.0078125")
-    full = Run(cfg, digits)
-    for _ in range(4):
-        full.step_epoch()
+    full, _ = full_and_resumed(cfg, digits, tmp_path, 2)
     assert full.state.mom.dtype == dtype and np.any(full.state.mom != 0)
-    part = Run(cfg, digits)
-    for _ in range(2):
-        part.step_epoch()
-    part.save_checkpoint(tmp_path)
-    resumed = Run.resume(tmp_path, cfg, digits)
-    for _ in range(2):
-        resumed.step_epoch()
-    for name, arr in full.state.arrays().items():
-        assert np.array_equal(arr, resumed.state.arrays()[name]), name
     # r is exempt: at this small per-step rate most velocity updates fall in R's dead zone
     # (|step| < half a grid step), the stall the paper predicts; the others must learn
     if method != "r":
