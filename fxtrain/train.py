@@ -257,7 +257,10 @@ class Run:
                 if k != "epochs" and getattr(saved, k) != getattr(cfg, k)]
         if diff:
             raise ConfigError(f"--resume {ckpt_dir}: made with other settings: {', '.join(diff)}")
-        state = TrainState(**arrays, epoch=int(meta["epoch"]), history=list(meta["history"]))
+        try:
+            state = TrainState(**arrays, epoch=int(meta["epoch"]), history=list(meta["history"]))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ConfigError(f"--resume {ckpt_dir}: checkpoint does not match this fxtrain version ({exc})") from None
         return cls(cfg, data, state)
 
 

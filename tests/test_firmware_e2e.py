@@ -126,3 +126,11 @@ def test_float_and_16bit_runs_are_refused(digits, tmp_path):
         train_job(Run(TrainConfig(method=method, bits=bits, epochs=1), digits), out=d)
         r = invoke("export", d, "--out", tmp_path / "o")
         assert r.exit_code == 1 and ("float run" in r.output or "at most 8 bits" in r.output), r.output
+
+
+def test_missing_toolchain_is_one_line(runs, tmp_path, monkeypatch):
+    fw = export(runs, tmp_path, "sr8")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    r = invoke("verify", fw, "--target", "cortex-m4")
+    err = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+    assert r.exit_code == 1 and len(err) == 1 and "gcc not found" in err[0] and "apt-get install" in err[0]
