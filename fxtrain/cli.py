@@ -45,15 +45,11 @@ def config_from(kw):
     return TrainConfig(**{k: kw[k] for k in keys})
 
 
-def run_with_progress(run, out, label):
-    """Train with a progress bar on stderr; returns the report."""
-    from .runner import train_job
-    todo = run.cfg.epochs - run.state.epoch
-    with click.progressbar(length=todo, label=label, file=sys.stderr,
-                           show_pos=True, item_show_func=lambda r: r) as bar:
-        def on_epoch(rec):
-            bar.update(1, f"test acc {rec['test_accuracy']:.3f}")
-        return train_job(run, out=out, on_epoch=on_epoch)
+def with_progress(run, job, **kw):
+    """Run ``job(run, on_epoch=..., **kw)`` under an epoch progress bar on stderr."""
+    with click.progressbar(length=run.cfg.epochs - run.state.epoch, file=sys.stderr, show_pos=True,
+                           label=f"{run.cfg.method} {run.cfg.bits}-bit", item_show_func=lambda r: r) as bar:
+        return job(run, on_epoch=lambda rec: bar.update(1, f"test acc {rec['test_accuracy']:.3f}"), **kw)
 
 
 def history_table(history):
@@ -101,7 +97,8 @@ def train(out, resume, **kw):
     cfg = config_from(kw)
     run = prepare(cfg, resume=resume)
     out = out or resume
-    report = _finish(run, run_with_progress(run, out, f"{cfg.method} {cfg.bits}-bit"), out)
+    from .runner import train_job
+    report = _finish(run, with_progress(run, train_job, out=out), out)
     click.echo(history_table(run.state.history))
     click.echo(f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
                f"{report['n_weights']} weights" + (f"; wrote {out}/model.npz and report.json" if out else ""))
@@ -134,11 +131,7 @@ def simulate(target, out, **kw):
     click.echo(f"fits: {fit.cost.total_bytes:,} of {t.usable_sram_bytes:,} usable SRAM bytes "
                f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
                f"(budget {t.budget_seconds_per_epoch:g} s)")
-    with click.progressbar(length=cfg.epochs - run.state.epoch, label=f"{cfg.method} {cfg.bits}-bit",
-                           file=sys.stderr, show_pos=True, item_show_func=lambda r: r) as bar:
-        report = run_simulation(run, fit, out=out,
-                                on_epoch=lambda rec: bar.update(1, f"test acc {rec['test_accuracy']:.3f}"))
-    report = _finish(run, report, out)
+    report = _finish(run, with_progress(run, run_simulation, fit=fit, out=out), out)
     click.echo(history_table(run.state.history))
     dep = report.get("deployed_test_accuracy")
     click.echo(f"\ntest accuracy {report['test_accuracy']:.4f} (training arithmetic)"

@@ -2,11 +2,14 @@
 
 ``fxtrain simulate`` and ``fxtrain compare`` are thin shells over this module.
 """
+import io
+from pathlib import Path
+
 from tabulate import tabulate
 
 from .plan import fit_for, largest_width, require_fit
 from .runner import prepare, train_job
-from .store import write_json_atomic
+from .store import write_bytes_atomic, write_json_atomic
 from .targets import load_target
 
 METHOD_ORDER = ("sr", "bc", "r", "float")
@@ -40,7 +43,6 @@ def run_simulation(run, fit, out=None, on_epoch=None):
     report = train_job(run, out=out, on_epoch=on_epoch)
     report["target"] = target_section(fit)
     if out:
-        from pathlib import Path
         write_json_atomic(Path(out) / "report.json", report)
     return report
 
@@ -122,8 +124,6 @@ def plot_memory(rows, target, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    import io
-    from .store import write_bytes_atomic
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

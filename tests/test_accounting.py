@@ -101,43 +101,29 @@ def test_targets_list_and_show():
     assert r.exit_code == 0 and "cycles.fadd" in r.output and "source." in r.output
 
 
-GOOD = """name = "mine"
-description = "test board"
-core = "Cortex-M4F"
-isa = "ARMv7E-M"
-clock_hz = 100000000
-sram_bytes = 65536
-flash_bytes = 262144
-reserved_sram_bytes = 4096
-fpu = "sp"
-budget_seconds_per_epoch = 60.0
-[cycles]
-int_mac = 1
-int_op = 1
-load_store = 2
-fadd = 1
-fmul = 1
-fdiv = 14
-"""
+def user_profile(tmp_path, edit=lambda text: text):
+    """A user's profile: the shipped cortex-m4 file renamed 'mine', then edited."""
+    from fxtrain.resources import data_dir
+    text = (data_dir("targets") / "cortex-m4.toml").read_text().replace('name = "cortex-m4"', 'name = "mine"')
+    p = tmp_path / "mine.toml"
+    p.write_text(edit(text))
+    return p
 
 
 @pytest.mark.parametrize("edit,needle", [
     (lambda s: s.replace('fpu = "sp"\n', ""), "fpu"),
-    (lambda s: s.replace("sram_bytes = 65536", "sram_bytes = -5"), "sram_bytes"),
+    (lambda s: s.replace("sram_bytes = 196608", "sram_bytes = -5"), "sram_bytes"),
     (lambda s: s.replace('fpu = "sp"', 'fpu = "quad"'), "fpu"),
 ])
 def test_bad_profile_files_get_one_line(tmp_path, edit, needle):
-    p = tmp_path / "mine.toml"
-    p.write_text(edit(GOOD))
+    p = user_profile(tmp_path, edit)
     r = invoke("simulate", "--target", p)
     err = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
     assert r.exit_code == 1 and len(err) == 1 and needle in err[0] and "mine.toml" in err[0], r.output
 
 
 def test_user_profile_and_unknown_target(tmp_path):
-    p = tmp_path / "mine.toml"
-    p.write_text(GOOD)
-    assert invoke("simulate", "--target", p, "--epochs", 1).exit_code == 0
+    assert invoke("simulate", "--target", user_profile(tmp_path), "--epochs", 1).exit_code == 0
     r = invoke("simulate", "--target", "cortex-m5")
     assert r.exit_code == 1 and "unknown target 'cortex-m5'" in r.output and "Traceback" not in r.output
 
