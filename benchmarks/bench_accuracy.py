@@ -11,7 +11,8 @@ import time
 from tabulate import tabulate
 
 from fxtrain.data import load_dataset
-from fxtrain.train import Run, TrainConfig
+from fxtrain.training.config import TrainConfig
+from fxtrain.training.run import Run
 
 
 def main():

@@ -15,7 +15,8 @@ from dataclasses import replace  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fxtrain.data import load_dataset  # noqa: E402
-from fxtrain.train import Run, TrainConfig  # noqa: E402
+from fxtrain.training.config import TrainConfig  # noqa: E402
+from fxtrain.training.run import Run  # noqa: E402
 
 
 def digits(tile=1, seed=0):
@@ -34,10 +35,10 @@ def make_run(data, method, arch, batch, bits=8, lr="0.0625", seed=0):
 def train_epoch(run):
     """One epoch of training only: ``Run.step_epoch`` with its evaluation switched off.
 
-    ``step_epoch`` makes one jitted call (``epoch_int`` / ``epoch_float``) and then scores
+    ``step_epoch`` makes one jitted call (the method's compiled epoch) and then scores
     the train and test sets; here the scoring is stubbed out on this instance, so the
-    timing is training only while the jitted call keeps exactly the argument list that
-    fxtrain/train.py passes (no copy here to drift when that list changes). What remains
+    timing is training only while the jitted call keeps exactly the arguments that
+    fxtrain/training/run.py passes (no copy here to drift when they change). What remains
     besides the jitted call is a copy of the weights and a count of changed ones.
     """
     if "accuracy" not in vars(run):

@@ -4,7 +4,7 @@
 2. If Linux ``perf`` is installed: samples of training-only epochs attributed to each
    jitted function. Numba's code has no symbols perf can see, so this process compiles
    the kernels itself (into an empty NUMBA_CACHE_DIR, so expect ~15 s of compiling) and
-   writes ``/tmp/perf-<pid>.map`` naming every function of the ``epoch_int`` module.
+   writes ``/tmp/perf-<pid>.map`` naming every function of the compiled sr epoch.
    Percentages are of all samples in the process while epochs run; LLVM may inline a
    small helper into its caller, whose share then includes it.
 
@@ -28,7 +28,8 @@ from collections import defaultdict  # noqa: E402
 import common  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from fxtrain.epoch import epoch_int  # noqa: E402
+from fxtrain.engine.epoch import compiled  # noqa: E402
+from fxtrain.engine.updates import SR  # noqa: E402
 
 CASES = [("default", "dense:32,dense:10", 16, 8), ("wide", "dense:256,dense:10", 64, 4),
          ("conv", "conv:8:3,pool:2,dense:10", 16, 2)]
@@ -52,9 +53,9 @@ def demangle(sym):
 
 
 def write_perf_map():
-    """Name every compiled function of ``epoch_int`` (and what it linked in) for perf."""
+    """Name every compiled function of the sr epochs (and what they linked in) for perf."""
     entries = []
-    for cres in epoch_int.overloads.values():
+    for cres in [c for spatial in (False, True) for c in compiled("int", SR, spatial).overloads.values()]:
         lib = cres.library
         for fn in lib._final_module.functions:  # numba internals: may move between releases
             if fn.is_declaration:

@@ -1,6 +1,6 @@
 """Float32 baselines for the engine benchmark: plain NumPy (im2col for conv) and PyTorch CPU.
 
-Both train the layer list fxtrain parses (``fxtrain.model.parse_arch``) with summed
+Both train the layer list fxtrain parses (``fxtrain.engine.network.parse_arch``) with summed
 softmax-cross-entropy gradients and SGD at ``lr / batch``, the update fxtrain's float
 method makes, over a fresh shuffle each epoch and the last partial batch dropped.
 Inputs are the int8 digits times 2**e_x, as fxtrain's float method sees them.
@@ -8,7 +8,7 @@ Inputs are the int8 digits times 2**e_x, as fxtrain's float method sees them.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from fxtrain.model import CONV, DENSE, POOL
+from fxtrain.engine.network import CONV, DENSE, POOL
 
 # ---------------------------------------------------------------- NumPy
 

@@ -1,21 +1,30 @@
-"""fxtrain: integer-only on-device training, simulated bit for bit."""
+"""fxtrain: integer-only on-device training, simulated bit for bit.
+
+The public API (``fxtrain.train``, ``simulate``, ``compare``, ``export``,
+``verify``) lives in :mod:`fxtrain.api` and is imported on first use, so
+``import fxtrain`` and ``fxtrain --help`` stay fast and never load numba.
+"""
 import hashlib
 import os
 from pathlib import Path
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+__all__ = ["train", "simulate", "compare", "export", "verify", "__version__"]
+
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def _numba_cache_dir():
-    """A numba cache folder keyed by a hash of this package's sources.
+    """A numba cache folder keyed by a hash of every source file of the package.
 
     numba invalidates a cached function when its own file changes, but not when a
     jitted function it calls (in another module) changes; a stale caller would then
-    run old kernel code. Keying the whole cache on every source file avoids that.
+    run old kernel code. Keying the whole cache on every source file, in every
+    subpackage, avoids that.
     """
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        digest.update(path.name.encode())
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        digest.update(str(path.relative_to(_PACKAGE)).encode())
         digest.update(path.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fxtrain"
     return str(base / f"numba-{__version__}-{digest.hexdigest()[:16]}")
@@ -23,3 +32,10 @@ def _numba_cache_dir():
 
 # Only a default: a user's own NUMBA_CACHE_DIR wins, and it must be set before numba loads.
 os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
+
+
+def __getattr__(name):
+    if name in ("train", "simulate", "compare", "export", "verify"):
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'fxtrain' has no attribute {name!r}")

@@ -19,3 +19,11 @@ class TargetError(FxtrainError):
 
 class ToolchainError(FxtrainError):
     """A compiler or emulator that is missing or failed."""
+
+
+class OutputError(FxtrainError):
+    """An output path that cannot be written: under a plain file, read-only, or not a folder."""
+
+
+class MissingExtraError(FxtrainError):
+    """An optional dependency is not installed; the message names the pip command."""

@@ -8,8 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from fxtrain.deploy import calibrate
-from fxtrain.resources import data_dir
+from fxtrain._files import data_dir
+from fxtrain.firmware.calibration import calibrate
 
 RUNTIME_DIR = data_dir("firmware_export")
 INPUT_EXPONENT = -7  # int8 inputs stand for values in [-1, 1)

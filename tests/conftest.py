@@ -17,7 +17,8 @@ def digits():
 @pytest.fixture(scope="session")
 def trained(digits):
     """Default-arch runs after the default epochs, keyed by (method, bits, seed)."""
-    from fxtrain.train import Run, TrainConfig
+    from fxtrain.training.config import TrainConfig
+    from fxtrain.training.run import Run
     cache = {}
 
     def get(method, bits=8, seed=0, **kw):

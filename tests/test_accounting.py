@@ -4,11 +4,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from fxtrain.accounting import account
 from fxtrain.cli import cli
-from fxtrain.model import parse_arch
-from fxtrain.plan import fit_for, largest_width
-from fxtrain.targets import load_target
+from fxtrain.device.cost import account
+from fxtrain.device.fit import fit_for, largest_width
+from fxtrain.device.profiles import load_target
+from fxtrain.engine.network import parse_arch
 
 DIGITS = ((8, 8, 1), 10, 1437)  # input shape, classes, training samples
 
@@ -103,7 +103,7 @@ def test_targets_list_and_show():
 
 def user_profile(tmp_path, edit=lambda text: text):
     """A user's profile: the shipped cortex-m4 file renamed 'mine', then edited."""
-    from fxtrain.resources import data_dir
+    from fxtrain._files import data_dir
     text = (data_dir("targets") / "cortex-m4.toml").read_text().replace('name = "cortex-m4"', 'name = "mine"')
     p = tmp_path / "mine.toml"
     p.write_text(edit(text))

@@ -9,15 +9,22 @@ move it by at most one step of its new grid.
 import numpy as np
 import pytest
 
-from fxtrain import kernels as K
-from fxtrain.fixedpoint import new_rng
+from fxtrain.engine import kernels as K, requant as Q
+from fxtrain.engine.fixedpoint import new_rng
+from fxtrain.engine.network import CONV, DENSE, POOL, LayerSpec, build_desc
 
-R = np.random.default_rng(7)
 E_X, E_W, E_ERR = -7, -6, -7  # exponents of input, weights and upstream error
 
 
-def i8(shape, lo=-128, hi=127):
-    return R.integers(lo, hi + 1, shape).astype(np.int8)
+def gen(seed):
+    """int8 arrays from a generator of the test's own, so no test depends on another's draws."""
+    rng = np.random.default_rng(seed)
+    return lambda shape, lo=-128, hi=127: rng.integers(lo, hi + 1, shape).astype(np.int8)
+
+
+def row(kind, in_shape, out_shape, k=0, pad=0):
+    """The desc row the flat kernels read for one layer (weights from offset 0)."""
+    return build_desc([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)])[0]
 
 
 def dense_ref(x, w):
@@ -56,53 +63,61 @@ def check(int_grad, exponent, fd):
 
 
 def test_dense_backward_matches_finite_differences():
+    i8 = gen(1)
     x, w, err = i8((4, 12)), i8((5, 12), -127), i8((4, 5))
     xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
     loss = lambda: float(np.sum(ef * dense_ref(xf, wf)))  # noqa: E731
-    g = np.zeros((5, 12), np.int32)
-    K.dense_grad(err, x, g)
-    check(g, E_ERR + E_X, fd_grad(loss, wf))
-    back = np.zeros((4, 12), np.int32)
-    K.dense_bwd_input(err, w, back)
-    check(back, E_ERR + E_W, fd_grad(loss, xf))
+    d = row(DENSE, (1, 1, 12), (1, 1, 5))
+    y = np.zeros(4 * 5, np.int32)
+    K.dense_forward(d, x.ravel(), w.ravel(), 4, y)
+    assert np.array_equal(y.reshape(4, 5), dense_ref(x.astype(np.int64), w.astype(np.int64)))  # exact
+    g, back = np.zeros(5 * 12, np.int32), np.zeros(4 * 12, np.int32)
+    K.dense_backward(d, x.ravel(), err.ravel(), w.ravel(), 4, g, back, True)
+    check(g.reshape(5, 12), E_ERR + E_X, fd_grad(loss, wf))
+    check(back.reshape(4, 12), E_ERR + E_W, fd_grad(loss, xf))
 
 
 @pytest.mark.parametrize("pad", [0, 1])
 def test_conv_backward_matches_finite_differences(pad):
+    i8 = gen(2 + pad)
     x, w, k = i8((2, 5, 6, 2)), i8((3, 3, 3, 2), -127), 3
     oh, ow = 5 + 2 * pad - k + 1, 6 + 2 * pad - k + 1
     err = i8((2, oh, ow, 3))
     xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
     loss = lambda: float(np.sum(ef * conv_ref(xf, wf, pad)))  # noqa: E731
-    y = np.zeros((2, oh, ow, 3), np.int32)
-    K.conv_fwd(x, w, pad, y)
-    assert np.array_equal(y, conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # forward is exact
-    g, back = np.zeros(w.shape, np.int32), np.zeros(x.shape, np.int32)
-    K.conv_backward(err, x, w, pad, g, back, True)
-    check(g, E_ERR + E_X, fd_grad(loss, wf))
-    check(back, E_ERR + E_W, fd_grad(loss, xf))
+    d = row(CONV, (5, 6, 2), (oh, ow, 3), k=k, pad=pad)
+    y = np.zeros(2 * oh * ow * 3, np.int32)
+    K.conv_forward(d, x.ravel(), w.ravel(), 2, y)
+    assert np.array_equal(y.reshape(2, oh, ow, 3), conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # exact
+    g, back = np.zeros(w.size, np.int32), np.zeros(x.size, np.int32)
+    K.conv_backward(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True)
+    check(g.reshape(w.shape), E_ERR + E_X, fd_grad(loss, wf))
+    check(back.reshape(x.shape), E_ERR + E_W, fd_grad(loss, xf))
 
 
 def test_maxpool_backward_matches_finite_differences():
     # distinct values, so the max is unique and the function differentiable there
-    x = R.permutation(np.arange(-100, 100))[:2 * 4 * 4 * 3].reshape(2, 4, 4, 3).astype(np.int8)
+    rng, i8 = np.random.default_rng(4), gen(5)
+    x = rng.permutation(np.arange(-100, 100))[:2 * 4 * 4 * 3].reshape(2, 4, 4, 3).astype(np.int8)
     err = i8((2, 2, 2, 3))
     xf, ef = x * 2.0**E_X, err * 2.0**E_ERR
     pool = lambda a: a.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4))  # noqa: E731
-    y = np.zeros((2, 2, 2, 3), np.int8)
-    K.pool_fwd(x, 2, y)
-    assert np.array_equal(y, pool(x))
-    back = np.zeros(x.shape, np.int8)
-    K.pool_bwd(x, err, 2, back)
-    check(back, E_ERR, fd_grad(lambda: float(np.sum(ef * pool(xf))), xf, h=0.25 * 2.0**E_X))
+    d = row(POOL, (4, 4, 3), (2, 2, 3), k=2)
+    y = np.zeros(2 * 2 * 2 * 3, np.int8)
+    K.pool_forward(d, x.ravel(), 2, y)
+    assert np.array_equal(y.reshape(2, 2, 2, 3), pool(x))
+    back = np.zeros(x.size, np.int8)
+    K.pool_backward(d, x.ravel(), err.ravel(), 2, back)
+    check(back.reshape(x.shape), E_ERR, fd_grad(lambda: float(np.sum(ef * pool(xf))), xf, h=0.25 * 2.0**E_X))
 
 
 def test_relu_mask_matches_finite_differences():
+    i8 = gen(6)
     act = i8((3, 7))
     act[act < 0] = 0  # a ReLU output
     err = i8((3, 7))
     masked = err.copy()
-    K.relu_mask(masked, act)
+    Q.relu_mask(masked.ravel(), act.ravel(), act.size)
     pre = act.astype(np.float64)  # where act > 0 the pre-activation equals it
     ef = err.astype(np.float64)
     fd = fd_grad(lambda: float(np.sum(ef * np.maximum(pre, 0))), pre, h=0.25)
@@ -110,21 +125,22 @@ def test_relu_mask_matches_finite_differences():
 
 
 def test_sr_requantised_error_is_within_one_step():
-    acc = R.integers(-(2**20), 2**20, 500).astype(np.int32)
-    s = K.tensor_shift(acc)
+    acc = np.random.default_rng(7).integers(-(2**20), 2**20, 500).astype(np.int32)
+    s = Q.tensor_shift(acc, 500)
     assert s == max(0, int(np.abs(acc).max()).bit_length() - 7)
     out = np.zeros(500, np.int8)
-    K.requant_sr(acc, s, new_rng(3), out)
+    Q.requant_sr(acc, 500, s, new_rng(3), out)
     # tolerance: one step of the int8 grid, 2**s in accumulator units
     assert np.all(np.abs(out.astype(np.int64) * 2**s - acc) < 2**s)
 
 
 def test_integer_softmax_error_matches_float_softmax():
-    logits = i8((64, 10))
-    y = R.integers(0, 10, 64)
+    logits = gen(8)((64, 10))
+    y = np.random.default_rng(9).integers(0, 10, 64)
     for e_z in (-6, -3, 0):
         err = np.zeros((64, 10), np.int8)
-        K.softmax_error_int(logits, e_z, y, err, np.zeros(10, np.int64))
+        terms = np.zeros((64, 2), np.int64)
+        Q.softmax_error_int(logits.ravel(), 64, 10, e_z, y, err.ravel(), np.zeros(10, np.int64), terms)
         z = logits * 2.0**e_z
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)

@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from c_helpers import INPUT_EXPONENT, NETS, build, calib_set, conv_specs, mlp_specs
-from fxtrain import fixedpoint as fp
-from fxtrain.deploy import _acc, _requant, calibrate, layer_forward, predict
+from fxtrain.engine import fixedpoint as fp
 from fxtrain.errors import ConfigError
+from fxtrain.firmware.calibration import calibrate
+from fxtrain.firmware.reference import accumulate as _acc, layer_forward, predict, requantize as _requant
 
 BITS = (8, 4, 2, 1)
 

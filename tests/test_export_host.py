@@ -7,10 +7,11 @@ import pytest
 
 from c_helpers import NETS, build, calib_set
 from fxtrain import __version__
-from fxtrain.deploy import predict
 from fxtrain.errors import ConfigError, ToolchainError
-from fxtrain.export import assert_no_float, export_model, pack_weights, unpack_weights
-from fxtrain.verify import read_vectors, verify_host
+from fxtrain.firmware.codegen import assert_no_float, export_model
+from fxtrain.firmware.packing import pack_weights, unpack_weights
+from fxtrain.firmware.reference import predict
+from fxtrain.firmware.verify import read_vectors, verify_host
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed: apt-get install gcc")
 CASES = [(n, b, p) for n in NETS for b in (8, 4, 2, 1) for p in ((False,) if b == 8 else (False, True))]

@@ -1,19 +1,18 @@
-"""verify_qemu: the same C on emulated Cortex-M3/M4F/M7 equals deploy.predict bit for bit."""
+"""verify_qemu: the same C on emulated Cortex-M3/M4F/M7 equals reference.predict bit for bit."""
 import shutil
 
 import pytest
 
 from c_helpers import build
-from fxtrain.deploy import predict
 from fxtrain.errors import ToolchainError
-from fxtrain.export import export_model
-from fxtrain.verify import BOARD_CFLAGS, verify_qemu
+from fxtrain.firmware.codegen import export_model
+from fxtrain.firmware.reference import predict
+from fxtrain.firmware.verify import verify_qemu
 
 FIX = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 MISSING = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
 needs_arm = pytest.mark.skipif(bool(MISSING), reason=f"{', '.join(MISSING)} not installed: {FIX}")
-M3, M4 = "mps2-an385", "mps2-an386"
-M4_CFLAGS = "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+M3, M4, M7 = "cortex-m3", "cortex-m4", "cortex-m7"
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +31,15 @@ def exports(tmp_path_factory):
 
 
 @needs_arm
-@pytest.mark.parametrize("name, bits, pack, machine, cflags", [
-    ("mlp", 8, False, M4, M4_CFLAGS),
-    ("conv_same", 8, False, M4, M4_CFLAGS),
-    ("mlp", 8, False, M3, "-mcpu=cortex-m3 -mthumb"),
-    ("conv_valid", 1, True, M4, M4_CFLAGS),
-    ("mlp", 2, True, "mps2-an500", None),  # M7, default cflags from BOARD_CFLAGS
+@pytest.mark.parametrize("name, bits, pack, target", [
+    ("mlp", 8, False, M4),
+    ("conv_same", 8, False, M4),
+    ("mlp", 8, False, M3),
+    ("conv_valid", 1, True, M4),
+    ("mlp", 2, True, M7),
 ])
-def test_qemu_equals_python(exports, name, bits, pack, machine, cflags):
-    res = verify_qemu(exports(name, bits, pack), machine, cflags)
+def test_qemu_equals_python(exports, name, bits, pack, target):
+    res = verify_qemu(exports(name, bits, pack), target)
     # every byte and class equal on the emulated core, and the firmware itself saw no mismatch
     assert (res["n_vectors"], res["n_mismatch"], res["c_reported_mismatch"]) == (200, 0, 0)
     assert res["returncode"] == 0
@@ -56,8 +55,17 @@ def test_packed_image_is_smaller(exports):
     assert packed["text"] < plain["text"] and packed["n_mismatch"] == plain["n_mismatch"] == 0
 
 
-def test_board_defaults_cover_the_three_boards():
-    assert set(BOARD_CFLAGS) == {"mps2-an385", "mps2-an386", "mps2-an500"}
+def test_the_three_qemu_profiles_name_their_boards():
+    from fxtrain.device.profiles import load_target
+    # the board and cflags come from the profile, the one place they are written
+    boards = {t: load_target(t).qemu_machine for t in (M3, M4, M7)}
+    assert boards == {M3: "mps2-an385", M4: "mps2-an386", M7: "mps2-an500"}
+    assert all(f"-mcpu={t}" in load_target(t).cflags for t in (M3, M4, M7))
+
+
+def test_a_target_without_a_board_is_refused(exports):
+    with pytest.raises(ToolchainError, match="no QEMU board"):
+        verify_qemu(exports("mlp", 8), "cortex-m0plus")
 
 
 @pytest.mark.parametrize("tool", ["arm-none-eabi-gcc", "qemu-system-arm"])

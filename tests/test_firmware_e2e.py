@@ -7,11 +7,12 @@ import pytest
 from click.testing import CliRunner
 
 from fxtrain.cli import cli
-from fxtrain.deployment import from_run_dir
-from fxtrain.deploy import predict
-from fxtrain.runner import train_job
-from fxtrain.train import Run, TrainConfig
-from fxtrain.verify import read_vectors, verify_host, verify_qemu
+from fxtrain.firmware.calibration import from_run_dir
+from fxtrain.firmware.reference import predict
+from fxtrain.firmware.verify import read_vectors, verify_host, verify_qemu
+from fxtrain.training.config import TrainConfig
+from fxtrain.training.job import train_job
+from fxtrain.training.run import Run
 
 ARM = ("arm-none-eabi-gcc", "qemu-system-arm")
 MISSING = [t for t in ("gcc", *ARM) if shutil.which(t) is None]
@@ -55,7 +56,7 @@ def test_host_and_cortex_m4_are_bit_exact(runs, tmp_path, name):
     assert np.array_equal(out, ref_out) and np.array_equal(cls, ref_cls)  # vectors are the simulator's
     host = verify_host(fw)
     assert host["n_vectors"] == 64 and host["n_mismatch"] == 0
-    q = verify_qemu(fw, "mps2-an386")
+    q = verify_qemu(fw, "cortex-m4")
     assert q["n_vectors"] == 64 and q["n_mismatch"] == 0 and q["text"] > 0
 
 
@@ -76,7 +77,7 @@ def test_pack_keeps_outputs_and_shrinks_flash(runs, tmp_path, name):
     r = invoke("export", runs[name], "--out", fw, "--vectors", 64, "--pack")
     assert r.exit_code == 0 and "packed;" in r.output
     assert np.array_equal(read_vectors(fw)[1], read_vectors(plain)[1])
-    assert verify_host(fw)["n_mismatch"] == 0 and verify_qemu(fw, "mps2-an386")["n_mismatch"] == 0
+    assert verify_host(fw)["n_mismatch"] == 0 and verify_qemu(fw, "cortex-m4")["n_mismatch"] == 0
     size = lambda p: int(re.search(r"weights \+ biases in flash\s+([\d,]+)", p).group(1).replace(",", ""))  # noqa
     plain_txt = invoke("export", runs[name], "--out", tmp_path / "again", "--vectors", 1).output
     assert size(r.output) < size(plain_txt)
@@ -112,7 +113,7 @@ def test_bad_run_dir_and_target(runs, tmp_path):
 
 def test_export_refuses_what_does_not_fit(runs, tmp_path):
     p = tmp_path / "tiny.toml"
-    from fxtrain.resources import data_dir
+    from fxtrain._files import data_dir
     p.write_text((data_dir("targets") / "cortex-m4.toml").read_text()
                  .replace('name = "cortex-m4"', 'name = "tiny"').replace("flash_bytes = 1048576", "flash_bytes = 1000"))
     r = invoke("export", runs["sr8"], "--out", tmp_path / "o", "--target", p)

@@ -4,10 +4,10 @@ from fractions import Fraction
 
 from hypothesis import given, settings, strategies as st
 
-from fxtrain.fixedpoint import (
-    EXP2_NEG_Q15, LOG2E_Q15, bitlen, floor_shift, new_rng, round_shift, sat, splitmix32_seed,
-    sr_shift, xorshift32,
+from fxtrain.engine.fixedpoint import (
+    EXP2_NEG_Q15, bitlen, floor_shift, new_rng, round_shift, sat, sr_shift, xorshift32,
 )
+from fxtrain.engine.numbers import LOG2E_Q15, splitmix32_seed
 
 xs = st.integers(min_value=-(2**40), max_value=2**40)
 shifts = st.integers(min_value=0, max_value=32)

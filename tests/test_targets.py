@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from fxtrain.device.profiles import Cycles, list_targets, load_target
 from fxtrain.errors import TargetError
-from fxtrain.targets import Cycles, list_targets, load_target
 
 SHIPPED = [
     "atmega328p", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "esp32",
@@ -172,14 +172,14 @@ def test_unknown_name_points_to_the_cli_and_the_closest_names():
 
 
 def test_shipped_profile_name_must_match_its_stem(tmp_path, monkeypatch):
-    monkeypatch.setattr("fxtrain.targets.data_dir", lambda name: tmp_path)
+    monkeypatch.setattr("fxtrain.device.profiles.data_dir", lambda name: tmp_path)
     write(tmp_path, GOOD, "renamed.toml")
     with pytest.raises(TargetError, match="renamed.toml: field 'name' must equal the file stem"):
         load_target("renamed")
 
 
 def test_shipped_profile_must_cite_its_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr("fxtrain.targets.data_dir", lambda name: tmp_path)
+    monkeypatch.setattr("fxtrain.device.profiles.data_dir", lambda name: tmp_path)
     write(tmp_path, GOOD, "my-board.toml")  # cites clock_hz only
     with pytest.raises(TargetError, match="my-board.toml: missing field 'source.sram_bytes'"):
         load_target("my-board")

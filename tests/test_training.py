@@ -4,8 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from fxtrain.fixedpoint import qmax
-from fxtrain.train import Run, TrainConfig
+from fxtrain.engine.numbers import qmax
+from fxtrain.training.config import TrainConfig
+from fxtrain.training.checkpoint import resume, save_checkpoint
+from fxtrain.training.run import Run
 
 
 def test_sr_8bit_reaches_093_and_tracks_float(trained):
@@ -46,8 +48,8 @@ def epochs(run, n):
 def full_and_resumed(cfg, digits, tmp_path, split):
     """The same config trained straight through, and stopped after ``split`` epochs then resumed."""
     full = epochs(Run(cfg, digits), cfg.epochs)
-    epochs(Run(cfg, digits), split).save_checkpoint(tmp_path)
-    resumed = epochs(Run.resume(tmp_path, cfg, digits), cfg.epochs - split)
+    save_checkpoint(epochs(Run(cfg, digits), split), tmp_path)
+    resumed = epochs(resume(tmp_path, cfg, digits), cfg.epochs - split)
     for name, arr in full.state.arrays().items():
         assert np.array_equal(arr, resumed.state.arrays()[name]), name  # every state array, bit for bit
     return full, resumed
@@ -63,7 +65,7 @@ def test_resume_is_bit_identical(tmp_path, digits, method):
 def test_sr_weights_stay_on_grid_and_state_is_integer(tmp_path, digits, bits):
     run = Run(TrainConfig(method="sr", bits=bits, epochs=2), digits)
     run.step_epoch()
-    run.save_checkpoint(tmp_path)
+    save_checkpoint(run, tmp_path)
     w = run.state.wq.astype(np.int64)
     if bits == 1:
         assert set(np.unique(w)) <= {-1, 1}

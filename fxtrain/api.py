@@ -1,0 +1,163 @@
+"""The public Python API: the same jobs as the CLI, with the same names and defaults.
+
+    import fxtrain
+    res = fxtrain.train(method="sr", bits=4, epochs=10)
+    res.test_accuracy, res.history[-1]
+    sim = fxtrain.simulate("cortex-m4", bits=4)
+    sim.memory["total_bytes"], sim.compute["est_seconds_per_epoch"]
+
+Each function returns a plain result object and raises the project's own errors
+(:class:`fxtrain.errors.FxtrainError` and its subclasses) for bad input. The
+``fxtrain`` command is a thin shell over these functions.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULTS = {"arch": None, "method": "sr", "bits": 8, "epochs": 30, "batch": 16, "lr": "0.0625", "seed": 0,
+            "data": "digits", "momentum": "0"}
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` gives back: the report (as in ``report.json``) and the in-memory run."""
+    report: dict
+    run: object
+    out: Path = None
+
+    @property
+    def history(self):
+        """Per-epoch records: epoch, loss, train_accuracy, test_accuracy, changed_fraction."""
+        return self.report["history"]
+
+    @property
+    def test_accuracy(self):
+        return self.report["test_accuracy"]
+
+    @property
+    def deployed_test_accuracy(self):
+        """Test accuracy of the exported arithmetic (static shifts), or None (float, > 8 bits)."""
+        return self.report.get("deployed_test_accuracy")
+
+
+@dataclass
+class SimulateResult(TrainResult):
+    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``)."""
+    fit: object = None
+
+    @property
+    def target(self):
+        return self.fit.target
+
+    @property
+    def memory(self):
+        """Bytes per buffer, total, usable SRAM, flash, and whether it fits."""
+        return self.fit.memory_report()
+
+    @property
+    def compute(self):
+        """MACs, integer and float operations, cycles and estimated seconds per epoch."""
+        return self.fit.compute_report()
+
+
+@dataclass
+class CompareResult:
+    """One row per (bits, method) and the largest widths that fit, for one target."""
+    target: object
+    arch: str
+    batch: int
+    rows: list
+    widths: list
+    plot: Path = None
+
+
+@dataclass
+class ExportResult:
+    """Files written, content hash, flash and scratch bytes, and the deployed accuracy."""
+    out: Path
+    files: list
+    hash: str
+    flash_bytes: int
+    flash_bytes_unpacked: int
+    flash_bytes_packed: int
+    scratch_bytes: int
+    n_vectors: int
+    packed: bool
+    test_accuracy: float
+    deployed_test_accuracy: float
+
+
+@dataclass
+class VerifyResult:
+    """Per place (host gcc, then QEMU): vectors, mismatches, sizes and timings; ``ok`` if all agree."""
+    results: list
+    target: object
+    ok: bool
+
+
+def _config(kw):
+    from .training.config import TrainConfig
+    return TrainConfig(**{k: kw[k] for k in DEFAULTS})
+
+
+def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits", momentum="0",
+          out=None, resume=None, on_epoch=None):
+    """Train a network; with ``out``, write checkpoints, ``model.npz`` and ``report.json`` there.
+
+    ``resume`` continues the checkpoint in that folder bit for bit (every setting but
+    ``epochs`` must match); ``on_epoch(record)`` is called after each epoch.
+    """
+    from .firmware.calibration import add_deployed_accuracy
+    from .training.job import prepare, train_job
+    cfg = _config(locals())
+    run = prepare(cfg, resume=resume)
+    out = out or resume
+    report = add_deployed_accuracy(run, train_job(run, out=out, on_epoch=on_epoch), out)
+    return TrainResult(report, run, Path(out) if out else None)
+
+
+def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
+             momentum="0", out=None, on_epoch=None):
+    """Check that a run fits ``target`` (a profile name or .toml path), then train it.
+
+    Raises TargetError, naming what overflowed and what would fit, before any training.
+    """
+    from .device.simulate import plan, run_simulation
+    from .firmware.calibration import add_deployed_accuracy
+    cfg = _config(locals())
+    run, fit = plan(cfg, target)
+    report = add_deployed_accuracy(run, run_simulation(run, fit, out=out, on_epoch=on_epoch), out)
+    return SimulateResult(report, run, Path(out) if out else None, fit)
+
+
+def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train=False, epochs=30, lr="0.0625",
+            seed=0, plot=None, on_run=None):
+    """SR against BC (and R and float) on ``target``: bytes, float ops, time, widest net that fits.
+
+    With ``train``, each row is also trained once and gets its test accuracy
+    (``on_run()`` is called per row); ``plot`` writes a PNG of memory against bits.
+    """
+    from .device.compare import compare as build
+    cfg = _config(dict(DEFAULTS, arch=arch, batch=batch, data=data, epochs=epochs, lr=lr, seed=seed))
+    res = build(target, cfg.check(), tuple(bits), do_train=train, on_run=on_run)
+    if plot:
+        from .cli.plots import plot_memory
+        plot_memory(res["rows"], res["target"], plot)
+    return CompareResult(res["target"], res["arch"], res["batch"], res["rows"], res["widths"],
+                         Path(plot) if plot else None)
+
+
+def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32):
+    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``."""
+    from .firmware.export import export_run
+    s = export_run(run_dir, out, prefix, target, pack, vectors)
+    return ExportResult(out=Path(out), **{k: s[k] for k in (
+        "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
+        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy")})
+
+
+def verify(export_dir, target=None, host_only=False):
+    """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
+    require every output byte to equal the simulator's."""
+    from .firmware.export import verify_export
+    res = verify_export(export_dir, target, host_only)
+    return VerifyResult(res["results"], res["target"], res["ok"])

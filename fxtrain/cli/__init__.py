@@ -1,0 +1,224 @@
+"""The ``fxtrain`` command: a thin click shell over :mod:`fxtrain.api`.
+
+Library modules are imported inside each command, so ``fxtrain --help`` starts
+without importing numba. Domain errors (:class:`FxtrainError`) become one line on
+stderr and exit code 1; only bugs show a traceback.
+"""
+import sys
+
+import click
+
+from .options import train_options
+from .types import BitsList, Group, TargetName
+
+
+def _echo_err(text):
+    click.echo(text, err=True)
+
+
+def _compile_notice():
+    """One stderr line at the first kernel compilation (a cold cache), never on later runs."""
+    from ..engine.jit import cache_dir, on_first_compile
+    on_first_compile(lambda: _echo_err(
+        f"compiling fxtrain's kernels once (about 10 s); later runs load them from {cache_dir()}"))
+
+
+class EpochBar:
+    """An epoch progress bar on stderr, opened at the first epoch (a resumed run starts late)."""
+
+    def __init__(self, epochs, label):
+        self.epochs, self.label, self.bar = epochs, label, None
+
+    def __call__(self, record):
+        if self.bar is None:
+            self.bar = click.progressbar(length=self.epochs - record["epoch"] + 1, file=sys.stderr, show_pos=True,
+                                         label=self.label, item_show_func=lambda r: r)
+            self.bar.__enter__()
+        self.bar.update(1, f"test acc {record['test_accuracy']:.3f}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _with_bar(kw, job):
+    bar = EpochBar(kw["epochs"], f"{kw['method']} {kw['bits']}-bit")
+    try:
+        return job(on_epoch=bar)
+    finally:
+        bar.close()
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fxtrain")
+def cli():
+    """Simulate integer-only neural-network training on microcontrollers.
+
+    Weights live on a b-bit fixed-point grid and are updated with stochastic
+    rounding (sr), compared with BinaryConnect's float shadow weights (bc),
+    round-to-nearest (r) and float32. Start with:
+
+        fxtrain simulate --target cortex-m4
+
+    Every command has --help with examples. The same jobs are a Python API:
+    fxtrain.train(), simulate(), compare(), export() and verify().
+    """
+
+
+@cli.command()
+@train_options()
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for checkpoint.*, model.npz and report.json (each written atomically).")
+@click.option("--resume", type=click.Path(), default=None,
+              help="Continue the checkpoint in this folder, bit-identically; settings must match.")
+def train(**kw):
+    """Train a network and print a per-epoch table.
+
+    The table shows the mean training loss, train and test accuracy, and the
+    share of weights that changed in each epoch. With --out, a checkpoint is
+    saved after every epoch, so --resume continues bit for bit.
+
+    \b
+    Examples:
+      fxtrain train --method sr --bits 8 --seed 0
+      fxtrain train --method bc --bits 1 --epochs 50 --out runs/bc1
+      fxtrain train --epochs 80 --resume runs/bc1 --method bc --bits 1
+    """
+    from .. import api
+    from .render import train_text
+    _compile_notice()
+    click.echo(train_text(_with_bar(kw, lambda on_epoch: api.train(**kw, on_epoch=on_epoch))))
+
+
+@cli.command()
+@click.option("--target", type=TargetName(), required=True,
+              help="A profile from 'fxtrain targets' (e.g. cortex-m4) or a path to your own .toml.")
+@train_options()
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for model.npz, report.json (with a 'target' section) and checkpoints.")
+def simulate(target, **kw):
+    """Check that a training run fits a chip, then train it and report the device costs.
+
+    Before training, the run's buffers are held against the target's usable SRAM and
+    its estimated time per epoch against the target's budget; a run that does not
+    fit is refused with what overflowed and the largest batch or width that fits.
+
+    \b
+    Examples:
+      fxtrain simulate --target cortex-m4
+      fxtrain simulate --target stm32f103c8 --bits 4 --arch dense:16,dense:10
+      fxtrain simulate --target my_board.toml --method bc --out runs/bc
+    """
+    from .. import api
+    from .render import simulate_text
+    _compile_notice()
+    click.echo(simulate_text(_with_bar(kw, lambda on_epoch: api.simulate(target, **kw, on_epoch=on_epoch))))
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def targets(ctx):
+    """List the shipped hardware profiles; 'fxtrain targets show NAME' shows one."""
+    if ctx.invoked_subcommand is None:
+        from ..device.profiles import list_targets
+        from .render import targets_table
+        click.echo(targets_table(list_targets()))
+
+
+@targets.command("show")
+@click.argument("name", type=TargetName())
+def targets_show(name):
+    """Show every field of one profile and where its numbers come from."""
+    from ..device.profiles import load_target
+    from .render import target_table
+    click.echo(target_table(load_target(name)))
+
+
+@cli.command()
+@click.option("--target", type=TargetName(), required=True, help="Profile name or .toml path.")
+@click.option("--bits", "bits_list", type=BitsList(), default="1,2,4,8", show_default=True,
+              help="Bit widths to compare, comma-separated.")
+@train_options("arch", "batch", "data", "epochs", "lr", "seed")
+@click.option("--train", "do_train", is_flag=True, help="Also train every row once and report test accuracy.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of memory against bits.")
+def compare(target, bits_list, do_train, fmt, plot, **kw):
+    """Set SR against BinaryConnect (and R and float) on one target.
+
+    For each bit width and method: weight, shadow and other bytes, the share of
+    SRAM, float ops per step and estimated seconds per epoch; with --train, the
+    test accuracy of one run each (--epochs, --lr and --seed apply to those runs).
+    Then the largest hidden width that fits for SR and for BC, and their ratio:
+    what BC's float shadow costs you.
+
+    \b
+    Examples:
+      fxtrain compare --target cortex-m0plus
+      fxtrain compare --target stm32f103c8 --bits 1,4,8 --train --plot mem.png
+    """
+    from .. import api
+    from .render import compare_text
+    bar = click.progressbar(length=len(bits_list) * 4, label="training", file=sys.stderr) if do_train else None
+    if do_train:
+        _compile_notice()
+    try:
+        res = api.compare(target, bits=bits_list, train=do_train, plot=plot,
+                          on_run=(lambda: bar.update(1)) if bar else None, **kw)
+    finally:
+        if bar:
+            bar.render_finish()
+    click.echo(compare_text(res, fmt))
+
+
+@cli.command("export")
+@click.argument("run_dir", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the C sources.")
+@click.option("--prefix", default="fx", show_default=True, help="C identifier prefix for generated names.")
+@click.option("--target", type=TargetName(), default=None, help="Refuse an export that exceeds this profile.")
+@click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
+@click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
+def export_cmd(run_dir, out, prefix, target, pack, vectors):
+    """Export a trained run as C headers plus the header-only C99 runtime.
+
+    Writes PREFIX_model.h (int8 weights, q7 biases, static shifts; no float
+    anywhere), fx_runtime.h, PREFIX_vectors.h and an example main.c. The
+    arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so the arrays
+    can also go straight to arm_fully_connected_q7.
+
+    \b
+    Example:
+      fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
+    """
+    from .. import api
+    from .render import export_text
+    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors), run_dir))
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path())
+@click.option("--target", type=TargetName(), default=None,
+              help="Also cross-compile for this profile and run it under QEMU (cortex-m3, cortex-m4, cortex-m7).")
+@click.option("--host-only", is_flag=True, help="Only compile and run on the host with gcc.")
+def verify(export_dir, target, host_only):
+    """Compile the exported C and require bit-for-bit equality with the simulator.
+
+    The host check builds with gcc -std=c99 -Wall -Wextra -Werror -pedantic; the
+    target check cross-compiles with arm-none-eabi-gcc and the profile's cflags,
+    runs under qemu-system-arm with semihosting, and reports text/data/bss
+    against the profile's flash and SRAM.
+
+    \b
+    Example:
+      fxtrain verify fw --target cortex-m4
+    """
+    from .. import api
+    from .render import verify_text
+    res = api.verify(export_dir, target, host_only)
+    click.echo(verify_text(res))
+    if not res.ok:
+        raise click.exceptions.Exit(1)
+
+
+def main():
+    cli(prog_name="fxtrain")

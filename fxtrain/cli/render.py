@@ -1,0 +1,146 @@
+"""Text rendering of results: aligned tables (tabulate), CSV and JSON. No computation here."""
+import csv
+import io
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+COMPARE_COLUMNS = [("method", "method"), ("bits", "bits"), ("weight_bytes", "weights B"),
+                   ("shadow_bytes", "shadow B"), ("other_bytes", "act+other B"), ("total_bytes", "total B"),
+                   ("sram_percent", "% SRAM"), ("flash_bytes", "flash B"), ("fits", "fits"),
+                   ("float_ops_per_step", "float ops/step"), ("est_seconds_per_epoch", "est s/epoch"),
+                   ("test_accuracy", "test acc")]
+
+
+def history_table(history):
+    rows = [[h["epoch"], h["loss"], h["train_accuracy"], h["test_accuracy"], h["changed_fraction"]]
+            for h in history]
+    return tabulate(rows, headers=["epoch", "loss", "train acc", "test acc", "changed"],
+                    floatfmt=("d", ".4f", ".4f", ".4f", ".3f"), tablefmt="simple")
+
+
+def memory_table(fit):
+    """Buffers with bytes and share of the usable SRAM, then the totals."""
+    usable = fit.target.usable_sram_bytes
+    rows = [[name, n, f"{100.0 * n / usable:.1f}%"] for name, n in fit.cost.buffers.items()]
+    rows.append(["total", fit.cost.total_bytes, f"{100.0 * fit.cost.total_bytes / usable:.1f}%"])
+    return tabulate(rows, headers=["buffer", "bytes", f"of {usable:,} usable"], tablefmt="simple",
+                    intfmt=",", colalign=("left", "right", "right"))
+
+
+def compute_table(fit):
+    c = fit.compute_report()
+    rows = [["int MACs / epoch", f"{c['int_macs_per_epoch']:,}"],
+            ["other int ops / epoch", f"{c['int_ops_per_epoch']:,}"],
+            ["float ops / epoch", f"{c['float_ops_per_epoch']:,}"],
+            ["cycles / epoch", f"{c['cycles_per_epoch']:,.0f}"],
+            ["est. seconds / epoch", f"{c['est_seconds_per_epoch']:.3f}"],
+            ["budget seconds / epoch", f"{c['budget_seconds']:.1f}"]]
+    return tabulate(rows, tablefmt="simple", colalign=("left", "right"), disable_numparse=True)
+
+
+def simulate_text(res):
+    """The whole ``fxtrain simulate`` report: fit, history, accuracy, memory and compute."""
+    fit, t, report, cfg = res.fit, res.fit.target, res.report, res.run.cfg
+    dep = res.deployed_test_accuracy
+    lines = [f"{t.name}: {t.description}",
+             f"fits: {fit.cost.total_bytes:,} of {t.usable_sram_bytes:,} usable SRAM bytes "
+             f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
+             f"(budget {t.budget_seconds_per_epoch:g} s)",
+             history_table(res.history), "",
+             f"test accuracy {report['test_accuracy']:.4f} (training arithmetic)"
+             + (f", {dep:.4f} deployed (static shifts, as exported)" if dep is not None else ""), "",
+             f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit), "",
+             f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit), "",
+             f"fits: {str(fit.sram_fits and fit.time_fits).lower()}"
+             + (f"; wrote {res.out}/report.json" if res.out else "")]
+    return "\n".join(lines)
+
+
+def train_text(res):
+    cfg, report = res.run.cfg, res.report
+    return "\n".join([history_table(res.history),
+                      f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
+                      f"{report['n_weights']} weights"
+                      + (f"; wrote {res.out}/model.npz and report.json" if res.out else "")])
+
+
+def targets_table(targets):
+    rows = [[t.name, t.core, f"{t.clock_hz / 1e6:g}", t.sram_bytes // 1024, t.flash_bytes // 1024, t.fpu,
+             t.qemu_machine or "-"] for t in targets]
+    return tabulate(rows, headers=["name", "core", "MHz", "SRAM KiB", "flash KiB", "fpu", "qemu"],
+                    tablefmt="simple")
+
+
+def target_table(t):
+    rows = [[k, getattr(t, k)] for k in ("name", "description", "core", "isa", "clock_hz", "sram_bytes",
+                                         "reserved_sram_bytes", "flash_bytes", "fpu",
+                                         "budget_seconds_per_epoch", "qemu_machine")]
+    rows += [["cflags", " ".join(t.cflags) or "-"]]
+    rows += [[f"cycles.{k}", v] for k, v in vars(t.cycles).items()]
+    rows += [[f"source.{k}", v] for k, v in t.source]
+    return tabulate(rows, tablefmt="simple", colalign=("left", "left"), maxcolwidths=[None, 88],
+                    disable_numparse=True)
+
+
+def _csv(rows):
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().rstrip("\n")
+
+
+def compare_text(res, fmt):
+    """A CompareResult as ``table``, ``csv`` or ``json`` text."""
+    if fmt == "json":
+        return json.dumps({"target": res.target.name, "arch": res.arch, "batch": res.batch, "rows": res.rows,
+                           "widths": res.widths}, indent=2)
+    if fmt == "csv":
+        return _csv(res.rows) + "\n\n" + _csv(res.widths)
+    cols = [c for c in COMPARE_COLUMNS if c[0] in res.rows[0]]
+    body = [[r[k] if k != "fits" else str(r[k]).lower() for k, _ in cols] for r in res.rows]
+    fmts = tuple({"sram_percent": ".2f", "est_seconds_per_epoch": ".4f", "test_accuracy": ".4f"}.get(k, "g")
+                 for k, _ in cols)
+    t = res.target
+    widths = [[w["bits"], w["sr_width"], w["bc_width"], f"{w['sr_over_bc']:.2f}" if w["sr_over_bc"] else "-"]
+              for w in res.widths]
+    out = [f"{t.name}: {t.usable_sram_bytes:,} usable SRAM bytes, fpu {t.fpu}, arch {res.arch}",
+           tabulate(body, headers=[h for _, h in cols], floatfmt=fmts, intfmt=",", tablefmt="simple"), "",
+           "Largest hidden width that fits (SRAM and time budget):",
+           tabulate(widths, headers=["bits", "sr width", "bc width", "sr / bc"], tablefmt="simple",
+                    disable_numparse=True, colalign=("right", "right", "right", "right"))]
+    return "\n".join(out) + (f"\n\nwrote {res.plot}" if res.plot else "")
+
+
+def export_text(res, run_dir):
+    saved = res.flash_bytes_unpacked - res.flash_bytes
+    flash = f"{res.flash_bytes:,} bytes" + (
+        f" (packed; {saved:,} fewer than int8's {res.flash_bytes_unpacked:,})" if res.packed else
+        f" (--pack would make it {res.flash_bytes_packed:,})")
+    rows = [["files", ", ".join(Path(f).name for f in res.files)],
+            ["content hash", res.hash],
+            ["weights + biases in flash", flash],
+            ["scratch buffer", f"{res.scratch_bytes:,} bytes"],
+            ["test vectors", res.n_vectors],
+            ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (static shifts) vs "
+                              f"{res.test_accuracy:.4f} in training"]]
+    return f"exported {run_dir} to {res.out}\n" + tabulate(rows, tablefmt="simple", disable_numparse=True)
+
+
+def verify_text(res):
+    rows = []
+    for where, r in res.results:
+        ok = r["n_mismatch"] == 0 and r.get("complete", True)
+        rows.append([where, r["n_vectors"], r["n_mismatch"], "bit-exact" if ok else "MISMATCH", f"{r['seconds']:.2f}"])
+    lines = [tabulate(rows, headers=["where", "vectors", "mismatches", "result", "seconds"], tablefmt="simple")]
+    t = res.target
+    if t and len(res.results) > 1:
+        q = res.results[-1][1]
+        flash, ram = q["text"] + q["data"], q["data"] + q["bss"]
+        lines.append(f"{t.name} image: text {q['text']:,}, data {q['data']:,}, bss {q['bss']:,} bytes "
+                     f"-> flash {flash:,} of {t.flash_bytes:,} ({100 * flash / t.flash_bytes:.1f}%), "
+                     f"static RAM {ram:,} of {t.sram_bytes:,} ({100 * ram / t.sram_bytes:.1f}%); "
+                     f"QEMU ran {q['qemu_seconds']:.2f} s")
+    return "\n".join(lines)

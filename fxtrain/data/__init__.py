@@ -1,0 +1,91 @@
+"""Data sets: load, validate, split and quantise to int8 with a power-of-two exponent.
+
+Sources: ``digits`` (the 8x8 handwritten digits, shipped inside the package; see
+``docs/data.md``), the synthetic ``moons`` and ``spirals`` (generated from the
+seed), or a user file: CSV with the label in the last column, or NPZ with
+arrays ``X`` and ``y``.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .files import check_samples, read_file
+from .synthetic import make_moons, make_spirals
+
+INPUT_EXPONENT = -7  # inputs are scaled into [-1, 1) and stored as Q7
+BUILTIN = ("digits", "moons", "spirals")
+TEST_FRACTION = 0.2
+DIGITS_FILE = Path(__file__).resolve().parent / "digits.npz"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Quantised train/test split. ``X_*`` int8 [n, *input_shape] with exponent ``e_x``."""
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    e_x: int
+    input_shape: tuple
+    n_classes: int
+
+
+def load_digits():
+    """The 1,797 8x8 digits: X float64 [n, 8, 8, 1] with pixels 0..16, y float64 [n]."""
+    with np.load(DIGITS_FILE) as z:
+        return z["X"].astype(np.float64).reshape(-1, 8, 8, 1), z["y"].astype(np.float64)
+
+
+def load_raw(source, seed):
+    """(X float64, y float64, input_shape) from a built-in name or a file path."""
+    if source == "digits":
+        X, y = load_digits()
+        return X, y, (8, 8, 1)
+    if source in ("moons", "spirals"):
+        X, y = make_moons(seed=seed) if source == "moons" else make_spirals(seed=seed)
+        return X, y.astype(np.float64), (2,)
+    if not Path(source).is_file():
+        raise DataError(f"data '{source}' is neither a file nor one of {', '.join(BUILTIN)}")
+    return read_file(source)
+
+
+def stratified_split(y, seed, test_fraction=TEST_FRACTION):
+    """Indices (train, test), each sorted: every class is split on its own.
+
+    For each class in increasing order, its sample indices are permuted by one
+    ``numpy.random.default_rng(seed)`` stream and the first
+    ``round(count * test_fraction)`` go to the test set, so each class keeps its
+    share in both sets and the same seed always gives the same split.
+    """
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def quantize_inputs(X, scale):
+    """int8 codes of ``X / scale`` in Q7 (exponent -7), saturated to [-127, 127]."""
+    return np.clip(np.round(X / scale * 127.0), -127, 127).astype(np.int8)
+
+
+def load_dataset(source, seed):
+    """Load, validate, split (stratified, by seed) and quantise a data set.
+
+    The scale is max|X_train|, one number for all features, so zero stays zero and
+    every method sees the same int8 inputs.
+    """
+    X, y, shape = load_raw(source, seed)
+    y, n_classes = check_samples(X, y, source)
+    tr, te = stratified_split(y, seed)
+    if len(tr) == 0 or len(te) == 0:
+        raise DataError(f"{source}: {X.shape[0]} samples are too few for an 80/20 split")
+    scale = float(np.max(np.abs(X[tr]))) or 1.0
+    q = quantize_inputs(X, scale)
+    return Dataset(str(source), q[tr], y[tr], q[te], y[te], INPUT_EXPONENT, tuple(shape), n_classes)

@@ -1,0 +1,235 @@
+"""Hardware profiles: one TOML file per board or chip, loaded into a frozen ``Target``.
+
+Every check fails with one line that names the file and the field, so a typo in a
+profile stops the run instead of silently changing a memory or time budget.
+No numpy or numba here: ``fxtrain targets`` imports this module and must start fast.
+"""
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._files import data_dir
+from ..errors import TargetError
+
+FPU_KINDS = ("none", "sp", "dp")
+
+# field -> (kind, required). The kinds are checked by ``_check`` below.
+_FIELDS = {
+    "name": ("text", True),
+    "description": ("text", True),
+    "core": ("text", True),
+    "isa": ("text", True),
+    "clock_hz": ("size", True),
+    "sram_bytes": ("size", True),
+    "flash_bytes": ("size", True),
+    "reserved_sram_bytes": ("count", True),
+    "fpu": ("text", True),
+    "budget_seconds_per_epoch": ("number", True),
+    "qemu_machine": ("text", False),
+    "cflags": ("textlist", False),
+    "cycles": ("table", True),
+    "source": ("table", False),
+}
+_CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv")
+# A shipped profile must say where its headline numbers come from; a user file need not.
+_SHIPPED_SOURCES = ("clock_hz", "sram_bytes", "flash_bytes", "cycles")
+
+
+def _is_int(v):
+    # bool is a subclass of int, but `sram_bytes = true` is a typo, never a size.
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+_KINDS = {  # kind: (test, what the error message says the value must be)
+    "text": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+    "size": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "count": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "number": (lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v > 0,
+               "a positive finite number"),
+    "textlist": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                 "a list of strings"),
+    "table": (lambda v: isinstance(v, dict), "a table"),
+}
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """Cycles per operation on one core; every value is an int or float > 0.
+
+    ``int_mac`` is one 8x8 or 16x16 multiply into a 32-bit accumulator, ``int_op`` any
+    other integer op (add, shift, compare, saturate), ``load_store`` one memory access.
+    ``fadd``/``fmul``/``fdiv`` are float32 ops: FPU prices, or soft-float prices on a
+    core without an FPU.
+    """
+
+    int_mac: float
+    int_op: float
+    load_store: float
+    fadd: float
+    fmul: float
+    fdiv: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """One hardware profile, as read from ``targets/NAME.toml``.
+
+    ``source`` is a tuple of ``(field, citation)`` pairs in file order, not a dict, so
+    that a Target stays immutable, hashable and picklable; use ``dict(t.source)`` to
+    look a citation up. ``path`` is the file the profile came from.
+    """
+
+    name: str
+    description: str
+    core: str
+    isa: str
+    clock_hz: int
+    sram_bytes: int
+    flash_bytes: int
+    reserved_sram_bytes: int
+    fpu: str
+    budget_seconds_per_epoch: float
+    cycles: Cycles
+    cflags: tuple[str, ...]
+    qemu_machine: str | None
+    source: tuple[tuple[str, str], ...]
+    path: str
+
+    @property
+    def usable_sram_bytes(self):
+        """SRAM left for training buffers once stack and RTOS headroom are set aside."""
+        return self.sram_bytes - self.reserved_sram_bytes
+
+    @property
+    def has_fpu(self):
+        """True when float32 ops run in hardware (``fpu`` is ``"sp"`` or ``"dp"``)."""
+        return self.fpu != "none"
+
+
+def _fail(path, field, why):
+    raise TargetError(f"{path}: field '{field}' {why}")
+
+
+def _check(path, field, value, kind):
+    test, rule = _KINDS[kind]
+    if not test(value):
+        _fail(path, field, f"must be {rule}, got {value!r}")
+
+
+def _reject_unknown(path, table, allowed, prefix=""):
+    for key in table:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            raise TargetError(f"{path}: unknown field '{prefix}{key}'{hint}; "
+                              f"allowed: {', '.join(allowed)}")
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise TargetError(f"{path}: no such target profile file") from None
+    except OSError as e:
+        raise TargetError(f"{path}: cannot read target profile ({e.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise TargetError(f"{path}: invalid TOML: {e}") from None
+
+
+def _validate(path, raw, shipped):
+    _reject_unknown(path, raw, list(_FIELDS))
+    for field, (kind, required) in _FIELDS.items():
+        if field in raw:
+            _check(path, field, raw[field], kind)
+        elif required:
+            raise TargetError(f"{path}: missing required field '{field}'")
+    if raw["reserved_sram_bytes"] >= raw["sram_bytes"]:
+        _fail(path, "reserved_sram_bytes",
+              f"must be less than sram_bytes ({raw['sram_bytes']}), "
+              f"got {raw['reserved_sram_bytes']}")
+    if raw["fpu"] not in FPU_KINDS:
+        _fail(path, "fpu", f"must be one of {', '.join(map(repr, FPU_KINDS))}, "
+                           f"got {raw['fpu']!r}")
+    cycles = raw["cycles"]
+    _reject_unknown(path, cycles, list(_CYCLES), "cycles.")
+    for key in _CYCLES:
+        if key not in cycles:
+            raise TargetError(f"{path}: missing required field 'cycles.{key}'")
+        _check(path, f"cycles.{key}", cycles[key], "number")
+    source = raw.get("source", {})
+    # Citations may be keyed by any field, or by 'cycles' for the whole table.
+    _reject_unknown(path, source, [f for f in _FIELDS if f != "source"], "source.")
+    for key, text in source.items():
+        _check(path, f"source.{key}", text, "text")
+    if shipped:
+        stem = Path(path).stem
+        if raw["name"] != stem:
+            _fail(path, "name", f"must equal the file stem '{stem}' in a shipped "
+                                f"profile, got {raw['name']!r}")
+        for key in _SHIPPED_SOURCES:
+            if key not in source:
+                raise TargetError(f"{path}: missing field 'source.{key}', "
+                                  "required in a shipped profile")
+
+
+def _load_file(path, shipped):
+    raw = _read(path)
+    _validate(path, raw, shipped)
+    fields = {f: raw[f] for f in _FIELDS if f in raw and f not in ("cycles", "source", "cflags")}
+    return Target(
+        **{"qemu_machine": None, **fields},
+        cycles=Cycles(**raw["cycles"]),
+        cflags=tuple(raw.get("cflags", ())),
+        source=tuple(raw.get("source", {}).items()),
+        path=str(path),
+    )
+
+
+def _shipped_dir():
+    return Path(data_dir("targets")).resolve()
+
+
+def load_target(name_or_path):
+    """Load a hardware profile by shipped name or by path.
+
+    Parameters
+    ----------
+    name_or_path : str
+        A shipped profile name such as ``"cortex-m4"``, or a path to a ``.toml``
+        file (anything ending in ``.toml`` or containing a path separator).
+
+    Returns
+    -------
+    Target
+        The validated, frozen profile.
+
+    Raises
+    ------
+    TargetError
+        Unknown name, missing or unreadable file, bad TOML, or an invalid field;
+        the message is one line naming the file and the field.
+    """
+    arg = str(name_or_path)
+    seps = [s for s in (os.sep, os.altsep) if s]
+    if arg.endswith(".toml") or any(s in arg for s in seps):
+        path = Path(arg)
+        shipped = path.resolve().parent == _shipped_dir()
+        return _load_file(path, shipped)
+    path = _shipped_dir() / f"{arg}.toml"
+    if not path.is_file():
+        names = sorted(p.stem for p in _shipped_dir().glob("*.toml"))
+        near = difflib.get_close_matches(arg, names, n=3)
+        hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+        raise TargetError(f"unknown target {arg!r}{hint}; run `fxtrain targets` to list "
+                          "them, or pass a path to a .toml profile")
+    return _load_file(path, shipped=True)
+
+
+def list_targets():
+    """Every shipped profile, validated, as a list of ``Target`` sorted by name."""
+    targets = [_load_file(p, shipped=True) for p in _shipped_dir().glob("*.toml")]
+    return sorted(targets, key=lambda t: t.name)

@@ -1,0 +1,313 @@
+"""One training epoch as one jitted call, batched evaluation, and the checks in front of them.
+
+Order of generator draws within an epoch (the C runtime follows it):
+1. a Fisher-Yates shuffle of the training indices, ``n - 1`` draws;
+2. for each full batch (a last partial batch is dropped), from the last layer to
+   the first: one draw per error value sent to the layer below, then (``sr``
+   only) one per weight in weight order and one per bias.
+
+``sr``, ``r`` and ``bc`` each get their own compiled epoch (the method is a
+compile-time constant of a closure, so numba prunes the other methods' branches):
+the code compiled for ``sr`` and ``r`` holds no float instruction at all.
+
+The jitted functions take a few named bundles instead of dozens of arrays:
+:class:`Net` (structure and exponents), :class:`IntParams` (what training changes),
+:class:`Rule` (bits and step) and :class:`Scratch` (every buffer, allocated once).
+Call them through :func:`train_epoch` and :func:`predict`, which check dtype,
+shape and contiguity first.
+"""
+import math
+from collections import namedtuple
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+from .fixedpoint import xorshift32
+from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
+from .passes import backward_float, backward_int, forward_float, forward_int
+from .requant import softmax_error_float, softmax_error_int
+from .updates import BC, update_bc, update_bias_int, update_float, update_weights_int, update_weights_momentum
+
+Net = namedtuple("Net", "desc e_w e_b")
+Net.__doc__ = "desc int64 [L, N_FIELDS]; e_w, e_b int64 [L]: weight and bias exponents per layer."
+IntParams = namedtuple("IntParams", "wq bq shadow mom rng")
+IntParams.__doc__ = ("wq int8/int16 [n_w]; bq int32 [n_b]; shadow float32 [n_w] (bc) or [0]; "
+                     "mom int16 (sr, r) or float32 (bc) [n_w], or [0] without momentum; rng uint32 [1].")
+FloatParams = namedtuple("FloatParams", "wf bf mom rng")
+Rule = namedtuple("Rule", "bits qm m k batch mom_j")
+Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
+Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts")
+Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
+                   "acc and grad int32/int64 (float32 for float); probs int64 [classes]; perm int64 [n]; "
+                   "yb int64 [batch]; terms int64 [n, 2] (loss terms); counts int64 [L, 2] (saturations).")
+# Columns of Scratch.counts: error values saturated when sent below, momentum velocities saturated.
+ERR_CLIPPED, MOM_CLIPPED = 0, 1
+SOFTMAX_EXPONENT = -7  # the softmax error is Q7
+
+
+@njit(cache=True, inline='always')
+def shuffle(perm, rng):
+    """Fisher-Yates with one draw per position, ``j = r mod (i + 1)``."""
+    for i in range(perm.shape[0]):
+        perm[i] = i
+    for i in range(perm.shape[0] - 1, 0, -1):
+        j = xorshift32(rng) % (i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+
+
+@njit(cache=True, inline='always')
+def gather(X, Y, perm, start, nb, x0, yb):
+    """Copy samples perm[start:start+nb] into the flat input buffer and their labels into yb."""
+    f = X.shape[1]
+    for i in range(nb):
+        src = perm[start + i]
+        for j in range(f):
+            x0[i * f + j] = X[src, j]
+        yb[i] = Y[src]
+
+
+@njit(cache=True, inline='always')
+def _update_int_layer(method, d, l, p, e_w, rule, grad, e_g, counts):
+    """SR or R step of layer ``l``'s weights, through the int16 velocity with momentum."""
+    o, nw = d[W_OFF], d[N_W]
+    w, g, s = p.wq[o:o + nw], grad[:nw], e_w[l] + rule.k - e_g
+    if p.mom.shape[0]:
+        counts[l, MOM_CLIPPED] += update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g,
+                                                          rule.m, s, rule.mom_j, p.rng)
+    else:
+        update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng)
+
+
+@njit(cache=True, inline='always')
+def _update_bc_layer(d, l, p, e_w, rule, grad, e_g):
+    """BinaryConnect step of layer ``l``: float32 shadow, then re-quantised integer weights."""
+    o, nw = d[W_OFF], d[N_W]
+    step = np.float32(rule.m * 2.0 ** (e_g - rule.k))
+    vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
+    update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step, e_w[l], vel,
+              np.float32(1.0 - 2.0 ** -rule.mom_j))
+
+
+def _integer_epoch(method, spatial):
+    """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers."""
+
+    @njit(cache=True)
+    def epoch(net, p, X, e_x, Y, rule, ws):
+        desc = net.desc
+        n_layers, batch = desc.shape[0], rule.batch
+        n_cls = desc[n_layers - 1, OUT_C]
+        shuffle(ws.perm, p.rng)
+        batches = 0
+        for start in range(0, X.shape[0] - batch + 1, batch):
+            gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
+            ws.e_act[0] = e_x
+            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, batch, spatial)
+            softmax_error_int(ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
+                              ws.terms[start:start + batch])
+            e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
+            for l in range(n_layers - 1, -1, -1):
+                e_below, clipped = backward_int(desc, l, p.wq, net.e_w, ws.acts, ws.e_act, ws.err[cur], e_err,
+                                                ws.acc, ws.err[1 - cur], ws.grad, ws.gbias, p.rng, batch,
+                                                spatial)
+                ws.counts[l, ERR_CLIPPED] += clipped
+                d = desc[l]
+                if d[KIND] != POOL:
+                    e_g = e_err + ws.e_act[l]  # gradient exponent: error times input
+                    if method == BC:
+                        _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g)
+                    else:
+                        _update_int_layer(method, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
+                    # The bias gradient's exponent is the error's alone.
+                    update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], rule.m,
+                                    net.e_b[l] + rule.k - e_err, p.rng)
+                e_err, cur = e_below, 1 - cur
+            batches += 1
+        return batches
+
+    return epoch
+
+
+
+
+def _float_epoch(spatial):
+    """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool layers."""
+
+    @njit(cache=True)
+    def epoch_float(desc, p, X, Y, step, beta, batch, ws):
+        """float32 epoch over the same shuffle; ``X`` is already dequantised. Returns (summed loss, batches)."""
+        n_layers = desc.shape[0]
+        n_cls = desc[n_layers - 1, OUT_C]
+        shuffle(ws.perm, p.rng)
+        loss, batches = 0.0, 0
+        for start in range(0, X.shape[0] - batch + 1, batch):
+            gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
+            forward_float(desc, p.wf, p.bf, ws.acts, batch, spatial)
+            loss += softmax_error_float(ws.acts[n_layers], batch, n_cls, ws.yb, ws.err[0])
+            batches += 1
+            cur = 0
+            for l in range(n_layers - 1, -1, -1):
+                backward_float(desc, l, p.wf, ws.acts, ws.err[cur], ws.err[1 - cur], ws.grad, ws.gbias, batch,
+                               spatial)
+                d = desc[l]
+                if d[KIND] != POOL:
+                    o, nw = d[W_OFF], d[N_W]
+                    vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
+                    update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
+                    update_float(p.bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], step, p.mom[:0], beta)
+                cur = 1 - cur
+        return loss, batches
+
+    return epoch_float
+
+
+@njit(cache=True, inline='always')
+def _argmax_rows(z, nb, n_cls, out):
+    for n in range(nb):
+        best = 0
+        for j in range(1, n_cls):
+            if z[n * n_cls + j] > z[n * n_cls + best]:
+                best = j
+        out[n] = best
+
+
+@njit(cache=True, inline='always')
+def _copy_rows(X, start, nb, x0):
+    f = X.shape[1]
+    for i in range(nb):
+        for j in range(f):
+            x0[i * f + j] = X[start + i, j]
+
+
+def _predictor(spatial, is_float):
+    """Jitted class predictions (first argmax), ``chunk`` samples at a time, integer or float32."""
+
+    @njit(cache=True)
+    def predict_rows(net, params, X, e_x, chunk, ws, out):
+        n_layers = net.desc.shape[0]
+        n_cls = net.desc[n_layers - 1, OUT_C]
+        for start in range(0, X.shape[0], chunk):
+            nb = min(chunk, X.shape[0] - start)
+            _copy_rows(X, start, nb, ws.acts[0])
+            if is_float:
+                forward_float(net.desc, params.wf, params.bf, ws.acts, nb, spatial)
+            else:
+                ws.e_act[0] = e_x
+                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, nb,
+                            spatial)
+            _argmax_rows(ws.acts[n_layers], nb, n_cls, out[start:start + nb])
+
+    return predict_rows
+
+
+@lru_cache(maxsize=None)
+def compiled(kind, *key):
+    """The jitted function of ``kind`` ("int", "float" or "predict") for ``key``, created on first use.
+
+    Each closure fixes its method and net kind at compile time, so numba compiles
+    only the branches that run.
+    """
+    make = {"int": _integer_epoch, "float": _float_epoch, "predict": _predictor}[kind]
+    return make(*key)
+
+
+# ---------------------------------------------------------------- checked entry points
+
+
+def _require(name, a, dtypes, shape=None):
+    """Raise TypeError/ValueError unless ``a`` is a C-contiguous ndarray of one of ``dtypes``."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype not in [np.dtype(t) for t in dtypes]:
+        raise TypeError(f"{name} must have dtype {'/'.join(np.dtype(t).name for t in dtypes)}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+
+
+def _check_common(net, X, Y, ws, float_mode):
+    n_layers = net.desc.shape[0]
+    _require("desc", net.desc, [np.int64])
+    n = X.shape[0]
+    _require("X", X, [np.float32] if float_mode else [np.int8])
+    _require("Y", Y, [np.int64], (n,))
+    widest = ws.acts.shape[1]
+    _require("acts", ws.acts, [np.float32] if float_mode else [np.int8], (n_layers + 1, widest))
+    _require("err", ws.err, [ws.acts.dtype], (2, widest))
+    _require("perm", ws.perm, [np.int64], (n,))
+    if Y.size and (Y.min() < 0 or Y.max() >= net.desc[-1, OUT_C]):
+        raise ValueError(f"labels must lie in [0, {net.desc[-1, OUT_C]})")
+
+
+def _check_int(net, p, ws, method):
+    n_layers = net.desc.shape[0]
+    n_w, n_b = int(net.desc[:, N_W].sum()), int(p.bq.shape[0])
+    _require("e_w", net.e_w, [np.int64], (n_layers,))
+    _require("e_b", net.e_b, [np.int64], (n_layers,))
+    _require("wq", p.wq, [np.int8, np.int16], (n_w,))
+    _require("bq", p.bq, [np.int32], (n_b,))
+    _require("rng", p.rng, [np.uint32], (1,))
+    _require("shadow", p.shadow, [np.float32], (n_w if method == BC else 0,))
+    _require("mom", p.mom, [np.float32 if method == BC else np.int16])
+    if p.mom.shape[0] not in (0, n_w):
+        raise ValueError(f"mom must have shape (0,) or ({n_w},), got {p.mom.shape}")
+    _require("acc", ws.acc, [np.int32, np.int64])
+    _require("grad", ws.grad, [np.int32, np.int64])
+    _require("counts", ws.counts, [np.int64], (n_layers, 2))
+
+
+def train_epoch(method, net, params, X, e_x, Y, rule, ws):
+    """Train one epoch of ``sr``, ``r`` or ``bc`` (integer passes) in place.
+
+    Parameters
+    ----------
+    method : SR, R or BC.
+    net : Net; params : IntParams (updated in place); rule : Rule; ws : Scratch.
+    X : int8 [n, features] (HWC flattened), exponent ``e_x``; Y : int64 [n] labels.
+
+    Returns
+    -------
+    (loss, batches): the mean cross-entropy over the trained samples (float, for
+    reporting only: it is computed here, outside the integer step) and the number
+    of batches trained.
+    """
+    _check_common(net, X, Y, ws, False)
+    _check_int(net, params, ws, method)
+    batches = compiled("int", method, _spatial(net))(net, params, X, int(e_x), Y, rule, ws)
+    return _mean_loss(ws.terms, batches, rule.batch), batches
+
+
+def _spatial(net):
+    """True if the net has a conv or pool layer: the kernels a dense-only net never compiles."""
+    return bool((net.desc[:, KIND] != DENSE).any())
+
+
+def _mean_loss(terms, batches, batch):
+    """Mean of -ln p_y over the trained samples, summed batch by batch as the epoch ran."""
+    total = 0.0
+    for b in range(batches):
+        s = 0.0
+        for t, p_y in terms[b * batch:(b + 1) * batch].tolist():
+            s += math.log(t) - math.log(max(p_y, 1))
+        total += s
+    return total / max(batches * batch, 1)
+
+
+def train_epoch_float(net, params, X, Y, step, beta, batch, ws):
+    """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features]."""
+    _check_common(net, X, Y, ws, True)
+    loss, batches = compiled("float", _spatial(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
+                                                      int(batch), ws)
+    return loss / max(batches * batch, 1), batches
+
+
+def predict(net, params, X, e_x, chunk, ws):
+    """Classes (int64 [n]) of X: int8 (integer params, exponent ``e_x``) or float32 (FloatParams)."""
+    out = np.zeros(X.shape[0], dtype=np.int64)
+    is_float = isinstance(params, FloatParams)
+    _require("X", X, [np.float32] if is_float else [np.int8])
+    if X.ndim != 2 or chunk * X.shape[1] > ws.acts.shape[1]:
+        raise ValueError(f"X must be [n, features] with chunk * features <= {ws.acts.shape[1]}")
+    compiled("predict", _spatial(net), is_float)(net, params, X, int(e_x), int(chunk), ws, out)
+    return out

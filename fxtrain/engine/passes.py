@@ -1,0 +1,116 @@
+"""Forward and backward passes over the flat network (``network.build_desc``).
+
+Each backward rule sits next to its forward rule. Integer passes keep int8
+tensors with one exponent each; the float passes mirror them in float32 for the
+reference method. Layer ``l`` reads row ``acts[l]`` and writes ``acts[l + 1]``;
+``acts[0]`` holds the input batch. ``nb`` is the number of samples in use.
+
+``spatial`` is a compile-time constant: these passes are inlined into the epoch,
+where it is a closure constant, so for a net of dense layers only numba prunes the
+conv and pool branches and never compiles those kernels.
+"""
+import numpy as np
+from numba import njit
+
+from .kernels import conv_backward, conv_forward, dense_backward, dense_forward, pool_backward, pool_forward
+from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
+from .requant import add_bias, bias_gradient, relu_mask, requant_round, requant_sr, tensor_shift
+
+
+@njit(cache=True, inline='always')
+def mac_forward(d, x, w, nb, out, spatial):
+    """The layer's weighted sums (no bias) of ``nb`` samples into ``out``."""
+    if spatial:
+        if d[KIND] == CONV:
+            conv_forward(d, x, w, nb, out)
+            return
+    dense_forward(d, x, w, nb, out)
+
+
+@njit(cache=True, inline='always')
+def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
+    """Weight gradient, bias gradient and (if wanted) the unscaled error for the layer below."""
+    if spatial:
+        if d[KIND] == CONV:
+            conv_backward(d, x, err, w, nb, grad, back, want_back)
+            bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
+            return
+    dense_backward(d, x, err, w, nb, grad, back, want_back)
+    bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
+
+
+@njit(cache=True, inline='always')
+def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial):
+    """Integer forward pass; ``e_act[l]`` is the exponent of ``acts[l]``.
+
+    Each layer's accumulator is shifted (round-half-up) by the smallest s that
+    brings its largest magnitude into int8, chosen per batch.
+    """
+    for l in range(desc.shape[0]):
+        d = desc[l]
+        if spatial:
+            if d[KIND] == POOL:
+                pool_forward(d, acts[l], nb, acts[l + 1])
+                e_act[l + 1] = e_act[l]
+                continue
+        mac_forward(d, acts[l], wq, nb, acc, spatial)
+        n = nb * d[N_OUT]
+        add_bias(acc, n // d[OUT_C], bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l])
+        s = tensor_shift(acc, n)
+        requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
+        e_act[l + 1] = e_act[l] + e_w[l] + s
+
+
+@njit(cache=True, inline='always')
+def backward_int(desc, l, wq, e_w, acts, e_act, err, e_err, back, err_below, grad, gbias, rng, nb, spatial):
+    """Backward through layer ``l`` given int8 ``err`` (exponent ``e_err``) at its output.
+
+    Fills ``grad``/``gbias`` (exponents e_err + e_act[l] and e_err) and writes the
+    int8 error for the layer below into ``err_below`` with stochastic rounding, one
+    draw per value. Returns that error's exponent and how many of its values saturated.
+    """
+    d = desc[l]
+    if spatial:
+        if d[KIND] == POOL:
+            pool_backward(d, acts[l], err, nb, err_below)
+            return e_err, 0
+    if d[RELU] != 0:
+        relu_mask(err, acts[l + 1], nb * d[N_OUT])
+    mac_backward(d, acts[l], err, wq, nb, grad, gbias, back, l > 0, spatial)
+    if l == 0:
+        return e_err, 0
+    n = nb * d[N_IN]
+    s = tensor_shift(back, n)
+    clipped = requant_sr(back, n, s, rng, err_below)
+    return e_err + e_w[l] + s, clipped
+
+
+@njit(cache=True, inline='always')
+def forward_float(desc, wf, bf, acts, nb, spatial):
+    """float32 reference forward pass over the same layout."""
+    for l in range(desc.shape[0]):
+        d = desc[l]
+        y = acts[l + 1]
+        if spatial:
+            if d[KIND] == POOL:
+                pool_forward(d, acts[l], nb, y)
+                continue
+        mac_forward(d, acts[l], wf, nb, y, spatial)
+        n_out, bo = d[OUT_C], d[B_OFF]
+        for r in range(nb * d[N_OUT] // n_out):
+            for j in range(n_out):
+                v = y[r * n_out + j] + bf[bo + j]
+                y[r * n_out + j] = v if (v > 0 or d[RELU] == 0) else np.float32(0.0)
+
+
+@njit(cache=True, inline='always')
+def backward_float(desc, l, wf, acts, err, err_below, grad, gbias, nb, spatial):
+    """float32 backward through layer ``l``; the error below lands in ``err_below``."""
+    d = desc[l]
+    if spatial:
+        if d[KIND] == POOL:
+            pool_backward(d, acts[l], err, nb, err_below)
+            return
+    if d[RELU] != 0:
+        relu_mask(err, acts[l + 1], nb * d[N_OUT])
+    mac_backward(d, acts[l], err, wf, nb, grad, gbias, err_below, l > 0, spatial)

@@ -1,0 +1,131 @@
+"""From wide accumulators back to int8: bias add, per-tensor shift, rounding, ReLU, softmax error.
+
+Activations and errors are int8 with one exponent per tensor per batch. After an
+integer accumulation the tensor is shifted right by ``s = max(0, bitlen(max|acc|) - 7)``
+and ``s`` is added to its exponent: round-half-up for forward activations, stochastic
+rounding (one generator draw per value) for errors. All buffers are flat; ``n`` is
+the number of values in use.
+"""
+import numpy as np
+from numba import njit
+
+from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat, sr_shift, xorshift32
+from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, LOG2E_Q15
+
+
+@njit(cache=True)
+def add_bias(acc, rows, bias, b_off, n_out, shift):
+    """acc[r, o] += bias[b_off + o] re-exponented by ``shift`` (round-half-up; < 0 shifts left)."""
+    t = acc.dtype.type
+    for r in range(rows):  # rows outer, outputs inner: the sweep over acc stays contiguous
+        for j in range(n_out):
+            b = sat(round_shift(bias[b_off + j], shift), INT32_MIN, INT32_MAX)
+            acc[r * n_out + j] = t(acc[r * n_out + j] + b)
+
+
+@njit(cache=True)
+def bias_gradient(err, rows, n_out, gbias):
+    """gbias[o] = sum over rows of err[r, o]: the bias gradient, exponent of the error."""
+    t = gbias.dtype.type
+    gbias[:n_out] = 0
+    for r in range(rows):
+        for j in range(n_out):
+            gbias[j] = t(gbias[j] + t(err[r * n_out + j]))
+
+
+@njit(cache=True)
+def tensor_shift(acc, n):
+    """The shift that brings max|acc[:n]| into int8: max(0, bitlen(max|acc|) - 7)."""
+    hi = acc.dtype.type(0)
+    lo = acc.dtype.type(0)
+    for j in range(n):  # max and min in the accumulator's type vectorise; abs() did not
+        v = acc[j]
+        hi = v if v > hi else hi
+        lo = v if v < lo else lo
+    return max(0, bitlen(max(np.int64(hi), -np.int64(lo))) - 7)
+
+
+@njit(cache=True)
+def requant_round(acc, n, s, relu, out):
+    """int8 activations: round-half-up shift by ``s``, saturate, then ReLU if asked."""
+    lo = 0 if relu else INT8_MIN
+    for j in range(n):
+        out[j] = sat(round_shift(acc[j], s), lo, INT8_MAX)
+
+
+@njit(cache=True)
+def requant_sr(acc, n, s, rng, out):
+    """int8 errors: stochastic shift by ``s`` with one draw per value, then saturate.
+
+    Returns how many values saturated (only +128 can, from a round-up of the largest).
+    """
+    clipped = 0
+    for j in range(n):
+        v = sr_shift(acc[j], s, xorshift32(rng))
+        clipped += v > INT8_MAX or v < INT8_MIN
+        out[j] = sat(v, INT8_MIN, INT8_MAX)
+    return clipped
+
+
+@njit(cache=True)
+def relu_mask(err, act, n):
+    """Zero the error where the ReLU output was zero (its derivative is 0 there)."""
+    for j in range(n):
+        if act[j] <= 0:
+            err[j] = 0
+
+
+@njit(cache=True)
+def exp2_neg_q15(a_q8):
+    """2**(-a) in Q15 for a >= 0 given in Q8: table for the fraction, shift for the rest."""
+    ip = a_q8 >> EXP2_FRAC_BITS
+    if ip >= 31:
+        return 0
+    return EXP2_NEG_Q15[a_q8 & ((1 << EXP2_FRAC_BITS) - 1)] >> ip
+
+
+@njit(cache=True)
+def softmax_error_int(logits, nb, n_cls, e_z, y, err, probs, terms):
+    """Cross-entropy error ``p - onehot`` in Q7 (exponent -7), integers only.
+
+    ``logits`` int8 [nb, n_cls] with exponent ``e_z``; writes int8 ``err``. For the
+    reported loss, ``terms[n]`` receives (sum of the Q15 probabilities, Q15
+    probability of the label): ``-ln p_y = ln(total) - ln(p_y)`` is taken outside,
+    so the training step holds no float operation.
+    """
+    to_q8 = 15 - EXP2_FRAC_BITS - e_z  # Q15 * 2**e_z -> Q8 base-2 exponent
+    for n in range(nb):
+        row = n * n_cls
+        zmax = logits[row]
+        for j in range(n_cls):
+            zmax = max(zmax, logits[row + j])
+        total = np.int64(0)
+        for j in range(n_cls):
+            t = np.int64(logits[row + j]) - zmax
+            probs[j] = exp2_neg_q15(-round_shift(t * LOG2E_Q15, to_q8))
+            total += probs[j]
+        for j in range(n_cls):
+            p_q7 = (probs[j] * 128 + total // 2) // total
+            err[row + j] = sat(p_q7 - (128 if j == y[n] else 0), INT8_MIN, INT8_MAX)
+        terms[n, 0] = total
+        terms[n, 1] = probs[y[n]]
+
+
+@njit(cache=True)
+def softmax_error_float(logits, nb, n_cls, y, err):
+    """Float32 reference of :func:`softmax_error_int`: err = softmax - onehot; returns the summed loss."""
+    loss = 0.0
+    for n in range(nb):
+        row = n * n_cls
+        zmax = logits[row]
+        for j in range(n_cls):
+            if logits[row + j] > zmax:
+                zmax = logits[row + j]
+        total = 0.0
+        for j in range(n_cls):
+            err[row + j] = np.exp(logits[row + j] - zmax)
+            total += err[row + j]
+        loss += np.log(total) - (logits[row + y[n]] - zmax)
+        for j in range(n_cls):
+            err[row + j] = err[row + j] / total - (1.0 if j == y[n] else 0.0)
+    return loss

@@ -1,0 +1,220 @@
+"""Export a DeployedModel as C headers for ``firmware_export/fx_runtime.h``, from templates.
+
+``export_model`` fills the templates in ``firmware_export/templates/`` and writes,
+each file atomically:
+
+- ``PREFIX_model.h``: banner, weights and q7 biases, ``#define``s, ``PREFIX_predict``;
+- ``fx_runtime.h``: copied from ``firmware_export/``;
+- ``PREFIX_vectors.h``: test inputs, expected int8 outputs and classes;
+- ``main.c``: runs the vectors, prints ``V <idx> <cls> <out...>`` lines and ``DONE <n>``.
+
+Nothing generated contains a ``float``/``double`` or a float literal; every header
+passes :func:`assert_no_float` before it is written.
+"""
+import hashlib
+import re
+
+import numpy as np
+
+from .._files import data_dir, ensure_dir, write_text_atomic
+from ..errors import ConfigError
+from .packing import PACK_BITS, pack_weights
+from .reference import predict
+from .templates import fill, render
+
+RUNTIME = "fx_runtime.h"
+LAYERS = "layers.h.in"
+_COMMENTS_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+_FLOAT_WORD = re.compile(r"\b(float|double|_Float\d+)\b")
+# A dotted version such as 0.1.0 is not a literal: the lookarounds reject a '.' on either side.
+_FLOAT_LITERAL = re.compile(
+    r"(?<![\w.])(\d+\.\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+"
+    r"|0[xX][0-9a-fA-F]*\.?[0-9a-fA-F]*[pP][+-]?\d+)[fFlL]?(?![\w.])")
+
+
+def assert_no_float(text, name="text", comments=False):
+    """Raise AssertionError if C source ``text`` uses a float type or a float literal.
+
+    Comments and string literals are skipped unless ``comments`` is true, so a banner
+    may quote a version or a learning rate.
+    """
+    code = text if comments else _COMMENTS_STRINGS.sub(" ", text)
+    for pattern in (_FLOAT_WORD, _FLOAT_LITERAL):
+        m = pattern.search(code)
+        if m:
+            line = code.count("\n", 0, m.start()) + 1
+            raise AssertionError(f"{name}:{line}: floating-point token {m.group(0)!r} in integer-only C")
+
+
+def model_hash(model):
+    """First 16 hex digits of the sha256 of every array, shape, shift and exponent."""
+    h = hashlib.sha256(repr((model.input_shape, model.input_exponent)).encode())
+    for L in model.layers:
+        h.update(repr((L.kind, L.in_shape, L.out_shape, L.bias_shift, L.out_shift, L.relu, L.kernel, L.pad,
+                       L.pool, L.bits, L.in_exponent, L.out_exponent)).encode())
+        for a in (L.weights, L.bias):
+            if a is not None:
+                h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _is_packed(layer, pack):
+    return pack and layer.weights is not None and layer.bits in PACK_BITS
+
+
+def flash_bytes(model, pack):
+    """Bytes of weights and biases in flash, packed (``pack=True``) or as int8."""
+    total = 0
+    for L in model.layers:
+        if L.weights is not None:
+            n = L.weights.size
+            total += (n * L.bits + 7) // 8 if _is_packed(L, pack) else n
+            total += L.bias.size
+    return total
+
+
+def scratch_bytes(model):
+    """Bytes of the caller's scratch buffer (``PREFIX_SCRATCH_SIZE``)."""
+    buf, n_buf = _buffers(model)
+    return buf * n_buf
+
+
+def _buffers(model):
+    """(bytes per ping-pong buffer, number of buffers): intermediates only, the last layer writes ``out``."""
+    sizes = [int(np.prod(L.out_shape)) for L in model.layers[:-1]]
+    return max(sizes, default=1), max(1, min(2, len(sizes)))
+
+
+def c_int(v):
+    """A macro value: negative numbers in parentheses so ``x-FX_E`` cannot become ``x--7``."""
+    return f"({int(v)})" if v < 0 else str(int(v))
+
+
+def c_array(ctype, name, values, per_line=16):
+    """A ``static const`` C array definition of integer ``values``, 16 to a line."""
+    vals = [str(int(v)) for v in np.asarray(values).ravel()]
+    rows = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
+    return f"static const {ctype} {name}[{len(vals)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+
+
+def _summary(model, digest, pack):
+    meta = {k: str(v).replace("*/", "* /") for k, v in model.meta.items()}
+    lines = [f"method: {meta.get('method', '?')}   bits: {meta.get('bits', '?')}   arch: {meta.get('arch', '?')}",
+             f"content hash: {digest} (sha256 of the arrays and shifts, first 16 hex)",
+             f"weights: {'packed LSB-first where bits are 1, 2 or 4' if pack else 'int8 (q7)'}"]
+    lines += [f"layer {i}: {L.kind} {L.in_shape} -> {L.out_shape}, exponent {L.in_exponent} -> {L.out_exponent}"
+              for i, L in enumerate(model.layers)]
+    return "\n".join(f" * {s}" for s in lines)
+
+
+def _names(i, prefix):
+    return {"i": i, "M": f"{prefix.upper()}_L{i}_", "lp": f"{prefix}_l{i}", "P": prefix.upper()}
+
+
+def _layer_defs(i, L, prefix, pack):
+    """``#define``s and arrays of layer i, from its ``*_defs`` snippet."""
+    names = _names(i, prefix)
+    v = dict(names, relu_note=", ReLU" if L.relu else "", in_size=int(np.prod(L.in_shape)),
+             out_size=int(np.prod(L.out_shape)), out_exponent=c_int(L.out_exponent))
+    if L.kind in ("conv", "pool"):
+        v.update(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2])
+    if L.kind == "conv":
+        v.update(out_c=L.out_shape[2], k=L.kernel, pad=L.pad)
+    if L.kind == "pool":
+        v.update(pool=L.pool)
+    if L.weights is not None:
+        packed = _is_packed(L, pack)
+        weights = c_array("uint8_t", f"{names['lp']}_w", pack_weights(L.weights, L.bits)) if packed else \
+            c_array("int8_t", f"{names['lp']}_w", L.weights)
+        v.update(bits=L.bits if packed else 8, bias_shift=L.bias_shift, out_shift=L.out_shift,
+                 weights=weights, bias=c_array("int8_t", f"{names['lp']}_b", L.bias))
+    return fill(LAYERS, f"{L.kind}_defs", **v)
+
+
+def _layer_call(i, L, prefix, pack, src, dst):
+    """C statements running layer i from ``src`` into ``dst``."""
+    v = dict(_names(i, prefix), src=src, dst=dst)
+    call = f"{L.kind}_packed_call" if _is_packed(L, pack) else f"{L.kind}_call"
+    text = fill(LAYERS, call, **v) + fill(LAYERS, "check", **v)
+    return text + (fill(LAYERS, "relu", **v) if L.relu else "")
+
+
+def render_model_header(model, prefix="fx", pack=False):
+    """Text of ``PREFIX_model.h``: arrays, ``#define``s and ``PREFIX_predict``."""
+    digest, (buf, n_buf) = model_hash(model), _buffers(model)
+    calls, src, n = [], "x", len(model.layers)
+    for i, L in enumerate(model.layers):
+        dst = "out" if i == n - 1 else f"buf{i % 2}"
+        calls.append(_layer_call(i, L, prefix, pack, src, dst))
+        src = dst
+    return render("model.h.in", prefix=prefix, P=prefix.upper(), summary=_summary(model, digest, pack),
+                  hash=digest, input_size=int(np.prod(model.input_shape)),
+                  input_exponent=c_int(model.input_exponent), n_out=model.n_classes,
+                  output_exponent=c_int(model.output_exponent), n_buf=n_buf, buf_size=buf,
+                  layers="".join(_layer_defs(i, L, prefix, pack) for i, L in enumerate(model.layers)),
+                  buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)),
+                  calls="".join(calls))
+
+
+def _rows(a):
+    return ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in a)
+
+
+def render_vectors_header(X, out, cls, prefix="fx"):
+    """Text of ``PREFIX_vectors.h``: int8 inputs ``[N][in]``, int8 outputs ``[N][n_out]``, classes ``[N]``."""
+    n = X.shape[0]
+    x2, o2 = X.reshape(n, -1), out.reshape(n, -1)
+    return render("vectors.h.in", prefix=prefix, P=prefix.upper(), n=n, input_size=x2.shape[1],
+                  n_out=o2.shape[1], inputs=_rows(x2), outputs=_rows(o2),
+                  classes=c_array("int16_t", f"{prefix}_vec_cls", cls))
+
+
+def _check_vectors(model, vectors):
+    """(X, out, cls) from an int8 input array (expected outputs by ``predict``) or a given triple."""
+    if isinstance(vectors, np.ndarray):
+        return (vectors.astype(np.int8), *predict(model, vectors))
+    X, out, cls = (np.asarray(v) for v in vectors)
+    n = X.shape[0]
+    if n == 0 or out.shape != (n, model.n_classes) or cls.shape != (n,):
+        raise ConfigError(f"vectors must be X [N, ...], out [N, {model.n_classes}], cls [N] with N >= 1; "
+                          f"got {X.shape}, {out.shape}, {cls.shape}")
+    predict(model, X)  # validates the input shape and int8 range
+    return X.astype(np.int8), out.astype(np.int8), cls.astype(np.int64)
+
+
+def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
+    """Write the C sources of ``model`` into ``out_dir``.
+
+    Parameters
+    ----------
+    model : DeployedModel
+    out_dir : path; created if missing.
+    prefix : C identifier for the generated names (``PREFIX_predict``, ``PREFIX_MODEL_H``).
+    pack : pack weights of 1, 2 or 4 bits LSB-first (others stay int8).
+    vectors : (X int8 [N, *input_shape], out int8 [N, n_out], cls [N]), or just X (the
+        expected outputs then come from ``reference.predict``), or None (no vectors, no main.c).
+
+    Returns
+    -------
+    dict: ``files``, ``hash``, ``flash_bytes`` (as exported), ``flash_bytes_unpacked``,
+    ``flash_bytes_packed``, ``scratch_bytes``, ``n_vectors``.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise ConfigError(f"prefix must be a C identifier, got {prefix!r}")
+    texts = {f"{prefix}_model.h": render_model_header(model, prefix, pack),
+             RUNTIME: (data_dir("firmware_export") / RUNTIME).read_text(encoding="utf-8")}
+    n_vec = 0
+    if vectors is not None:
+        X, out, cls = _check_vectors(model, vectors)
+        n_vec = X.shape[0]
+        texts[f"{prefix}_vectors.h"] = render_vectors_header(X, out, cls, prefix)
+        texts["main.c"] = render("main.c.in", prefix=prefix, PREFIX=prefix.upper())
+    for name, text in texts.items():
+        if name.endswith(".h"):
+            assert_no_float(text, name)
+    out_dir = ensure_dir(out_dir, "export folder")
+    for name, text in texts.items():
+        write_text_atomic(out_dir / name, text)
+    return {"files": sorted(str(out_dir / n) for n in texts), "hash": model_hash(model),
+            "flash_bytes": flash_bytes(model, pack), "flash_bytes_unpacked": flash_bytes(model, False),
+            "flash_bytes_packed": flash_bytes(model, True), "scratch_bytes": scratch_bytes(model), "n_vectors": n_vec}

@@ -1,0 +1,60 @@
+"""A saved run to C (``export_run``) and C back to bit equality (``verify_export``), as plain data."""
+from ..device.profiles import load_target
+from ..errors import TargetError
+from ..training.artifacts import load_run_dir
+from .calibration import deployed_accuracy, from_run_dir
+from .codegen import export_model, flash_bytes, scratch_bytes
+from .verify import verify_host, verify_qemu
+
+
+def _check_target(model, pack, target_name):
+    """Refuse, before anything is written, an export that exceeds the profile."""
+    t = load_target(target_name)
+    flash = flash_bytes(model, pack)
+    n_in = 1
+    for d in model.input_shape:
+        n_in *= d
+    sram = scratch_bytes(model) + n_in + model.n_classes
+    if flash > t.flash_bytes:
+        raise TargetError(f"the exported weights need {flash:,} bytes of flash but {t.name} has {t.flash_bytes:,}"
+                          + ("" if pack else "; try --pack"))
+    if sram > t.usable_sram_bytes:
+        raise TargetError(f"inference needs {sram:,} bytes of SRAM (scratch, input, output) but {t.name} has "
+                          f"{t.usable_sram_bytes:,} usable")
+    return t
+
+
+def export_run(run_dir, out, prefix="fx", target=None, pack=False, n_vectors=32):
+    """Calibrate the run in ``run_dir`` and export it to ``out``.
+
+    Returns the summary of :func:`codegen.export_model` plus ``deployed_test_accuracy``
+    and the run's ``test_accuracy`` in training arithmetic.
+    """
+    model, data = from_run_dir(run_dir)
+    _, report, _ = load_run_dir(run_dir)
+    if target:
+        _check_target(model, pack, target)
+    X = data.X_test[:n_vectors].reshape(-1, *model.input_shape)
+    summary = export_model(model, out, prefix=prefix, pack=pack, vectors=X if len(X) else None)
+    summary.update(deployed_test_accuracy=deployed_accuracy(model, data), test_accuracy=report["test_accuracy"],
+                   packed=pack)
+    return summary
+
+
+def verify_export(export_dir, target=None, host_only=False):
+    """Host check, then (with a QEMU-capable target) the Cortex-M check.
+
+    Returns {"results": [(where, result dict)], "target": Target or None, "ok": bool}.
+    """
+    t = load_target(target) if target else None
+    if t and not host_only and not t.qemu_machine:
+        raise TargetError(f"target {t.name} has no QEMU board; use cortex-m3, cortex-m4 or cortex-m7, "
+                          "or pass --host-only")
+    results = [("host gcc", verify_host(export_dir))]
+    if t and not host_only:
+        results.append((f"{t.name} (qemu {t.qemu_machine})", verify_qemu(export_dir, t)))
+    ok = all(r["n_mismatch"] == 0 and r.get("complete", True) for _, r in results)
+    if t and not host_only:
+        q = results[-1][1]
+        ok = ok and q["text"] + q["data"] <= t.flash_bytes and q["data"] + q["bss"] <= t.usable_sram_bytes
+    return {"results": results, "target": t, "ok": ok}

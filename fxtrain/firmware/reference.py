@@ -1,0 +1,158 @@
+"""Reference integer inference: the deployed arithmetic that ``fx_runtime.h`` reproduces bit for bit.
+
+The arithmetic is CMSIS-NN's legacy q7 one (``arm_fully_connected_q7``,
+``arm_convolve_HWC_q7_basic``), with static shifts fixed once by :func:`fxtrain.firmware.calibration.calibrate`::
+
+    acc = (bias << bias_shift) + NN_ROUND(out_shift) + sum(x * w)      # int32 in C
+    out = SSAT8(acc >> out_shift)        NN_ROUND(s) = (1 << s) >> 1
+    if relu: out = max(out, 0)
+
+Activations are int8 with one exponent per layer: the value of ``q`` is ``q * 2**e``.
+Layers are ``dense`` (weights ``[out][in]``), ``conv`` (weights ``[out][ky][kx][in]``,
+HWC input, stride 1, zero padding 0 or k//2) and ``pool`` (max p x p, stride p).
+A dense layer reads its input in HWC order, which is the implicit flatten.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.numbers import INT8_MAX, INT8_MIN
+from ..errors import ConfigError
+
+KINDS = ("dense", "conv", "pool")
+
+
+# eq=False: the fields hold numpy arrays, whose == is elementwise, so equality is identity.
+@dataclass(frozen=True, eq=False)
+class DeployLayer:
+    """One layer of a deployed network, as the C runtime runs it.
+
+    ``weights`` is int8 (``[out][in]`` for dense, ``[out][k][k][in]`` for conv) and
+    ``bias`` int8 (q7) of length ``out``, read-only; both are ``None`` for pool.
+    ``in_exponent``/``out_exponent`` are the exponents of the int8 activations.
+    """
+
+    kind: str
+    in_shape: tuple
+    out_shape: tuple
+    weights: np.ndarray | None
+    bias: np.ndarray | None
+    bias_shift: int
+    out_shift: int
+    relu: bool
+    kernel: int = 0
+    pad: int = 0
+    pool: int = 0
+    bits: int = 8
+    in_exponent: int = 0
+    out_exponent: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class DeployedModel:
+    """A calibrated integer network: layers, input shape/exponent and free-form ``meta``."""
+
+    layers: tuple
+    input_shape: tuple
+    input_exponent: int
+    n_classes: int
+    meta: dict
+
+    @property
+    def output_exponent(self):
+        """Exponent of the int8 output vector."""
+        return self.layers[-1].out_exponent
+
+
+def frozen(a, dtype):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    a.flags.writeable = False
+    return a
+
+
+def output_shape(kind, in_shape, weights, kernel, pad, pool):
+    if kind == "dense":
+        return (int(weights.shape[0]),)
+    h, w, c = in_shape
+    if kind == "conv":
+        return (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1, int(weights.shape[0]))
+    return (h // pool, w // pool, c)
+
+
+def _macs(layer, x):
+    """Sum of x*w per output, without bias: int64 ``[N, *out_shape]``."""
+    n = x.shape[0]
+    w = layer.weights.astype(np.int64)
+    if layer.kind == "dense":
+        return x.reshape(n, -1).astype(np.int64) @ w.T
+    k, p = layer.kernel, layer.pad
+    xp = np.pad(x.astype(np.int64), ((0, 0), (p, p), (p, p), (0, 0)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))  # [N,oh,ow,c,k,k]
+    oh, ow, c = win.shape[1], win.shape[2], win.shape[3]
+    # weights [o][ky][kx][c] -> [o][c][ky][kx] to match the window's axis order
+    cols = win.reshape(n * oh * ow, c * k * k)
+    acc = cols @ w.transpose(0, 3, 1, 2).reshape(w.shape[0], -1).T
+    return acc.reshape(n, oh, ow, w.shape[0])
+
+
+def accumulate(layer, x):
+    """int32-valued accumulator without the rounding constant: bias<<bias_shift + sum x*w."""
+    return (layer.bias.astype(np.int64) << layer.bias_shift) + _macs(layer, x)
+
+
+def requantize(acc, s, relu):
+    """SSAT8((acc + NN_ROUND(s)) >> s), then ReLU; int64 in, int8 out."""
+    out = np.clip((acc + ((1 << s) >> 1)) >> s, INT8_MIN, INT8_MAX)
+    if relu:
+        out = np.maximum(out, 0)
+    return out.astype(np.int8)
+
+
+def layer_forward(layer, x):
+    """Run one layer.
+
+    Parameters
+    ----------
+    layer : DeployLayer
+    x : int8 ndarray, shape ``[N, *layer.in_shape]`` (or flat ``[N, n]`` for dense),
+        exponent ``layer.in_exponent``.
+
+    Returns
+    -------
+    int8 ndarray, shape ``[N, *layer.out_shape]``, exponent ``layer.out_exponent``.
+    """
+    if layer.kind == "pool":
+        n, (h, w, c), p = x.shape[0], layer.in_shape, layer.pool
+        oh, ow = h // p, w // p
+        blocks = x[:, : oh * p, : ow * p, :].reshape(n, oh, p, ow, p, c)
+        return blocks.max(axis=(2, 4)).astype(np.int8)
+    return requantize(accumulate(layer, x), layer.out_shift, layer.relu)
+
+
+def predict(model, X):
+    """Integer inference, the reference that the C runtime must equal bit for bit.
+
+    Parameters
+    ----------
+    model : DeployedModel
+    X : int8 ndarray, shape ``[N, *model.input_shape]``, exponent ``model.input_exponent``.
+
+    Returns
+    -------
+    out : int8 ndarray, shape ``[N, n_out]``, exponent ``model.output_exponent``.
+    cls : int64 ndarray, shape ``[N]``: argmax of ``out``, first index on ties.
+    """
+    x = check_input(X, model.input_shape)
+    for layer in model.layers:
+        x = layer_forward(layer, x)
+    out = x.reshape(x.shape[0], -1)
+    return out, np.argmax(out, axis=1).astype(np.int64)
+
+
+def check_input(X, shape):
+    X = np.asarray(X)
+    if X.ndim != len(shape) + 1 or tuple(X.shape[1:]) != tuple(shape):
+        raise ConfigError(f"inputs have shape {X.shape[1:]} per sample, the model expects {tuple(shape)}")
+    if not np.issubdtype(X.dtype, np.integer) or X.min(initial=0) < INT8_MIN or X.max(initial=0) > INT8_MAX:
+        raise ConfigError("inputs must be int8 values in [-128, 127]")
+    return X.astype(np.int8, copy=False)

@@ -1,0 +1,83 @@
+"""What a run leaves on disk: the one module that names ``model.npz``, ``report.json`` and
+the checkpoint files, builds their contents and reads a run folder back."""
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..engine.network import CONV, KIND_NAMES, POOL
+from ..errors import ConfigError
+from .config import parse_lr
+
+MODEL_FILE = "model.npz"
+REPORT_FILE = "report.json"
+CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_META = "checkpoint.json"
+
+
+def build_report(run):
+    """The keys promised in README: settings, accuracies, history and sizes."""
+    cfg, hist = run.cfg, run.state.history
+    m, k = parse_lr(cfg.lr)
+    last = hist[-1] if hist else {"train_accuracy": None, "test_accuracy": None}
+    return {
+        "method": cfg.method, "bits": cfg.bits, "seed": cfg.seed, "arch": run.arch,
+        "epochs": run.state.epoch, "batch": cfg.batch, "lr": cfg.lr, "data": cfg.data,
+        "lr_fixed": {"m": m, "k": k}, "step_fixed": {"m": run.m, "k": run.k},
+        "train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"],
+        "history": hist, "n_weights": run.n_weights,
+        "n_biases": sum(s.n_bias for s in run.layers), "fxtrain_version": __version__,
+        "config": asdict(cfg),
+    }
+
+
+def model_arrays(run):
+    """Per-layer arrays named by what they hold: ``*_q`` integers, ``*_exp`` exponents,
+    ``*_shadow_float32`` (bc only) and ``*_float32`` (float method only)."""
+    st, out = run.state, {}
+    out["method"], out["arch"] = np.array(run.cfg.method), np.array(run.arch)
+    out["bits"], out["input_exponent"] = np.array(run.cfg.bits), np.array(run.data.e_x)
+    out["input_shape"], out["n_classes"] = np.array(run.data.input_shape), np.array(run.data.n_classes)
+    w_off = b_off = 0
+    for i, s in enumerate(run.layers):
+        out[f"layer{i}_kind"] = np.array(KIND_NAMES[s.kind])
+        if s.kind == POOL:
+            continue
+        w, b = slice(w_off, w_off + s.n_weights), slice(b_off, b_off + s.n_bias)
+        shape = (s.out_shape[2], s.k, s.k, s.in_shape[2]) if s.kind == CONV else \
+            (s.out_shape[2], s.n_weights // s.out_shape[2])
+        if run.cfg.method == "float":
+            out[f"layer{i}_weight_float32"] = st.wf[w].reshape(shape)
+            out[f"layer{i}_bias_float32"] = st.bf[b]
+        else:
+            out[f"layer{i}_weight_q"] = st.wq[w].reshape(shape)
+            out[f"layer{i}_weight_exp"] = np.array(st.e_w[i])
+            out[f"layer{i}_bias_q"] = st.bq[b]
+            out[f"layer{i}_bias_exp"] = np.array(st.e_b[i])
+            if st.shadow is not None:
+                out[f"layer{i}_weight_shadow_float32"] = st.shadow[w].reshape(shape)
+        w_off, b_off = w_off + s.n_weights, b_off + s.n_bias
+    return out
+
+
+def load_run_dir(run_dir):
+    """(arrays, report, config dict) of a ``--out`` folder, or a ConfigError saying what is wrong."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder '{run_dir}' does not exist; pass the --out folder of 'fxtrain train'")
+    try:
+        report = json.loads((run_dir / REPORT_FILE).read_text())
+        with np.load(run_dir / MODEL_FILE, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        cfg = report["config"]
+        for key in ("method", "bits", "arch", "input_exponent"):
+            arrays[key]
+    except FileNotFoundError as exc:
+        raise ConfigError(f"run folder '{run_dir}' lacks {Path(exc.filename).name}; "
+                          f"it must hold {MODEL_FILE} and {REPORT_FILE} from 'fxtrain train --out'") from None
+    except Exception as exc:
+        raise ConfigError(f"run folder '{run_dir}' is corrupted ({type(exc).__name__}: {exc}); "
+                          "train again with --out") from None
+    return arrays, report, cfg

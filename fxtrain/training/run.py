@@ -1,0 +1,156 @@
+"""A configured training run: its state, its buffers, and one epoch at a time.
+
+The jitted work happens in :mod:`fxtrain.engine.epoch`; this module owns the
+Python side: it checks settings, allocates every buffer once and keeps the state
+that checkpoints save.
+"""
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
+from ..engine.fixedpoint import new_rng
+from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
+from ..engine.numbers import qmax
+from ..engine.updates import BC, FLOAT, SR, R
+from ..errors import ConfigError
+from .config import parse_lr, parse_momentum, step_fixed
+
+METHOD_CODES = {"sr": SR, "r": R, "bc": BC, "float": FLOAT}
+
+
+@dataclass
+class TrainState:
+    """What training changes. ``sr`` and ``r`` hold no float array: ``shadow`` is bc's,
+    and ``mom`` (momentum velocity) is int16 for sr/r, float32 for bc and float."""
+    wq: np.ndarray = None
+    bq: np.ndarray = None
+    e_w: np.ndarray = None
+    e_b: np.ndarray = None
+    shadow: np.ndarray = None
+    wf: np.ndarray = None
+    bf: np.ndarray = None
+    rng: np.ndarray = None
+    mom: np.ndarray = None
+    epoch: int = 0
+    history: list = field(default_factory=list)
+
+    def arrays(self):
+        """The state's arrays by name (those that exist for this method)."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
+
+
+def workspace(layers, batch, n_train, n_features, bits, is_float):
+    """Every buffer an epoch needs (a :class:`Scratch`), allocated once for the batch and layout."""
+    widest = max([n_features] + [int(np.prod(s.out_shape)) for s in layers]
+                 + [int(np.prod(s.in_shape)) for s in layers])
+    act_t = np.float32 if is_float else np.int8
+    wide_t = np.float32 if is_float else (np.int64 if bits > 8 else np.int32)
+    return Scratch(
+        acts=np.zeros((len(layers) + 1, batch * widest), dtype=act_t),
+        e_act=np.zeros(len(layers) + 1, dtype=np.int64),
+        acc=np.zeros(batch * widest, dtype=wide_t),
+        err=np.zeros((2, batch * widest), dtype=act_t),
+        grad=np.zeros(max(s.n_weights for s in layers), dtype=np.float32 if is_float else np.int32),
+        gbias=np.zeros(max(s.n_bias for s in layers), dtype=np.float32 if is_float else np.int32),
+        probs=np.zeros(layers[-1].out_shape[2], dtype=np.int64),
+        perm=np.zeros(n_train, dtype=np.int64),
+        yb=np.zeros(batch, dtype=np.int64),
+        terms=np.zeros((n_train, 2), dtype=np.int64),
+        counts=np.zeros((len(layers), 2), dtype=np.int64))
+
+
+def _or_empty(arr, dtype):
+    """``arr`` if it has ``dtype``, else a zero-length placeholder of that dtype."""
+    return arr if arr is not None and arr.dtype == dtype else np.zeros(0, dtype)
+
+
+class Run:
+    """A configured training run over one data set; call :meth:`step_epoch` repeatedly."""
+
+    def __init__(self, cfg, data, state=None):
+        self.cfg, self.data = cfg.check(), data
+        self.layers = parse_arch(cfg.arch, data.input_shape, data.n_classes)
+        if cfg.batch > len(data.y_train):
+            raise ConfigError(f"batch {cfg.batch} is larger than the {len(data.y_train)} training samples")
+        self.method = METHOD_CODES[cfg.method]
+        self.desc = build_desc(self.layers)
+        self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
+        self.mom_j = parse_momentum(cfg.momentum)
+        self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
+        self.ws = workspace(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], cfg.bits,
+                            self.method == FLOAT)
+        self.state = state if state is not None else self._init_state()
+
+    @property
+    def arch(self):
+        return arch_string(self.layers)
+
+    @property
+    def n_weights(self):
+        return sum(s.n_weights for s in self.layers)
+
+    def _init_state(self):
+        rng = new_rng(self.cfg.seed)
+        mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
+        mom = np.zeros(self.n_weights, dtype=mom_t) if self.mom_j else None
+        if self.method == FLOAT:
+            wf, bf = init_float_weights(self.layers, rng)
+            return TrainState(wf=wf, bf=bf, rng=rng, mom=mom)
+        wq, bq, e_w, e_b = init_weights(self.layers, self.cfg.bits, rng)
+        st = TrainState(wq=wq, bq=bq, e_w=e_w, e_b=e_b, rng=rng, mom=mom)
+        if self.method == BC:
+            st.shadow = self._dequantized_weights(st).astype(np.float32)
+        return st
+
+    def _dequantized_weights(self, st):
+        scale = np.concatenate([np.full(s.n_weights, 2.0 ** st.e_w[i]) for i, s in enumerate(self.layers)])
+        return st.wq.astype(np.float64) * scale
+
+    def _net(self):
+        st = self.state
+        e = np.zeros(len(self.layers), np.int64)
+        return Net(self.desc, e if st.e_w is None else st.e_w, e if st.e_b is None else st.e_b)
+
+    def _params(self):
+        st = self.state
+        if self.method == FLOAT:
+            return FloatParams(st.wf, st.bf, _or_empty(st.mom, np.float32), st.rng)
+        mom_t = np.float32 if self.method == BC else np.int16
+        return IntParams(st.wq, st.bq, _or_empty(st.shadow, np.float32), _or_empty(st.mom, mom_t), st.rng)
+
+    def _weights_snapshot(self):
+        return (self.state.wf if self.method == FLOAT else self.state.wq).copy()
+
+    def step_epoch(self):
+        """Train one epoch; append and return its record (loss, accuracies, changed fraction)."""
+        st, before = self.state, self._weights_snapshot()
+        if self.method == FLOAT:
+            step, beta = np.float32(self.m * 2.0 ** -self.k), np.float32(1.0 - 2.0 ** -self.mom_j)
+            loss, _ = train_epoch_float(self._net(), self._params(), self._float_X(self.X), self.data.y_train,
+                                        step, beta, self.cfg.batch, self.ws)
+        else:
+            rule = Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j)
+            loss, _ = train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x,
+                                  self.data.y_train, rule, self.ws)
+        st.epoch += 1
+        changed = np.count_nonzero(self._weights_snapshot() != before) / max(before.size, 1)
+        record = {"epoch": st.epoch, "loss": float(loss),
+                  "train_accuracy": self.accuracy(self.data.X_train, self.data.y_train),
+                  "test_accuracy": self.accuracy(self.data.X_test, self.data.y_test),
+                  "changed_fraction": float(changed)}
+        st.history.append(record)
+        return record
+
+    def _float_X(self, Xq):
+        return Xq.reshape(len(Xq), -1).astype(np.float32) * np.float32(2.0 ** self.data.e_x)
+
+    def predict(self, Xq):
+        """Classes (int64 [n]) in training-mode arithmetic, evaluated ``batch`` samples at a time."""
+        X2 = np.ascontiguousarray(Xq.reshape(len(Xq), -1))
+        if self.method == FLOAT:
+            X2 = self._float_X(X2)
+        return predict(self._net(), self._params(), X2, self.data.e_x, self.cfg.batch, self.ws)
+
+    def accuracy(self, Xq, y):
+        return float(np.mean(self.predict(Xq) == y))
