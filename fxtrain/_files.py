@@ -1,13 +1,20 @@
-"""Files: atomic writes (a temporary sibling, then ``os.replace``) and the package's data folders.
+"""Files: atomic writes (a temporary sibling, then ``os.replace``), appends, a folder lock,
+and the package's data folders.
 
 A crash or a bad input never leaves a half-written file where a good one stood,
 and a path that cannot be written becomes one :class:`OutputError` line, not a
-traceback.
+traceback. ``FXTRAIN_TEST_KILL=name:stage:n`` makes the process kill itself with
+SIGKILL at the n-th time it reaches ``stage`` (before-rename, after-rename,
+after-append) for a file called ``name``: the hook the crash tests use.
 """
+import errno
+import fcntl
 import io
 import json
 import os
+import signal
 import tempfile
+import zipfile
 from pathlib import Path
 
 from .errors import OutputError
@@ -56,8 +63,23 @@ def ensure_dir(path, what="output folder"):
     return path
 
 
+_kill_counts = {}
+
+
+def _test_kill(path, stage):
+    """The crash tests' hook: SIGKILL this process at a chosen point (see the module docstring)."""
+    spec = os.environ.get("FXTRAIN_TEST_KILL")
+    if not spec:
+        return
+    name, at, n = spec.rsplit(":", 2)
+    if Path(path).name == name and stage == at:
+        _kill_counts[spec] = _kill_counts.get(spec, 0) + 1
+        if _kill_counts[spec] == int(n):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_bytes_atomic(path, data):
-    """Write ``data`` to ``path`` through a temporary sibling and a rename."""
+    """Write ``data`` to ``path`` through a temporary sibling, fsync and a rename."""
     path = Path(path)
     ensure_dir(path.parent)
     try:
@@ -70,6 +92,7 @@ def write_bytes_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _test_kill(path, "before-rename")
         os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
@@ -77,6 +100,64 @@ def write_bytes_atomic(path, data):
         if isinstance(exc, IsADirectoryError):
             raise OutputError(f"cannot write {path}: a folder of that name is in the way") from None
         raise
+    _test_kill(path, "after-rename")
+
+
+def append_line(path, line):
+    """Append one line to ``path`` and fsync it; a crash can leave at most a partial last line."""
+    path = Path(path)
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    _test_kill(path, "after-append")
+
+
+def remove_stale_temporaries(folder):
+    """Delete the temporary files an interrupted atomic write left in ``folder``; returns their names."""
+    removed = []
+    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        p.unlink(missing_ok=True)
+        removed.append(p.name)
+    return removed
+
+
+class FolderLock:
+    """An exclusive lock on an output folder (``.fxtrain.lock``), held while a job writes there.
+
+    The lock is an ``flock`` on a file, so the kernel drops it when the process dies,
+    even by SIGKILL: a crashed run never blocks the next one.
+    """
+
+    NAME = ".fxtrain.lock"
+
+    def __init__(self, folder):
+        self.path = ensure_dir(folder) / self.NAME
+        self.fd = None
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+                raise OutputError(f"another fxtrain process (pid {holder}) is writing to {self.path.parent}; "
+                                  "wait for it to finish, or choose another --out") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
 
 
 def write_text_atomic(path, text):
@@ -88,10 +169,18 @@ def write_json_atomic(path, obj):
 
 
 def npz_bytes(arrays):
-    """An uncompressed .npz of a dict of arrays, as bytes (numpy is imported only here)."""
+    """An uncompressed .npz of a dict of arrays, as bytes that depend on the arrays alone.
+
+    ``numpy.savez`` stamps each member with the current time; a fixed stamp makes the
+    same state give the same file, byte for byte. ``numpy.load`` reads it as usual.
+    """
     import numpy as np
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
     return buf.getvalue()
 
 

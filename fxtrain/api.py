@@ -107,12 +107,12 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
     ``epochs`` must match); ``on_epoch(record)`` is called after each epoch.
     """
     from .firmware.calibration import add_deployed_accuracy
-    from .training.job import prepare, train_job
+    from .training.job import output_folder, prepare, train_job
     cfg = _config(locals())
     run = prepare(cfg, resume=resume)
-    out = out or resume
-    report = add_deployed_accuracy(run, train_job(run, out=out, on_epoch=on_epoch), out)
-    return TrainResult(report, run, Path(out) if out else None)
+    with output_folder(out or resume, run) as folder:
+        report = add_deployed_accuracy(run, train_job(run, out=folder, on_epoch=on_epoch), folder)
+    return TrainResult(report, run, folder)
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
@@ -123,10 +123,12 @@ def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.
     """
     from .device.simulate import plan, run_simulation
     from .firmware.calibration import add_deployed_accuracy
+    from .training.job import output_folder
     cfg = _config(locals())
     run, fit = plan(cfg, target)
-    report = add_deployed_accuracy(run, run_simulation(run, fit, out=out, on_epoch=on_epoch), out)
-    return SimulateResult(report, run, Path(out) if out else None, fit)
+    with output_folder(out, run) as folder:
+        report = add_deployed_accuracy(run, run_simulation(run, fit, out=folder, on_epoch=on_epoch), folder)
+    return SimulateResult(report, run, folder, fit)
 
 
 def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train=False, epochs=30, lr="0.0625",
@@ -136,8 +138,11 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
     With ``train``, each row is also trained once and gets its test accuracy
     (``on_run()`` is called per row); ``plot`` writes a PNG of memory against bits.
     """
+    from ._files import ensure_dir
     from .device.compare import compare as build
     cfg = _config(dict(DEFAULTS, arch=arch, batch=batch, data=data, epochs=epochs, lr=lr, seed=seed))
+    if plot:
+        ensure_dir(Path(plot).parent, "plot folder")  # refuse a bad path before any training
     res = build(target, cfg.check(), tuple(bits), do_train=train, on_run=on_run)
     if plot:
         from .cli.plots import plot_memory

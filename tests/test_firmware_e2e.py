@@ -11,7 +11,7 @@ from fxtrain.firmware.calibration import from_run_dir
 from fxtrain.firmware.reference import predict
 from fxtrain.firmware.verify import read_vectors, verify_host, verify_qemu
 from fxtrain.training.config import TrainConfig
-from fxtrain.training.job import train_job
+from fxtrain.training.job import output_folder, train_job
 from fxtrain.training.run import Run
 
 ARM = ("arm-none-eabi-gcc", "qemu-system-arm")
@@ -24,6 +24,12 @@ CASES = {  # name: (method, bits, arch, epochs)
 }
 
 
+def save_run(run, folder):
+    """Train ``run`` into ``folder`` the way ``fxtrain train --out`` does."""
+    with output_folder(folder, run) as out:
+        train_job(run, out)
+
+
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
@@ -34,7 +40,7 @@ def runs(tmp_path_factory, digits):
     out = {}
     for name, (method, bits, arch, epochs) in CASES.items():
         d = tmp_path_factory.mktemp(name)
-        train_job(Run(TrainConfig(method=method, bits=bits, arch=arch, epochs=epochs), digits), out=d)
+        save_run(Run(TrainConfig(method=method, bits=bits, arch=arch, epochs=epochs), digits), d)
         out[name] = d
     return out
 
@@ -124,7 +130,7 @@ def test_export_refuses_what_does_not_fit(runs, tmp_path):
 def test_float_and_16bit_runs_are_refused(digits, tmp_path):
     for method, bits in (("float", 8), ("sr", 16)):
         d = tmp_path / f"{method}{bits}"
-        train_job(Run(TrainConfig(method=method, bits=bits, epochs=1), digits), out=d)
+        save_run(Run(TrainConfig(method=method, bits=bits, epochs=1), digits), d)
         r = invoke("export", d, "--out", tmp_path / "o")
         assert r.exit_code == 1 and ("float run" in r.output or "at most 8 bits" in r.output), r.output
 

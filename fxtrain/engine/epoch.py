@@ -26,7 +26,7 @@ from numba import njit
 from .fixedpoint import xorshift32
 from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
-from .requant import softmax_error_float, softmax_error_int
+from .requant import N_SAT, SAT_BIAS, SAT_ERR, SAT_MOM, SAT_WEIGHT, softmax_error_float, softmax_error_int
 from .updates import BC, update_bc, update_bias_int, update_float, update_weights_int, update_weights_momentum
 
 Net = namedtuple("Net", "desc e_w e_b")
@@ -39,10 +39,9 @@ Rule = namedtuple("Rule", "bits qm m k batch mom_j")
 Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
 Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
-                   "acc and grad int32/int64 (float32 for float); probs int64 [classes]; perm int64 [n]; "
-                   "yb int64 [batch]; terms int64 [n, 2] (loss terms); counts int64 [L, 2] (saturations).")
-# Columns of Scratch.counts: error values saturated when sent below, momentum velocities saturated.
-ERR_CLIPPED, MOM_CLIPPED = 0, 1
+                   "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
+                   "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
+                   "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
 
@@ -73,20 +72,22 @@ def _update_int_layer(method, d, l, p, e_w, rule, grad, e_g, counts):
     o, nw = d[W_OFF], d[N_W]
     w, g, s = p.wq[o:o + nw], grad[:nw], e_w[l] + rule.k - e_g
     if p.mom.shape[0]:
-        counts[l, MOM_CLIPPED] += update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g,
-                                                          rule.m, s, rule.mom_j, p.rng)
+        mom_c, w_c = update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g, rule.m, s,
+                                             rule.mom_j, p.rng)
+        counts[l, SAT_MOM] += mom_c
+        counts[l, SAT_WEIGHT] += w_c
     else:
-        update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng)
+        counts[l, SAT_WEIGHT] += update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng)
 
 
 @njit(cache=True, inline='always')
-def _update_bc_layer(d, l, p, e_w, rule, grad, e_g):
+def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
     """BinaryConnect step of layer ``l``: float32 shadow, then re-quantised integer weights."""
     o, nw = d[W_OFF], d[N_W]
     step = np.float32(rule.m * 2.0 ** (e_g - rule.k))
     vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
-    update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step, e_w[l], vel,
-              np.float32(1.0 - 2.0 ** -rule.mom_j))
+    counts[l, SAT_WEIGHT] += update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step,
+                                       e_w[l], vel, np.float32(1.0 - 2.0 ** -rule.mom_j))
 
 
 def _integer_epoch(method, spatial):
@@ -98,29 +99,33 @@ def _integer_epoch(method, spatial):
         n_layers, batch = desc.shape[0], rule.batch
         n_cls = desc[n_layers - 1, OUT_C]
         shuffle(ws.perm, p.rng)
+        ws.counts[:, :] = 0
         batches = 0
         for start in range(0, X.shape[0] - batch + 1, batch):
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
-            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, batch, spatial)
-            softmax_error_int(ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
-                              ws.terms[start:start + batch])
+            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, batch, spatial, ws.counts)
+            ws.counts[n_layers - 1, SAT_ERR] += softmax_error_int(
+                ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
+                ws.terms[start:start + batch])
             e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
             for l in range(n_layers - 1, -1, -1):
                 e_below, clipped = backward_int(desc, l, p.wq, net.e_w, ws.acts, ws.e_act, ws.err[cur], e_err,
                                                 ws.acc, ws.err[1 - cur], ws.grad, ws.gbias, p.rng, batch,
                                                 spatial)
-                ws.counts[l, ERR_CLIPPED] += clipped
+                if l > 0:
+                    ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
                 if d[KIND] != POOL:
                     e_g = e_err + ws.e_act[l]  # gradient exponent: error times input
                     if method == BC:
-                        _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g)
+                        _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
                     else:
                         _update_int_layer(method, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
                     # The bias gradient's exponent is the error's alone.
-                    update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], rule.m,
-                                    net.e_b[l] + rule.k - e_err, p.rng)
+                    ws.counts[l, SAT_BIAS] += update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]],
+                                                              ws.gbias[:d[OUT_C]], rule.m,
+                                                              net.e_b[l] + rule.k - e_err, p.rng)
                 e_err, cur = e_below, 1 - cur
             batches += 1
         return batches
@@ -186,6 +191,7 @@ def _predictor(spatial, is_float):
     def predict_rows(net, params, X, e_x, chunk, ws, out):
         n_layers = net.desc.shape[0]
         n_cls = net.desc[n_layers - 1, OUT_C]
+        counts = np.zeros((n_layers, N_SAT), dtype=np.int64)  # evaluation's saturations are not reported
         for start in range(0, X.shape[0], chunk):
             nb = min(chunk, X.shape[0] - start)
             _copy_rows(X, start, nb, ws.acts[0])
@@ -194,7 +200,7 @@ def _predictor(spatial, is_float):
             else:
                 ws.e_act[0] = e_x
                 forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, nb,
-                            spatial)
+                            spatial, counts)
             _argmax_rows(ws.acts[n_layers], nb, n_cls, out[start:start + nb])
 
     return predict_rows
@@ -254,7 +260,7 @@ def _check_int(net, p, ws, method):
         raise ValueError(f"mom must have shape (0,) or ({n_w},), got {p.mom.shape}")
     _require("acc", ws.acc, [np.int32, np.int64])
     _require("grad", ws.grad, [np.int32, np.int64])
-    _require("counts", ws.counts, [np.int64], (n_layers, 2))
+    _require("counts", ws.counts, [np.int64], (n_layers, N_SAT))
 
 
 def train_epoch(method, net, params, X, e_x, Y, rule, ws):

@@ -5,6 +5,7 @@ reacts to the first one speaks exactly when a cold cache costs time, and stays
 silent on every later run that loads the kernels from disk.
 """
 import os
+import re
 
 from numba.core import event
 
@@ -31,3 +32,26 @@ def on_first_compile(callback):
 def cache_dir():
     """Where the compiled kernels are cached (numba's NUMBA_CACHE_DIR)."""
     return os.environ.get("NUMBA_CACHE_DIR", "(numba's default, beside the sources)")
+
+
+# LLVM instructions and intrinsics that compute in floating point.
+_FLOAT_OPS = re.compile(r"\b(fadd|fsub|fmul|fdiv|frem|fcmp|fneg|fptosi|fptoui|sitofp|uitofp|fpext|fptrunc)\b"
+                        r"|@llvm\.(log|log2|log10|exp|exp2|floor|ceil|trunc|round|rint|pow|sqrt|fabs|fma|fmuladd)"
+                        r"\.f(16|32|64)")
+
+
+def float_ops(llvm_ir):
+    """{function name: sorted float operations it contains} for LLVM IR text (empty if none).
+
+    Used on numba's ``inspect_llvm()`` of a compiled epoch, which includes every
+    function it calls: the proof that the sr and r training steps are integer only.
+    """
+    found = {}
+    for body in re.split(r"\n(?=define )", llvm_ir):
+        if not body.startswith("define "):
+            continue
+        name = re.search(r"@([\w.$\"]+)\(", body)
+        ops = {m.group(1) or f"llvm.{m.group(2)}" for m in _FLOAT_OPS.finditer(body)}
+        if ops:
+            found[name.group(1) if name else body[:60]] = sorted(ops)
+    return found

@@ -14,7 +14,7 @@ from numba import njit
 
 from .kernels import conv_backward, conv_forward, dense_backward, dense_forward, pool_backward, pool_forward
 from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
-from .requant import add_bias, bias_gradient, relu_mask, requant_round, requant_sr, tensor_shift
+from .requant import SAT_ACT, SAT_BIAS, add_bias, bias_gradient, relu_mask, requant_round, requant_sr, tensor_shift
 
 
 @njit(cache=True, inline='always')
@@ -40,11 +40,12 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 
 @njit(cache=True, inline='always')
-def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial):
+def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial, counts):
     """Integer forward pass; ``e_act[l]`` is the exponent of ``acts[l]``.
 
     Each layer's accumulator is shifted (round-half-up) by the smallest s that
-    brings its largest magnitude into int8, chosen per batch.
+    brings its largest magnitude into int8, chosen per batch. Saturated activations
+    and clamped bias terms are added to ``counts[l]``.
     """
     for l in range(desc.shape[0]):
         d = desc[l]
@@ -55,9 +56,9 @@ def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial):
                 continue
         mac_forward(d, acts[l], wq, nb, acc, spatial)
         n = nb * d[N_OUT]
-        add_bias(acc, n // d[OUT_C], bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l])
+        counts[l, SAT_BIAS] += add_bias(acc, n // d[OUT_C], bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l])
         s = tensor_shift(acc, n)
-        requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
+        counts[l, SAT_ACT] += requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
         e_act[l + 1] = e_act[l] + e_w[l] + s
 
 

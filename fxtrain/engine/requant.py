@@ -4,23 +4,52 @@ Activations and errors are int8 with one exponent per tensor per batch. After an
 integer accumulation the tensor is shifted right by ``s = max(0, bitlen(max|acc|) - 7)``
 and ``s`` is added to its exponent: round-half-up for forward activations, stochastic
 rounding (one generator draw per value) for errors. All buffers are flat; ``n`` is
-the number of values in use.
+the number of values in use. Each function that saturates returns how many values
+it saturated, so a run can report them per tensor (columns ``SAT_*`` below).
 """
 import numpy as np
 from numba import njit
 
+from .bounds import BIAS_TERM_LIMIT
 from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat, sr_shift, xorshift32
-from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, INT32_MAX, INT32_MIN, LOG2E_Q15
+from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, LOG2E_Q15
+
+# Columns of a run's saturation counters (one row per layer): forward activations,
+# the error at the layer's output, bias terms and stored biases, momentum velocities,
+# and weights (or bc's shadow) clipped to the grid's range.
+SAT_ACT, SAT_ERR, SAT_BIAS, SAT_MOM, SAT_WEIGHT = range(5)
+SAT_NAMES = ("activations", "errors", "biases", "momentum", "weights")
+N_SAT = len(SAT_NAMES)
+
+
+@njit(cache=True)
+def bias_term(b, shift):
+    """``b`` re-exponented by ``shift`` (round-half-up; < 0 shifts left) and clamped to
+    +-BIAS_TERM_LIMIT without ever forming a product beyond int64. Returns (term, clamped)."""
+    b = np.int64(b)
+    if shift < 0:
+        room = BIAS_TERM_LIMIT >> min(-shift, 62)
+        if b > room or b < -room:
+            return (BIAS_TERM_LIMIT if b > 0 else -BIAS_TERM_LIMIT), 1
+        return b << (-shift), 0
+    v = round_shift(b, shift)
+    return sat(v, -BIAS_TERM_LIMIT, BIAS_TERM_LIMIT), int(v > BIAS_TERM_LIMIT or v < -BIAS_TERM_LIMIT)
 
 
 @njit(cache=True)
 def add_bias(acc, rows, bias, b_off, n_out, shift):
-    """acc[r, o] += bias[b_off + o] re-exponented by ``shift`` (round-half-up; < 0 shifts left)."""
+    """acc[r, o] += bias[b_off + o] as a clamped bias term; returns how many terms were clamped."""
     t = acc.dtype.type
+    terms = np.empty(n_out, dtype=acc.dtype)
+    clamped = 0
+    for j in range(n_out):
+        v, c = bias_term(bias[b_off + j], shift)
+        terms[j] = v
+        clamped += c
     for r in range(rows):  # rows outer, outputs inner: the sweep over acc stays contiguous
         for j in range(n_out):
-            b = sat(round_shift(bias[b_off + j], shift), INT32_MIN, INT32_MAX)
-            acc[r * n_out + j] = t(acc[r * n_out + j] + b)
+            acc[r * n_out + j] = t(acc[r * n_out + j] + terms[j])
+    return clamped * rows
 
 
 @njit(cache=True)
@@ -47,10 +76,17 @@ def tensor_shift(acc, n):
 
 @njit(cache=True)
 def requant_round(acc, n, s, relu, out):
-    """int8 activations: round-half-up shift by ``s``, saturate, then ReLU if asked."""
+    """int8 activations: round-half-up shift by ``s``, saturate, then ReLU if asked.
+
+    Returns how many values saturated at 127 (round-half-up can reach 128).
+    """
     lo = 0 if relu else INT8_MIN
+    clipped = 0
     for j in range(n):
-        out[j] = sat(round_shift(acc[j], s), lo, INT8_MAX)
+        v = round_shift(acc[j], s)
+        clipped += v > INT8_MAX
+        out[j] = sat(v, lo, INT8_MAX)
+    return clipped
 
 
 @njit(cache=True)
@@ -91,9 +127,10 @@ def softmax_error_int(logits, nb, n_cls, e_z, y, err, probs, terms):
     ``logits`` int8 [nb, n_cls] with exponent ``e_z``; writes int8 ``err``. For the
     reported loss, ``terms[n]`` receives (sum of the Q15 probabilities, Q15
     probability of the label): ``-ln p_y = ln(total) - ln(p_y)`` is taken outside,
-    so the training step holds no float operation.
+    so the training step holds no float operation. Returns how many errors saturated.
     """
     to_q8 = 15 - EXP2_FRAC_BITS - e_z  # Q15 * 2**e_z -> Q8 base-2 exponent
+    clipped = 0
     for n in range(nb):
         row = n * n_cls
         zmax = logits[row]
@@ -105,10 +142,12 @@ def softmax_error_int(logits, nb, n_cls, e_z, y, err, probs, terms):
             probs[j] = exp2_neg_q15(-round_shift(t * LOG2E_Q15, to_q8))
             total += probs[j]
         for j in range(n_cls):
-            p_q7 = (probs[j] * 128 + total // 2) // total
-            err[row + j] = sat(p_q7 - (128 if j == y[n] else 0), INT8_MIN, INT8_MAX)
+            e = (probs[j] * 128 + total // 2) // total - (128 if j == y[n] else 0)
+            clipped += e > INT8_MAX
+            err[row + j] = sat(e, INT8_MIN, INT8_MAX)
         terms[n, 0] = total
         terms[n, 1] = probs[y[n]]
+    return clipped
 
 
 @njit(cache=True)

@@ -30,59 +30,78 @@ MOM_FRAC_BITS = 8  # the int16 velocity resolves 1/256 of a grid step
 
 
 @njit(cache=True, inline='always')
+def _rounded(method, x, s, rng):
+    return sr_shift(x, s, xorshift32(rng)) if method == SR else round_shift(x, s)
+
+
+@njit(cache=True, inline='always')
 def _binary_update(w, mg, s, method, rng):
-    """b = 1: v = w - u clipped to [-1, 1]; SR picks +1 with probability (v + 1) / 2."""
+    """b = 1: v = w - u clipped to [-1, 1]; SR picks +1 with probability (v + 1) / 2.
+
+    Returns (new weight, 1 if v was clipped).
+    """
     one = np.int64(1) << BINARY_FRAC_BITS
-    v = sat((np.int64(w) << BINARY_FRAC_BITS) - round_shift(mg, s - BINARY_FRAC_BITS), -one, one)
+    v = (np.int64(w) << BINARY_FRAC_BITS) - round_shift(mg, s - BINARY_FRAC_BITS)
+    clipped = int(v > one or v < -one)
+    v = sat(v, -one, one)
     if method == SR:
-        return 2 * sr_shift(v + one, BINARY_FRAC_BITS + 1, xorshift32(rng)) - 1
-    return 1 if v >= 0 else -1
+        return 2 * sr_shift(v + one, BINARY_FRAC_BITS + 1, xorshift32(rng)) - 1, clipped
+    return (1 if v >= 0 else -1), clipped
+
+
+@njit(cache=True, inline='always')
+def _grid_step(method, bits, qm, w, x, s, rng):
+    """``w - Q(x / 2**s)`` on the b-bit grid with the method's rounding; returns (new w, clipped)."""
+    if bits == 1:
+        return _binary_update(w, x, s, method, rng)
+    v = w - _rounded(method, x, s, rng)
+    return sat(v, -qm, qm), int(v > qm or v < -qm)
 
 
 @njit(cache=True)
 def update_weights_int(method, bits, qm, w, g, m, s, rng):
-    """SR or R update of the weight slice ``w`` by gradient ``g``; one draw per weight for SR."""
+    """SR or R update of the weight slice ``w`` by gradient ``g``; one draw per weight for SR.
+
+    Returns how many weights were clipped to the grid's range.
+    """
+    clipped = 0
     for j in range(w.shape[0]):
-        mg = m * np.int64(g[j])
-        if bits == 1:
-            w[j] = _binary_update(w[j], mg, s, method, rng)
-        elif method == SR:
-            w[j] = sat(w[j] - sr_shift(mg, s, xorshift32(rng)), -qm, qm)
-        else:
-            w[j] = sat(w[j] - round_shift(mg, s), -qm, qm)
-
-
-@njit(cache=True, inline='always')
-def _rounded(method, x, s, rng):
-    return sr_shift(x, s, xorshift32(rng)) if method == SR else round_shift(x, s)
+        nw, c = _grid_step(method, bits, qm, w[j], m * np.int64(g[j]), s, rng)
+        w[j] = nw
+        clipped += c
+    return clipped
 
 
 @njit(cache=True)
 def update_weights_momentum(method, bits, qm, w, vel, g, m, s, j, rng):
     """SR or R update through the int16 velocity ``vel`` (see the module docstring).
 
-    Returns how many velocities saturated at the int16 range.
+    Returns (velocities saturated at the int16 range, weights clipped to the grid's range).
     """
-    clipped = 0
+    mom_clipped = w_clipped = 0
     for i in range(w.shape[0]):
         v = vel[i] - round_shift(vel[i], j) + _rounded(method, m * np.int64(g[i]), s - MOM_FRAC_BITS, rng)
-        clipped += v > INT16_MAX or v < INT16_MIN
+        mom_clipped += v > INT16_MAX or v < INT16_MIN
         v = sat(v, INT16_MIN, INT16_MAX)
         vel[i] = v
-        if bits == 1:
-            w[i] = _binary_update(w[i], v, np.int64(MOM_FRAC_BITS), method, rng)
-        else:
-            w[i] = sat(w[i] - _rounded(method, v, np.int64(MOM_FRAC_BITS), rng), -qm, qm)
-    return clipped
+        nw, c = _grid_step(method, bits, qm, w[i], v, np.int64(MOM_FRAC_BITS), rng)
+        w[i] = nw
+        w_clipped += c
+    return mom_clipped, w_clipped
 
 
 @njit(cache=True)
 def update_bias_int(method, b, g, m, s, rng):
-    """Bias update on the fine int32 grid: SR for ``sr`` (one draw per bias), else nearest."""
+    """Bias update on the fine int32 grid: SR for ``sr`` (one draw per bias), else nearest.
+
+    Returns how many biases saturated at the int32 range.
+    """
+    clipped = 0
     for j in range(b.shape[0]):
-        mg = m * np.int64(g[j])
-        d = sr_shift(mg, s, xorshift32(rng)) if method == SR else round_shift(mg, s)
-        b[j] = sat(b[j] - d, INT32_MIN, INT32_MAX)
+        v = b[j] - _rounded(method, m * np.int64(g[j]), s, rng)
+        clipped += v > INT32_MAX or v < INT32_MIN
+        b[j] = sat(v, INT32_MIN, INT32_MAX)
+    return clipped
 
 
 @njit(cache=True)
@@ -90,23 +109,27 @@ def update_bc(bits, qm, w, shadow, g, step, e_w, vel, beta):
     """BinaryConnect: float32 shadow step, clip, re-quantise. ``step`` is alpha * 2**e_g.
 
     Float ops per weight: 1 mul, 1 sub, 2 compares (clip), 1 mul, 1 add, 1 floor;
-    momentum (``vel`` non-empty) adds 2 mul and 1 add.
+    momentum (``vel`` non-empty) adds 2 mul and 1 add. Returns how many shadow
+    weights were clipped to the grid's range.
     """
     scale = np.float32(2.0 ** e_w)
     inv = np.float32(2.0 ** -e_w)
     lim = np.float32(qm) * scale
+    clipped = 0
     for j in range(w.shape[0]):
         d = step * np.float32(g[j])
         if vel.shape[0]:
             vel[j] = beta * vel[j] + d
             d = vel[j]
         v = shadow[j] - d
+        clipped += v > lim or v < -lim
         v = min(max(v, -lim), lim)
         shadow[j] = v
         if bits == 1:
             w[j] = 1 if v >= 0 else -1
         else:
             w[j] = sat(np.int64(np.floor(v * inv + np.float32(0.5))), -qm, qm)
+    return clipped
 
 
 @njit(cache=True)

@@ -17,17 +17,8 @@ from ..engine.network import CONV, KIND_NAMES, POOL, parse_arch
 from ..engine.numbers import EXPORT_MAX_BITS, INT8_MAX, INT8_MIN, INT32_MAX, WEIGHT_BITS, qmax
 from ..errors import ConfigError
 from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays
-from .reference import (
-    KINDS,
-    DeployedModel,
-    DeployLayer,
-    accumulate,
-    check_input,
-    frozen,
-    layer_forward,
-    output_shape,
-    predict,
-)
+from .reference import (KINDS, DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward,
+                        output_shape, predict)
 
 # int8 magnitudes reach 128 (-128); the worst-case accumulator bound uses it.
 X_ABS_MAX = 128
@@ -128,7 +119,7 @@ def _calibrate_layer(i, spec, in_shape, e_in, x):
     q7, bias_shift = _q7_bias(i, bias, int(spec.get("b_exponent", e_acc)), e_acc)
     probe = DeployLayer(weights=frozen(w, np.int8), bias=frozen(q7, np.int8), bias_shift=bias_shift,
                         out_shift=0, relu=bool(spec.get("relu", False)), bits=bits, **geo)
-    acc_max = int(np.abs(accumulate(probe, x)).max(initial=0))
+    acc_max = accumulator_max(probe, x)
     out_shift = max(0, bitlen(acc_max) - 7)
     layer = DeployLayer(weights=probe.weights, bias=probe.bias, bias_shift=bias_shift, out_shift=out_shift,
                         relu=probe.relu, bits=bits, in_exponent=e_in, out_exponent=e_acc + out_shift, **geo)

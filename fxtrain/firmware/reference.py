@@ -20,6 +20,9 @@ from ..engine.numbers import INT8_MAX, INT8_MIN
 from ..errors import ConfigError
 
 KINDS = ("dense", "conv", "pool")
+# Samples per int64 matrix product: a wide layer over the whole training set would
+# otherwise hold an int64 accumulator of N x width (1.1 GB for 1,437 x 100,000).
+CHUNK = 256
 
 
 # eq=False: the fields hold numpy arrays, whose == is elementwise, so equality is identity.
@@ -100,6 +103,12 @@ def accumulate(layer, x):
     return (layer.bias.astype(np.int64) << layer.bias_shift) + _macs(layer, x)
 
 
+def accumulator_max(layer, x):
+    """max |accumulate(layer, x)| over all samples, ``CHUNK`` samples at a time."""
+    return max((int(np.abs(accumulate(layer, x[i:i + CHUNK])).max(initial=0))
+                for i in range(0, x.shape[0], CHUNK)), default=0)
+
+
 def requantize(acc, s, relu):
     """SSAT8((acc + NN_ROUND(s)) >> s), then ReLU; int64 in, int8 out."""
     out = np.clip((acc + ((1 << s) >> 1)) >> s, INT8_MIN, INT8_MAX)
@@ -126,7 +135,10 @@ def layer_forward(layer, x):
         oh, ow = h // p, w // p
         blocks = x[:, : oh * p, : ow * p, :].reshape(n, oh, p, ow, p, c)
         return blocks.max(axis=(2, 4)).astype(np.int8)
-    return requantize(accumulate(layer, x), layer.out_shift, layer.relu)
+    out = np.empty((x.shape[0], *layer.out_shape), dtype=np.int8)
+    for i in range(0, x.shape[0], CHUNK):
+        out[i:i + CHUNK] = requantize(accumulate(layer, x[i:i + CHUNK]), layer.out_shift, layer.relu)
+    return out
 
 
 def predict(model, X):

@@ -1,5 +1,11 @@
 """What a run leaves on disk: the one module that names ``model.npz``, ``report.json`` and
-the checkpoint files, builds their contents and reads a run folder back."""
+the checkpoint files, builds their contents and reads a run folder back.
+
+``report.json`` records the sha256 of the ``model.npz`` it describes, so a folder
+whose two files come from different runs (a crash between the two writes, or a
+hand edit) is refused instead of exported.
+"""
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +20,11 @@ from .config import parse_lr
 MODEL_FILE = "model.npz"
 REPORT_FILE = "report.json"
 CHECKPOINT = "checkpoint.npz"
-CHECKPOINT_META = "checkpoint.json"
+HISTORY = "history.jsonl"
+
+
+def sha256_file(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def build_report(run):
@@ -69,6 +79,7 @@ def load_run_dir(run_dir):
         raise ConfigError(f"run folder '{run_dir}' does not exist; pass the --out folder of 'fxtrain train'")
     try:
         report = json.loads((run_dir / REPORT_FILE).read_text())
+        digest = sha256_file(run_dir / MODEL_FILE)
         with np.load(run_dir / MODEL_FILE, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         cfg = report["config"]
@@ -80,4 +91,10 @@ def load_run_dir(run_dir):
     except Exception as exc:
         raise ConfigError(f"run folder '{run_dir}' is corrupted ({type(exc).__name__}: {exc}); "
                           "train again with --out") from None
+    if report.get("fxtrain_version") != __version__:
+        raise ConfigError(f"run folder '{run_dir}' was written by fxtrain {report.get('fxtrain_version')}, "
+                          f"this is {__version__}; train it again with this version")
+    if report.get("model_sha256") != digest:
+        raise ConfigError(f"run folder '{run_dir}': {MODEL_FILE} is not the model {REPORT_FILE} describes "
+                          "(an interrupted run or an edit); finish it with 'fxtrain train --resume' or train again")
     return arrays, report, cfg

@@ -4,6 +4,7 @@ An integer device applies a learning rate only as ``m * 2**-k`` with a 16-bit
 integer ``m``, and momentum only as ``beta = 1 - 2**-j``; both are read exactly
 from their decimal text, and refused with usable suggestions otherwise.
 """
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -23,27 +24,67 @@ STEP_MANTISSA_BITS = 24
 MAX_MOMENTUM_J = 15
 
 
-def parse_lr(text):
-    """Exact ``(m, k)`` with ``lr = m * 2**-k`` and ``m`` below 2**16, or a ConfigError.
+_POW2_FORM = re.compile(r"^\s*(?:(\d+)\s*\*\s*)?2\s*\^\s*(-?\d+)\s*$")
 
-    The decimal text is read exactly, so 0.1 is refused (it has no finite binary form)
-    and the message suggests the nearest values that are representable.
-    """
+
+def _exact_value(text):
+    """The exact rational value of a decimal, a fraction, or ``m*2^-k`` / ``2^-k`` text (None if none)."""
+    m = _POW2_FORM.match(str(text))
+    if m:
+        return Fraction(int(m.group(1) or 1)) * Fraction(2) ** int(m.group(2))
     try:
-        q = Fraction(str(text).strip())
+        return Fraction(str(text).strip())
     except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"learning rate '{text}' is not a number; try 0.0625 (= 2^-4)") from None
+        return None
+
+
+def _as_m_k(q):
+    """(m, k) with q = m * 2**-k and 0 < m < 2**16 (k may be negative), or None."""
+    if q.denominator & (q.denominator - 1):
+        return None
+    m, k = q.numerator, q.denominator.bit_length() - 1
+    while m >= 2**LR_MANTISSA_BITS and m % 2 == 0:
+        m, k = m // 2, k - 1
+    return (m, k) if m < 2**LR_MANTISSA_BITS else None
+
+
+def lr_text(m, k):
+    """``m * 2**-k`` as text that :func:`parse_lr` reads back exactly: a short exact decimal, else ``m*2^-k``."""
+    q = Fraction(m) / Fraction(2) ** k
+    if q.denominator == 1:
+        return str(q.numerator)
+    digits = q.denominator.bit_length() - 1  # m / 2**k has exactly k decimal places
+    if digits <= 20:
+        whole, frac = divmod(q.numerator * 10**digits // q.denominator, 10**digits)
+        return f"{whole}.{frac:0{digits}d}".rstrip("0")
+    return f"{m}*2^-{k}"
+
+
+def parse_lr(text):
+    """Exact ``(m, k)`` with ``lr = m * 2**-k`` and ``0 < m < 2**16``, or a ConfigError.
+
+    The text is read exactly (a decimal, a fraction, or ``m*2^-k``), so 0.1 is refused
+    (it has no finite binary form) and the message suggests the two nearest values
+    that are representable, written so that they are accepted as printed.
+    """
+    q = _exact_value(text)
+    if q is None:
+        raise ConfigError(f"learning rate '{text}' is not a number; try 0.0625 (= 2^-4)")
     if q <= 0:
         raise ConfigError(f"learning rate must be positive, got {text}")
-    den = q.denominator
-    if den & (den - 1) == 0 and q.numerator < 2**LR_MANTISSA_BITS:
-        return q.numerator, den.bit_length() - 1
-    k = max(0, LR_MANTISSA_BITS - 1 - int(q).bit_length())
-    lo = Fraction(int(q * 2**k), 2**k)
-    near = [v for v in (lo, lo + Fraction(1, 2**k)) if v > 0]
-    hint = " or ".join(f"{float(v):.10g}" for v in near)
+    exact = _as_m_k(q)
+    if exact:
+        return exact
+    # the k that puts q * 2**k in [2**15, 2**16): the grid of 16-bit mantissas around q
+    k = LR_MANTISSA_BITS - 1 - (q.numerator.bit_length() - q.denominator.bit_length())
+    while q * Fraction(2) ** k >= 2**LR_MANTISSA_BITS:
+        k -= 1
+    while q * Fraction(2) ** k < 2**(LR_MANTISSA_BITS - 1):
+        k += 1
+    lo = int(q * Fraction(2) ** k)
+    near = " or ".join(lr_text(m, k) for m in (lo, lo + 1))
     raise ConfigError(f"learning rate {text} is not m*2^-k with a 16-bit integer m, so an integer "
-                      f"device cannot use it exactly; nearest usable: {hint} (or a power of two like 0.0625)")
+                      f"device cannot use it exactly; nearest usable: {near}")
 
 
 def parse_momentum(text):

@@ -1,37 +1,75 @@
-"""A whole training job: data, run, per-epoch checkpoints, ``model.npz`` and ``report.json``.
+"""A whole training job: data, run, per-epoch history and checkpoints, ``model.npz`` and ``report.json``.
 
-Nothing is written until every input has been checked, and every file is
-replaced atomically.
+Nothing is written until every input has been checked. The output folder is
+locked for the whole job, so two runs never write into one folder, and every
+file is replaced atomically (see :mod:`fxtrain.training.checkpoint` for why a kill
+at any point leaves a folder that resumes bit for bit).
 """
+import contextlib
+import hashlib
 from pathlib import Path
 
-from .._files import write_json_atomic, write_npz_atomic
+from .._files import (FolderLock, append_line, ensure_dir, npz_bytes, remove_stale_temporaries, write_bytes_atomic,
+                      write_json_atomic)
 from ..data import load_dataset
-from .artifacts import MODEL_FILE, REPORT_FILE, build_report, model_arrays
-from .checkpoint import resume as resume_run
-from .checkpoint import save_checkpoint
+from ..errors import OutputError
+from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays
+from .checkpoint import chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint
 from .run import Run
 
 
 def prepare(cfg, resume=None):
     """Check the settings, load the data and build the run (fresh, or resumed from ``resume``); writes nothing."""
     data = load_dataset(cfg.check().data, cfg.seed)
-    return resume_run(resume, cfg, data) if resume else Run(cfg, data)
+    if not resume:
+        return Run(cfg, data)
+    run = resume_run(resume, cfg, data)
+    run.resumed_from = (Path(resume), checkpoint_digest(resume))
+    return run
+
+
+@contextlib.contextmanager
+def output_folder(out, run):
+    """Create and lock ``out`` for the job, clear what a killed run left, and start its history file.
+
+    A resumed run's checkpoint must be the one :func:`prepare` read: another process
+    cannot have replaced it since, or this run would continue a stale state.
+    """
+    if out is None:
+        yield None
+        return
+    folder = ensure_dir(out)
+    with FolderLock(folder):
+        src = getattr(run, "resumed_from", None)
+        if src and checkpoint_digest(src[0]) != src[1]:
+            raise OutputError(f"the checkpoint in {src[0]} changed while this run started; run the command again")
+        remove_stale_temporaries(folder)
+        lines = "".join(history_line(r) + "\n" for r in run.state.history)
+        write_bytes_atomic(folder / HISTORY, lines.encode("utf-8"))
+        yield folder
 
 
 def train_job(run, out=None, on_epoch=None):
-    """Train ``run`` up to ``run.cfg.epochs``; checkpoint each epoch into ``out``.
+    """Train ``run`` up to ``run.cfg.epochs``; with ``out`` (a folder from :func:`output_folder`),
+    append each epoch to the history and replace the checkpoint, then write the model and report.
 
     Returns the report dict (also written to ``out/report.json`` with ``out/model.npz``).
     """
+    h = run.state.history_hash
     while run.state.epoch < run.cfg.epochs:
         record = run.step_epoch()
         if out:
-            save_checkpoint(run, out)
+            line = history_line(record)
+            h = chain(h, line)
+            append_line(Path(out) / HISTORY, line)
+            run.state.history_hash = h
+            save_checkpoint(run, out, h)
         if on_epoch:
             on_epoch(record)
     report = build_report(run)
     if out:
-        write_npz_atomic(Path(out) / MODEL_FILE, model_arrays(run))
+        model = npz_bytes(model_arrays(run))
+        write_bytes_atomic(Path(out) / MODEL_FILE, model)
+        report["model_sha256"] = hashlib.sha256(model).hexdigest()
         write_json_atomic(Path(out) / REPORT_FILE, report)
     return report

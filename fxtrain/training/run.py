@@ -8,13 +8,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..engine.bounds import plan_accumulators
 from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
 from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
 from ..engine.numbers import qmax
+from ..engine.requant import N_SAT, SAT_NAMES
 from ..engine.updates import BC, FLOAT, SR, R
 from ..errors import ConfigError
 from .config import parse_lr, parse_momentum, step_fixed
+from .host import check_host_memory
 
 METHOD_CODES = {"sr": SR, "r": R, "bc": BC, "float": FLOAT}
 
@@ -34,30 +37,32 @@ class TrainState:
     mom: np.ndarray = None
     epoch: int = 0
     history: list = field(default_factory=list)
+    history_hash: str = ""  # hash chain over the history lines (checkpoint.chain)
 
     def arrays(self):
         """The state's arrays by name (those that exist for this method)."""
         return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
 
 
-def workspace(layers, batch, n_train, n_features, bits, is_float):
-    """Every buffer an epoch needs (a :class:`Scratch`), allocated once for the batch and layout."""
+def workspace_layout(layers, batch, n_train, n_features, plan, is_float):
+    """{name: (shape, dtype)} of every buffer an epoch needs: what :func:`workspace` allocates."""
     widest = max([n_features] + [int(np.prod(s.out_shape)) for s in layers]
                  + [int(np.prod(s.in_shape)) for s in layers])
     act_t = np.float32 if is_float else np.int8
-    wide_t = np.float32 if is_float else (np.int64 if bits > 8 else np.int32)
-    return Scratch(
-        acts=np.zeros((len(layers) + 1, batch * widest), dtype=act_t),
-        e_act=np.zeros(len(layers) + 1, dtype=np.int64),
-        acc=np.zeros(batch * widest, dtype=wide_t),
-        err=np.zeros((2, batch * widest), dtype=act_t),
-        grad=np.zeros(max(s.n_weights for s in layers), dtype=np.float32 if is_float else np.int32),
-        gbias=np.zeros(max(s.n_bias for s in layers), dtype=np.float32 if is_float else np.int32),
-        probs=np.zeros(layers[-1].out_shape[2], dtype=np.int64),
-        perm=np.zeros(n_train, dtype=np.int64),
-        yb=np.zeros(batch, dtype=np.int64),
-        terms=np.zeros((n_train, 2), dtype=np.int64),
-        counts=np.zeros((len(layers), 2), dtype=np.int64))
+    acc_t = np.float32 if is_float else plan.acc_dtype
+    grad_t = np.float32 if is_float else plan.grad_dtype
+    return {"acts": ((len(layers) + 1, batch * widest), act_t), "e_act": ((len(layers) + 1,), np.int64),
+            "acc": ((batch * widest,), acc_t), "err": ((2, batch * widest), act_t),
+            "grad": ((max(s.n_weights for s in layers),), grad_t),
+            "gbias": ((max(s.n_bias for s in layers),), grad_t),
+            "probs": ((layers[-1].out_shape[2],), np.int64), "perm": ((n_train,), np.int64),
+            "yb": ((batch,), np.int64), "terms": ((n_train, 2), np.int64),
+            "counts": ((len(layers), N_SAT), np.int64)}
+
+
+def workspace(layout):
+    """A :class:`Scratch` of zeroed arrays for a :func:`workspace_layout`."""
+    return Scratch(**{name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()})
 
 
 def _or_empty(arr, dtype):
@@ -77,9 +82,12 @@ class Run:
         self.desc = build_desc(self.layers)
         self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
         self.mom_j = parse_momentum(cfg.momentum)
+        self.acc_plan = plan_accumulators(self.layers, cfg.bits, cfg.batch, self.m)
         self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
-        self.ws = workspace(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], cfg.bits,
-                            self.method == FLOAT)
+        layout = workspace_layout(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], self.acc_plan,
+                                  self.method == FLOAT)
+        check_host_memory(layout, self.layers, cfg, self.X.shape)
+        self.ws = workspace(layout)
         self.state = state if state is not None else self._init_state()
 
     @property
@@ -135,12 +143,22 @@ class Run:
                                   self.data.y_train, rule, self.ws)
         st.epoch += 1
         changed = np.count_nonzero(self._weights_snapshot() != before) / max(before.size, 1)
+        saturations = self.saturations()
         record = {"epoch": st.epoch, "loss": float(loss),
                   "train_accuracy": self.accuracy(self.data.X_train, self.data.y_train),
                   "test_accuracy": self.accuracy(self.data.X_test, self.data.y_test),
                   "changed_fraction": float(changed)}
+        if saturations:
+            record["saturations"] = saturations
         st.history.append(record)
         return record
+
+    def saturations(self):
+        """{"layerL.tensor": count} of the values saturated by design in the last epoch (non-zero only)."""
+        if self.method == FLOAT:
+            return {}
+        return {f"layer{l}.{SAT_NAMES[k]}": int(self.ws.counts[l, k])
+                for l, k in zip(*np.nonzero(self.ws.counts))}
 
     def _float_X(self, Xq):
         return Xq.reshape(len(Xq), -1).astype(np.float32) * np.float32(2.0 ** self.data.e_x)
