@@ -1,11 +1,12 @@
 """Device accounting, fit checks, `fxtrain simulate`, `fxtrain targets` and `fxtrain compare`."""
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
 from fxtrain.cli import cli
-from fxtrain.device.cost import account
+from fxtrain.device.cost import Fit, account
 from fxtrain.device.fit import fit_for, largest_width
 from fxtrain.device.profiles import load_target
 from fxtrain.engine.network import parse_arch
@@ -41,7 +42,9 @@ def test_bc_costs_exactly_its_shadow_more_than_sr():
     assert bc.buffers["shadow weights (float32)"] == 4 * n_w
     # BC has no optimizer state (plain SGD), so the difference is the shadow alone
     assert bc.total_bytes - sr.total_bytes == 4 * n_w
-    assert sr.float_ops_per_step == 0 and bc.float_ops_per_step == 6 * n_w
+    # bc's update as update_bc states it: 2 fmul and 4 fadd-class per weight (sr's 0 is held to the
+    # compiled code in tests/test_integer_only.py)
+    assert (bc.fmul_per_step, bc.fadd_per_step) == (2 * n_w, 4 * n_w)
 
 
 def test_soft_float_pays_more_on_m0plus_than_on_m4():
@@ -49,8 +52,10 @@ def test_soft_float_pays_more_on_m0plus_than_on_m4():
     bc, sr = fit_for(None, "bc", 8, 16, DIGITS, m0), fit_for(None, "sr", 8, 16, DIGITS, m0)
     bc4, sr4 = fit_for(None, "bc", 8, 16, DIGITS, m4), fit_for(None, "sr", 8, 16, DIGITS, m4)
     n_fadd, n_fmul = bc.cost.fadd_per_step, bc.cost.fmul_per_step
-    float_m0 = bc.cycles_per_step - sr.cycles_per_step + (sr.cost.int_ops_per_step - bc.cost.int_ops_per_step) * m0.cycles.int_op
-    float_m4 = bc4.cycles_per_step - sr4.cycles_per_step + (sr4.cost.int_ops_per_step - bc4.cost.int_ops_per_step) * m4.cycles.int_op
+    int_gap = sr.cost.int_ops_per_step - bc.cost.int_ops_per_step
+    int_gap4 = sr4.cost.int_ops_per_step - bc4.cost.int_ops_per_step
+    float_m0 = bc.cycles_per_step - sr.cycles_per_step + int_gap * m0.cycles.int_op
+    float_m4 = bc4.cycles_per_step - sr4.cycles_per_step + int_gap4 * m4.cycles.int_op
     # the float work alone costs what the profiles' fadd/fmul prices say, soft vs hardware
     assert float_m0 == n_fadd * m0.cycles.fadd + n_fmul * m0.cycles.fmul
     assert float_m4 == n_fadd * m4.cycles.fadd + n_fmul * m4.cycles.fmul
@@ -171,4 +176,31 @@ def test_momentum_is_counted_as_optimizer_state():
     mom = account(layers, "bc", 8, 16, 1437, 64, 10, momentum=True)
     assert mom.total_bytes - base.total_bytes == mom.buffers["momentum (float32)"] == 4 * n_w
     sr = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
-    assert sr.buffers["momentum (int16)"] == 2 * n_w and sr.float_ops_per_step == 0
+    assert sr.buffers["momentum (int16)"] == 2 * n_w
+
+
+def test_wide_sums_are_counted_in_bytes_and_cycles():
+    layers = parse_arch("conv:8:3,pool:2,dense:10", (28, 28, 1), 10)
+    narrow, wide = account(layers, "sr", 8, 195, 5000, 784, 10), account(layers, "sr", 8, 196, 5000, 784, 10)
+    # at batch 196 the conv gradient passes int32 (196 * 26 * 26 * 128 * 127 > 2**31 - 1): its MACs go to
+    # SMLAL and the gradient buffer doubles; the forward and input-error sums stay int32
+    grad_macs = 72 * 26 * 26 + 10 * 1352  # conv 8x3x3 over 26x26 positions, dense 1352 -> 10
+    assert narrow.wide_macs_per_step == 0 and wide.wide_macs_per_step == 196 * grad_macs
+    assert wide.int_macs_per_step + wide.wide_macs_per_step == 196 * (2 * grad_macs + 10 * 1352)
+    assert (narrow.buffers["gradient"], wide.buffers["gradient"]) == (4 * (1352 + 10), 8 * (1352 + 10))
+    m0 = load_target("cortex-m0plus")
+    fit = fit_for("conv:8:3,pool:2,dense:10", "sr", 8, 196, ((28, 28, 1), 10, 5000), m0)
+    c = fit.cost
+    as_narrow = Fit(replace(c, int_macs_per_step=c.int_macs_per_step + c.wide_macs_per_step, wide_macs_per_step=0), m0)
+    # the int64 MACs are priced at int_mac_wide (4 on M0+: MULS, ADDS, ADCS, ASRS), not int_mac (2)
+    assert fit.cycles_per_step - as_narrow.cycles_per_step == 196 * grad_macs * (4 - 2)
+
+
+def test_a_batch_that_is_not_a_power_of_two_pays_wide_multiplies():
+    layers = parse_arch(None, (8, 8, 1), 10)
+    n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
+    # batch 48: alpha/48 has a 24-bit mantissa, so every weight and bias update is a 32x32 -> 64 multiply
+    assert account(layers, "sr", 8, 48, 1437, 64, 10, step_m=11_184_811).wide_muls_per_step == n_w + n_b
+    assert account(layers, "sr", 8, 16, 1437, 64, 10, step_m=1).wide_muls_per_step == 0
+    # bc's weight step is a float multiply; only its integer bias updates are wide
+    assert account(layers, "bc", 8, 48, 1437, 64, 10, step_m=11_184_811).wide_muls_per_step == n_b

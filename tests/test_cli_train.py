@@ -3,23 +3,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from fxtrain.cli import cli
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    """Exit 1, a single 'Error:' line naming the problem, and no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from cli_helpers import invoke, one_line_error
 
 
 def test_train_writes_model_and_report(tmp_path):
@@ -81,8 +66,12 @@ def test_bad_csv_gets_one_line(tmp_path, content, needle):
 
 def test_good_csv_trains(tmp_path):
     r = invoke("train", "--data", write(tmp_path, "d.csv", "a,b,label\n" + GOOD_ROWS),
-               "--epochs", 1, "--arch", "dense:8,dense:2", "--batch", 4)
+               "--epochs", 1, "--arch", "dense:8,dense:2", "--batch", 4, "--out", tmp_path / "run")
     assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    # the header row is skipped: 40 rows, 2 features, 2 classes, split 80/20 per class
+    assert report["arch"] == "dense:8,dense:2" and report["n_weights"] == 2 * 8 + 8 * 2
+    assert "sr 8-bit dense:8,dense:2: test accuracy" in r.output and len(report["history"]) == 1
 
 
 def test_bad_npz_and_missing_file(tmp_path):

@@ -59,3 +59,13 @@ def test_the_scan_flags_a_planted_float():
           "define i64 @planted(i64 %a) {\n  %f = sitofp i64 %a to double\n  %l = call double @llvm.log.f64(double %f)\n"
           "  %r = fptosi double %l to i64\n  ret i64 %r\n}\n")
     assert float_ops(ir) == {"planted": ["fptosi", "llvm.log", "sitofp"]}
+
+
+def test_the_cost_model_counts_float_ops_exactly_where_the_code_has_them(scan):
+    from fxtrain.device.cost import account
+    from fxtrain.engine.network import parse_arch
+    layers = parse_arch(None, (8, 8, 1), 10)
+    for method in ("sr", "r", "bc"):
+        flops = account(layers, method, 8, 16, 1437, 64, 10).float_ops_per_step
+        # 0 float ops in the accounting exactly when the compiled epoch has no float instruction
+        assert (flops == 0) == (scan[method]["float"] == {}), method

@@ -5,7 +5,7 @@ import pytest
 from fxtrain.data import Dataset, load_dataset
 from fxtrain.engine import kernels as K, requant as Q
 from fxtrain.engine.bounds import BIAS_TERM_LIMIT, plan_accumulators
-from fxtrain.engine.network import CONV, DENSE, LayerSpec, build_desc, parse_arch
+from fxtrain.engine.network import CONV, LayerSpec, build_desc, parse_arch
 from fxtrain.errors import ConfigError
 from fxtrain.training.config import TrainConfig
 from fxtrain.training.run import Run

@@ -32,6 +32,8 @@ load_store = 2
 fadd = 1
 fmul = 1
 fdiv = 14
+int_mac_wide = 1
+mul_wide = 1
 
 [source]
 clock_hz = "made up for the test"
@@ -70,7 +72,7 @@ def test_soft_float_costs_over_50_times_hardware_float():
     m4 = load_target("cortex-m4").cycles
     assert m0.fadd > 50 * m4.fadd
     assert (m0.fadd, m0.fmul, m0.fdiv) == (102, 166, 475)
-    assert m4 == Cycles(int_mac=1, int_op=1, load_store=2, fadd=1, fmul=1, fdiv=14)
+    assert m4 == Cycles(int_mac=1, int_op=1, load_store=2, fadd=1, fmul=1, fdiv=14, int_mac_wide=1, mul_wide=1)
 
 
 def test_cortex_m4_exact_profile():

@@ -12,22 +12,32 @@ from fxtrain.training.job import output_folder, train_job
 from fxtrain.training.run import Run
 
 
+SEEDS = (0, 1, 2)
+
+
+def final_accuracy(trained, method, bits=8):
+    """Test accuracy after the default 30 epochs, for each of SEEDS."""
+    return np.array([trained(method, bits=bits, seed=s).state.history[-1]["test_accuracy"] for s in SEEDS])
+
+
 def test_sr_8bit_reaches_093_and_tracks_float(trained):
-    sr, fl = trained("sr"), trained("float")
-    assert sr.state.history[-1]["test_accuracy"] >= 0.93
-    # within 3 accuracy points of the float32 reference with the same seed
-    assert sr.state.history[-1]["test_accuracy"] >= fl.state.history[-1]["test_accuracy"] - 0.03
+    sr, fl = final_accuracy(trained, "sr"), final_accuracy(trained, "float")
+    # on every seed, and on average within 1.5 points of the float32 reference
+    assert sr.min() >= 0.93 and sr.mean() >= fl.mean() - 0.015
 
 
 def test_bc_8bit_reaches_093(trained):
-    assert trained("bc").state.history[-1]["test_accuracy"] >= 0.93
+    assert final_accuracy(trained, "bc").min() >= 0.93
 
 
 def test_low_bits_order_bc_above_sr_above_r(trained):
-    # the paper's ordering at a coarse grid: R stalls, SR explores, BC accumulates in float
-    acc = {m: trained(m, bits=4).state.history[-1]["test_accuracy"] for m in ("bc", "sr", "r")}
-    assert acc["bc"] > acc["sr"] > acc["r"]
-    assert trained("r", bits=4).state.history[-1]["changed_fraction"] == 0.0  # R is frozen
+    # the paper's ordering at a coarse grid, on the mean over seeds and on each seed:
+    # R stalls, SR explores, BC accumulates in float
+    acc = {m: final_accuracy(trained, m, bits=4) for m in ("bc", "sr", "r")}
+    assert acc["bc"].mean() > acc["sr"].mean() > acc["r"].mean()
+    assert np.all(acc["sr"] > acc["r"] + 0.3)
+    for s in SEEDS:
+        assert trained("r", bits=4, seed=s).state.history[-1]["changed_fraction"] == 0.0  # R is frozen
 
 
 def test_same_seed_same_weights_other_seed_different(digits, trained):

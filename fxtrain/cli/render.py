@@ -20,6 +20,24 @@ def history_table(history):
                     floatfmt=("d", ".4f", ".4f", ".4f", ".3f"), tablefmt="simple")
 
 
+def saturation_text(history, plan=None):
+    """Values saturated by design (int8 errors, int16 momentum, ...), per tensor: the last epoch and
+    the whole run; and the sums that needed int64. Empty when nothing saturated or widened."""
+    totals = {}
+    for h in history:
+        for name, n in h.get("saturations", {}).items():
+            totals[name] = totals.get(name, 0) + n
+    lines = []
+    if totals:
+        last = history[-1].get("saturations", {})
+        rows = [[name, last.get(name, 0), n] for name, n in sorted(totals.items())]
+        lines += ["Saturated by design (values clipped to their range):",
+                  tabulate(rows, headers=["tensor", "last epoch", "all epochs"], tablefmt="simple", intfmt=",")]
+    if plan is not None and plan.describe():
+        lines += ["Sums beyond int32 (accumulated in int64, counted in the cost):", *plan.describe()]
+    return "\n".join(lines)
+
+
 def memory_table(fit):
     """Buffers with bytes and share of the usable SRAM, then the totals."""
     usable = fit.target.usable_sram_bytes
@@ -32,6 +50,8 @@ def memory_table(fit):
 def compute_table(fit):
     c = fit.compute_report()
     rows = [["int MACs / epoch", f"{c['int_macs_per_epoch']:,}"],
+            *([["int64 MACs / epoch", f"{c['wide_macs_per_epoch']:,}"]] if c["wide_macs_per_epoch"] else []),
+            *([["32x32->64 multiplies / epoch", f"{c['wide_muls_per_epoch']:,}"]] if c["wide_muls_per_epoch"] else []),
             ["other int ops / epoch", f"{c['int_ops_per_epoch']:,}"],
             ["float ops / epoch", f"{c['float_ops_per_epoch']:,}"],
             ["cycles / epoch", f"{c['cycles_per_epoch']:,.0f}"],
@@ -49,6 +69,8 @@ def simulate_text(res):
              f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
              f"(budget {t.budget_seconds_per_epoch:g} s)",
              history_table(res.history), "",
+             *([saturation_text(res.history, res.run.acc_plan), ""]
+               if saturation_text(res.history, res.run.acc_plan) else []),
              f"test accuracy {report['test_accuracy']:.4f} (training arithmetic)"
              + (f", {dep:.4f} deployed (static shifts, as exported)" if dep is not None else ""), "",
              f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit), "",
@@ -60,7 +82,8 @@ def simulate_text(res):
 
 def train_text(res):
     cfg, report = res.run.cfg, res.report
-    return "\n".join([history_table(res.history),
+    sat = saturation_text(res.history, res.run.acc_plan)
+    return "\n".join([history_table(res.history), *([sat] if sat else []),
                       f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
                       f"{report['n_weights']} weights"
                       + (f"; wrote {res.out}/model.npz and report.json" if res.out else "")])

@@ -11,9 +11,32 @@ import numpy as np
 from ..errors import DataError
 
 
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+
+
+def _read_text(path):
+    """The file as text: UTF-8, with or without a byte-order mark; else a DataError saying so."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                        "save it as a UTF-8 CSV") from None
+
+
+def _delimiter(text):
+    """Commas, unless the first line has none but has semicolons or tabs (a spreadsheet export)."""
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    return next((d for d in DELIMITERS if d in first), ",")
+
+
 def _read_csv(path):
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    text = _read_text(path)
+    delim = _delimiter(text)
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delim) if r and any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the file is empty; expected rows of features with the label last")
     # A header row is allowed: skip the first row if none of its cells is a number.
@@ -23,11 +46,13 @@ def _read_csv(path):
         raise DataError(f"{path}: the file has a header but no data rows")
     width = len(rows[0])
     if width < 2:
-        raise DataError(f"{path}: row 1 has {width} column; expected features then a label")
+        raise DataError(f"{path}: row 1 has {width} column; expected features then a label, separated by "
+                        "commas, semicolons or tabs")
     values = np.empty((len(rows), width), dtype=np.float64)
     for i, row in enumerate(rows, start=1):
         if len(row) != width:
-            raise DataError(f"{path}: row {i} has {len(row)} columns, expected {width} like row 1")
+            raise DataError(f"{path}: row {i} has {len(row)} columns, expected {width} like row 1 "
+                            f"(read as separated by {DELIMITERS[delim]})")
         for j, cell in enumerate(row, start=1):
             try:
                 values[i - 1, j - 1] = float(cell)
@@ -54,6 +79,8 @@ def _read_npz(path):
             X, y = z["X"], z["y"]
     except DataError:
         raise
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
     except Exception as exc:  # zipfile/pickle errors: one line, not a traceback
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
@@ -78,8 +105,8 @@ def check_samples(X, y, where):
         r = int(np.argmax(~np.isfinite(y) | (y != np.round(y)) | (y < 0)))
         raise DataError(f"{where}: label in row {r + 1} is {y[r]}; labels must be integers 0..k-1")
     n_classes = int(y.max()) + 1
-    if n_classes < 2:
-        raise DataError(f"{where}: all labels are {int(y.max())}; need at least 2 classes")
+    if len(np.unique(y)) < 2:
+        raise DataError(f"{where}: every label is {int(y.max())}; a classifier needs at least 2 distinct classes")
     if n_classes > 256:
         raise DataError(f"{where}: {n_classes} classes; labels must be 0..255")
     return y.astype(np.int64), n_classes

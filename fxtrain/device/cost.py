@@ -12,11 +12,13 @@ SRAM buffers (integer methods; ``wb`` = 1 byte per weight for b <= 8, else 2):
     activations[l]   B * n_l                       (int8, kept for the backward pass)
     input batch      B * F                         (int8)
     labels           B                             (uint8)
-    accumulator      a * B * widest                (int32 scratch, a = 4; int64, a = 8, for b > 8)
+    accumulator      a * B * widest                (a = 4 for int32, 8 where a forward or input-error
+                                                   sum can exceed int32: engine/bounds.py)
     error ping-pong  2 * B * widest                (int8)
-    gradient         4 * max fan_in_l + 4 * max Nb_l  (int32: one output row of one layer's
-                                                   weight gradient at a time, applied before the
-                                                   next row, plus the layer's bias gradient)
+    gradient         g * max fan_in_l + g * max Nb_l  (g = 4 for int32, 8 for int64 gradients: one
+                                                   output row of one layer's weight gradient at a
+                                                   time, applied before the next row, plus the
+                                                   layer's bias gradient)
     softmax scratch  4 * classes                   (Q15 probabilities)
     exponents        4 * (L + 1)                   (per-tensor activation exponents)
     shuffle index    2 * N                         (uint16 permutation)
@@ -37,10 +39,16 @@ saturate), 2 per ReLU mask, 12 per sr weight update (mul, xorshift 6, add, shift
 sub, 2 saturate), 5 per r update, 2 per bc update, 30 per softmax output.
 bc float ops per weight per step: 2 fmul and 4 fadd-class (sub, 2 compares, add,
 floor). ``float`` does every MAC as 1 fmul + 1 fadd and every update as 1 fmul + 1 fadd.
+
+Wide arithmetic: a MAC into an int64 accumulator (SMLAL) is counted apart from an
+int32 one, and so is the update's 32x32 -> 64 multiply ``m * G`` where it can exceed
+int32 (always for a batch that is not a power of two, whose step has a 24-bit
+mantissa): SMULL on Cortex-M3/M4/M7, a libgcc helper on Cortex-M0+.
 """
 import math
 from dataclasses import dataclass
 
+from ..engine.bounds import plan_accumulators
 from ..engine.network import CONV, POOL
 
 INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30}
@@ -58,6 +66,8 @@ class Cost:
     fadd_per_step: int
     fmul_per_step: int
     steps_per_epoch: int
+    wide_macs_per_step: int = 0
+    wide_muls_per_step: int = 0
 
     @property
     def total_bytes(self):
@@ -78,8 +88,9 @@ def _values(shape):
     return math.prod(shape)
 
 
-def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
-    """Ordered {buffer name: bytes} for the SRAM a run declares."""
+def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, plan=None):
+    """Ordered {buffer name: bytes} for the SRAM a run declares (``plan``: engine.bounds.AccumulatorPlan)."""
+    plan = plan or plan_accumulators(layers, bits, batch, 1)
     is_float = method == "float"
     wb = 4 if is_float else (1 if bits <= 8 else 2)
     vb = 4 if is_float else 1  # bytes per activation / error value
@@ -96,9 +107,10 @@ def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum
     buf["input batch"] = vb * batch * n_features
     buf["labels"] = batch
     if not is_float:
-        buf["accumulator (int32)" if bits <= 8 else "accumulator (int64)"] = (4 if bits <= 8 else 8) * batch * widest
+        buf[f"accumulator (int{8 * plan.acc_bytes})"] = plan.acc_bytes * batch * widest
     buf["error ping-pong"] = 2 * vb * batch * widest
-    buf["gradient"] = 4 * max(s.fan_in for s in layers if s.n_weights) + 4 * max(s.n_bias for s in layers)
+    gb = 4 if is_float else plan.grad_bytes
+    buf["gradient"] = gb * max(s.fan_in for s in layers if s.n_weights) + gb * max(s.n_bias for s in layers)
     buf["softmax scratch"] = 4 * n_classes
     if not is_float:
         buf["exponents"] = 4 * (len(layers) + 1)
@@ -117,13 +129,15 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
+def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, step_m=1):
     """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
 
+    ``step_m`` is the integer mantissa of the per-sample step ``alpha / batch``.
     Momentum adds per weight and step: 6 int ops (sr/r: decay shift, add, saturate,
     second rounding), or 2 fmul + 1 fadd (bc, float).
     """
-    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum)
+    plan = plan_accumulators(layers, bits, batch, step_m)
+    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan)
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     macs = batch * (2 * macs_fwd + macs_back)
@@ -145,7 +159,10 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
     if momentum and method != "bc":
         ops += 6 * n_w
-    return Cost(mem, flash(layers, bits, method, n_train, n_features), macs, ops, fadd, fmul, steps)
+    wide = batch * ((macs_fwd + macs_back) * plan.acc_wide + macs_fwd * plan.grad_wide)
+    wide_muls = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
+    return Cost(mem, flash(layers, bits, method, n_train, n_features), macs - wide, ops, fadd, fmul, steps,
+                wide, wide_muls)
 
 
 @dataclass(frozen=True)
@@ -159,6 +176,7 @@ class Fit:
         c, cy = self.cost, self.target.cycles
         # every MAC also loads its two int8 operands (one load counted: they pair up)
         return (c.int_macs_per_step * (cy.int_mac + cy.load_store) + c.int_ops_per_step * cy.int_op
+                + c.wide_macs_per_step * (cy.int_mac_wide + cy.load_store) + c.wide_muls_per_step * cy.mul_wide
                 + c.fadd_per_step * cy.fadd + c.fmul_per_step * cy.fmul)
 
     @property
@@ -186,6 +204,8 @@ class Fit:
     def compute_report(self):
         c = self.cost
         return {"int_macs_per_epoch": c.int_macs_per_step * c.steps_per_epoch,
+                "wide_macs_per_epoch": c.wide_macs_per_step * c.steps_per_epoch,
+                "wide_muls_per_epoch": c.wide_muls_per_step * c.steps_per_epoch,
                 "int_ops_per_epoch": c.int_ops_per_step * c.steps_per_epoch,
                 "float_ops_per_epoch": c.float_ops_per_step * c.steps_per_epoch,
                 "cycles_per_epoch": self.cycles_per_step * c.steps_per_epoch,

@@ -6,20 +6,22 @@ hidden width that fit both the usable SRAM and the per-epoch time budget.
 """
 from ..engine.network import parse_arch
 from ..errors import TargetError
+from ..training.config import parse_lr, step_fixed
 from .cost import Fit, account
 from .profiles import list_targets
 
 MAX_WIDTH = 1 << 16
 
 
-def fit_for(arch, method, bits, batch, shape, target, momentum=False):
+def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625"):
     """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train)."""
     input_shape, n_classes, n_train = shape
     layers = parse_arch(arch, input_shape, n_classes)
     n_features = 1
     for d in input_shape:
         n_features *= d
-    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum), target)
+    step_m = step_fixed(*parse_lr(lr), batch)[0]
+    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m), target)
 
 
 def _fits(fit):

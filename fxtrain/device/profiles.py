@@ -33,7 +33,7 @@ _FIELDS = {
     "cycles": ("table", True),
     "source": ("table", False),
 }
-_CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv")
+_CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv", "int_mac_wide", "mul_wide")
 # A shipped profile must say where its headline numbers come from; a user file need not.
 _SHIPPED_SOURCES = ("clock_hz", "sram_bytes", "flash_bytes", "cycles")
 
@@ -62,7 +62,9 @@ class Cycles:
     ``int_mac`` is one 8x8 or 16x16 multiply into a 32-bit accumulator, ``int_op`` any
     other integer op (add, shift, compare, saturate), ``load_store`` one memory access.
     ``fadd``/``fmul``/``fdiv`` are float32 ops: FPU prices, or soft-float prices on a
-    core without an FPU.
+    core without an FPU. ``int_mac_wide`` is a multiply into a 64-bit accumulator
+    (SMLAL), for sums whose bound exceeds int32; ``mul_wide`` a 32x32 -> 64 multiply
+    (SMULL, or a libgcc helper), for weight updates whose product can exceed int32.
     """
 
     int_mac: float
@@ -71,6 +73,8 @@ class Cycles:
     fadd: float
     fmul: float
     fdiv: float
+    int_mac_wide: float
+    mul_wide: float
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import re
 
 import numpy as np
 
-from .._files import data_dir, ensure_dir, write_text_atomic
+from .. import __version__
+from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
 from ..errors import ConfigError
 from .packing import PACK_BITS, pack_weights
 from .reference import predict
@@ -24,6 +25,7 @@ from .templates import fill, render
 
 RUNTIME = "fx_runtime.h"
 LAYERS = "layers.h.in"
+MANIFEST = "export.json"  # sha256 of every exported file: verify refuses an edited export
 _COMMENTS_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 _FLOAT_WORD = re.compile(r"\b(float|double|_Float\d+)\b")
 # A dotted version such as 0.1.0 is not a literal: the lookarounds reject a '.' on either side.
@@ -90,11 +92,30 @@ def c_int(v):
     return f"({int(v)})" if v < 0 else str(int(v))
 
 
-def c_array(ctype, name, values, per_line=16):
-    """A ``static const`` C array definition of integer ``values``, 16 to a line."""
+def _values(values, per_line=16):
     vals = [str(int(v)) for v in np.asarray(values).ravel()]
-    rows = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
-    return f"static const {ctype} {name}[{len(vals)}] = {{\n    " + ",\n    ".join(rows) + "\n};\n"
+    return len(vals), ",\n".join("    " + ", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line))
+
+
+def c_array(ctype, name, values):
+    """A ``static const`` C array definition of integer ``values``, 16 to a line."""
+    n, body = _values(values)
+    return f"static const {ctype} {name}[{n}] = {{\n{body}\n}};\n"
+
+
+def model_array(ctype, name, values, prefix):
+    """A weight or bias array defined once, where ``PREFIX_MODEL_IMPLEMENTATION`` is set, else extern."""
+    n, body = _values(values)
+    return fill(LAYERS, "array", P=prefix.upper(), ctype=ctype, name=name, n=n, values=body)
+
+
+def cmsis_buffer_bytes(layer):
+    """Work buffer CMSIS-NN's legacy q7 kernel needs for ``layer``: 2 * n_in (dense) or 4 * c_in * k^2 (conv)."""
+    if layer.kind == "dense":
+        return 2 * int(np.prod(layer.in_shape))
+    if layer.kind == "conv":
+        return 4 * layer.in_shape[2] * layer.kernel ** 2
+    return 0
 
 
 def _summary(model, digest, pack):
@@ -115,19 +136,21 @@ def _layer_defs(i, L, prefix, pack):
     """``#define``s and arrays of layer i, from its ``*_defs`` snippet."""
     names = _names(i, prefix)
     v = dict(names, relu_note=", ReLU" if L.relu else "", in_size=int(np.prod(L.in_shape)),
-             out_size=int(np.prod(L.out_shape)), out_exponent=c_int(L.out_exponent))
+             out_size=int(np.prod(L.out_shape)), out_exponent=c_int(L.out_exponent), relu=int(L.relu),
+             cmsis_bytes=cmsis_buffer_bytes(L))
     if L.kind in ("conv", "pool"):
-        v.update(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2])
+        v.update(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2], out_h=L.out_shape[0],
+                 out_w=L.out_shape[1])
     if L.kind == "conv":
         v.update(out_c=L.out_shape[2], k=L.kernel, pad=L.pad)
     if L.kind == "pool":
         v.update(pool=L.pool)
     if L.weights is not None:
         packed = _is_packed(L, pack)
-        weights = c_array("uint8_t", f"{names['lp']}_w", pack_weights(L.weights, L.bits)) if packed else \
-            c_array("int8_t", f"{names['lp']}_w", L.weights)
+        weights = model_array("uint8_t", f"{names['lp']}_w", pack_weights(L.weights, L.bits), prefix) if packed \
+            else model_array("int8_t", f"{names['lp']}_w", L.weights, prefix)
         v.update(bits=L.bits if packed else 8, bias_shift=L.bias_shift, out_shift=L.out_shift,
-                 weights=weights, bias=c_array("int8_t", f"{names['lp']}_b", L.bias))
+                 weights=weights, bias=model_array("int8_t", f"{names['lp']}_b", L.bias, prefix))
     return fill(LAYERS, f"{L.kind}_defs", **v)
 
 
@@ -151,6 +174,7 @@ def render_model_header(model, prefix="fx", pack=False):
                   hash=digest, input_size=int(np.prod(model.input_shape)),
                   input_exponent=c_int(model.input_exponent), n_out=model.n_classes,
                   output_exponent=c_int(model.output_exponent), n_buf=n_buf, buf_size=buf,
+                  cmsis_buffer=max(cmsis_buffer_bytes(L) for L in model.layers),
                   layers="".join(_layer_defs(i, L, prefix, pack) for i, L in enumerate(model.layers)),
                   buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)),
                   calls="".join(calls))
@@ -215,6 +239,9 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     out_dir = ensure_dir(out_dir, "export folder")
     for name, text in texts.items():
         write_text_atomic(out_dir / name, text)
-    return {"files": sorted(str(out_dir / n) for n in texts), "hash": model_hash(model),
+    manifest = {"fxtrain_version": __version__, "model_hash": model_hash(model), "prefix": prefix,
+                "files": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in texts.items()}}
+    write_json_atomic(out_dir / MANIFEST, manifest)
+    return {"files": sorted(str(out_dir / n) for n in [*texts, MANIFEST]), "hash": model_hash(model),
             "flash_bytes": flash_bytes(model, pack), "flash_bytes_unpacked": flash_bytes(model, False),
             "flash_bytes_packed": flash_bytes(model, True), "scratch_bytes": scratch_bytes(model), "n_vectors": n_vec}

@@ -35,6 +35,6 @@ def snippets(name):
     return {key: string.Template(body) for key, body in zip(parts[::2], parts[1::2])}
 
 
-def fill(name, snippet, **values):
-    """One filled snippet of file ``name``."""
-    return snippets(name)[snippet].substitute(**values)
+def fill(file, snippet, **values):
+    """One filled snippet of template file ``file``."""
+    return snippets(file)[snippet].substitute(**values)

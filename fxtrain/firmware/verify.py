@@ -5,6 +5,8 @@ folder (the export folder is only read), parse its ``V <idx> <cls> <out...>`` li
 and compare every output byte and class with ``PREFIX_vectors.h``. The QEMU run
 links ``firmware_export/startup_cm.c`` and ``mps2.ld`` and prints via semihosting.
 """
+import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -16,7 +18,8 @@ import numpy as np
 
 from .._files import data_dir
 from ..device.profiles import load_target
-from ..errors import ToolchainError
+from ..errors import ConfigError, ToolchainError
+from .codegen import MANIFEST
 
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2")
 # The cross build keeps the host's warnings: target-only ones (e.g. short enums) fail early.
@@ -43,7 +46,28 @@ def _compile(cmd, tool):
         raise ToolchainError(f"{tool} failed: {first.strip()}")
 
 
+def check_manifest(export_dir):
+    """Refuse an export whose files differ from what ``fxtrain export`` wrote (``export.json``)."""
+    folder = Path(export_dir)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        files = manifest["files"]
+    except FileNotFoundError:
+        raise ConfigError(f"{folder} is not an fxtrain export (no {MANIFEST}); export the run again") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{folder}/{MANIFEST} is unreadable; export the run again") from None
+    for name, digest in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise ConfigError(f"{folder}: {name} is missing from the export; export the run again")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ConfigError(f"{folder}: {name} was changed after export (its sha256 differs from {MANIFEST}); "
+                              "verify checks what fxtrain exported: export the run again")
+    return manifest
+
+
 def _export_prefix(export_dir):
+    check_manifest(export_dir)
     found = sorted(Path(export_dir).glob("*_vectors.h"))
     if len(found) != 1 or not (Path(export_dir) / "main.c").is_file():
         raise ToolchainError(f"{export_dir} holds no exported model with test vectors and main.c; "

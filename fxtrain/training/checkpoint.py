@@ -38,7 +38,7 @@ def chain(prev, line):
 
 
 def history_line(record):
-    return json.dumps(record, sort_keys=True)
+    return json.dumps(record)
 
 
 def save_checkpoint(run, out_dir, history_hash):
