@@ -8,8 +8,9 @@
    Percentages are of all samples in the process while epochs run; LLVM may inline a
    small helper into its caller, whose share then includes it.
 
-    python benchmarks/profile_sr.py            # default, wide and conv archs
-    python benchmarks/profile_sr.py --quick    # default arch, short sampling
+    python benchmarks/profile_sr.py                 # every case: default, wide, conv, wide-2048
+    python benchmarks/profile_sr.py --case wide     # one case (repeat --case for more)
+    python benchmarks/profile_sr.py --quick         # default arch, short sampling
 """
 import os
 import tempfile
@@ -32,7 +33,7 @@ from fxtrain.engine.epoch import compiled  # noqa: E402
 from fxtrain.engine.updates import SR  # noqa: E402
 
 CASES = [("default", "dense:32,dense:10", 16, 8), ("wide", "dense:256,dense:10", 64, 4),
-         ("conv", "conv:8:3,pool:2,dense:10", 16, 2)]
+         ("conv", "conv:8:3,pool:2,dense:10", 16, 2), ("wide-2048", "dense:256,dense:10", 2048, 8)]
 RUNTIME = {"NRT_incref": "numba runtime (refcounts, views)", "NRT_decref": "numba runtime (refcounts, views)",
            "numba_attempt_nocopy_reshape": "numba runtime (refcounts, views)"}
 
@@ -97,10 +98,11 @@ def perf_profile(fn, seconds):
 
 def eval_rows(cases, reps):
     rows = []
-    for name, arch, batch, _ in cases:
-        run = common.make_run(common.digits(1), "sr", arch, batch)
+    for name, arch, batch, tile in cases:
+        tile = 1 if batch <= 1437 else tile  # digits has 1,437 training samples
+        run = common.make_run(common.digits(tile), "sr", arch, batch)
         full = common.median_time(common.full_epoch_fn(run), reps)
-        train_run = common.make_run(common.digits(1), "sr", arch, batch)
+        train_run = common.make_run(common.digits(tile), "sr", arch, batch)
         train = common.median_time(common.epoch_fn(train_run), reps)
         rows.append([name, arch, batch, f"{full * 1e3:.2f}", f"{train * 1e3:.2f}",
                      f"{(full - train) / full * 100:.0f}%"])
@@ -111,10 +113,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="default arch only, 1 s of sampling")
     ap.add_argument("--seconds", type=float, default=5.0, help="sampling time per arch")
+    ap.add_argument("--case", action="append", choices=[c[0] for c in CASES], help="only this case (repeatable)")
     args = ap.parse_args(argv)
-    cases = CASES[:1] if args.quick else CASES
+    cases = [c for c in CASES if c[0] in args.case] if args.case else CASES[:1] if args.quick else CASES
     seconds = 1.0 if args.quick else args.seconds
-    print("Evaluation share of Run.step_epoch on digits x1 (median of 7)")
+    print("Evaluation share of Run.step_epoch on digits x1 (x8 for batch 2048; median of 7)")
     print(tabulate(eval_rows(cases, 7), headers=["case", "arch", "batch", "step_epoch ms", "training ms",
                                                  "evaluation"], colalign=("left", "left", "right", "right",
                                                                           "right", "right")))

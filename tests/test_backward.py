@@ -9,7 +9,7 @@ move it by at most one step of its new grid.
 import numpy as np
 import pytest
 
-from fxtrain.engine import kernels as K, requant as Q
+from fxtrain.engine import conv as C, kernels as K, requant as Q
 from fxtrain.engine.fixedpoint import new_rng
 from fxtrain.engine.network import CONV, DENSE, POOL, LayerSpec, build_desc
 
@@ -25,6 +25,12 @@ def gen(seed):
 def row(kind, in_shape, out_shape, k=0, pad=0):
     """The desc row the flat kernels read for one layer (weights from offset 0)."""
     return build_desc([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)])[0]
+
+
+def work(kind, in_shape, out_shape, nb, k=0, pad=0):
+    """The integer kernels' work buffers for one layer at batch ``nb``."""
+    layout = K.work_layout([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)], nb, np.int32)
+    return {name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()}
 
 
 def dense_ref(x, w):
@@ -62,37 +68,79 @@ def check(int_grad, exponent, fd):
     np.testing.assert_allclose(int_grad.astype(np.float64) * 2.0**exponent, fd, rtol=1e-9, atol=1e-9)
 
 
-def test_dense_backward_matches_finite_differences():
+def dense_int(d, x, w, err, nb, wk):
+    """The integer kernels' forward, weight gradient and error below (int32 sums)."""
+    n_in, n_out = x.size // nb, w.size // (x.size // nb)
+    y, g, back = np.zeros(nb * n_out, np.int32), np.zeros(n_out * n_in, np.int32), np.zeros(nb * n_in, np.int32)
+    K.pack_dense_weights(d[None], w.ravel(), wk["wpack"])
+    K.dense_forward_int(d, x.ravel(), w.ravel(), wk["wpack"], nb, y)
+    K.dense_backward_int(d, x.ravel(), err.ravel(), w.ravel(), nb, g, back, True, wk["words"])
+    return y, g, back
+
+
+def dense_reference(d, x, w, err, nb):
+    """The type-generic reference loops (the float32 method's) on the same integers."""
+    n_in, n_out = x.size // nb, w.size // (x.size // nb)
+    y, g, back = np.zeros(nb * n_out, np.int32), np.zeros(n_out * n_in, np.int32), np.zeros(nb * n_in, np.int32)
+    K.dense_forward(d, x.ravel(), w.ravel(), nb, y)
+    K.dense_backward(d, x.ravel(), err.ravel(), w.ravel(), nb, g, back, True)
+    return y, g, back
+
+
+# 5 outputs take the dot-product path, 19 the packed pair sweeps; 12 and 13 inputs, 4 and 5 samples,
+# even and odd, so the last pair of each packing is full or half empty
+@pytest.mark.parametrize("nb,n_in,n_out", [(4, 12, 5), (5, 13, 19), (4, 12, 19)])
+@pytest.mark.parametrize("kernels", ["int", "reference"])
+def test_dense_backward_matches_finite_differences(nb, n_in, n_out, kernels):
     i8 = gen(1)
-    x, w, err = i8((4, 12)), i8((5, 12), -127), i8((4, 5))
+    x, w, err = i8((nb, n_in)), i8((n_out, n_in), -127), i8((nb, n_out))
+    x[0, :4] = 0  # zero pairs, which the packed sweeps skip
+    err[:2, 0] = 0
     xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
     loss = lambda: float(np.sum(ef * dense_ref(xf, wf)))  # noqa: E731
-    d = row(DENSE, (1, 1, 12), (1, 1, 5))
-    y = np.zeros(4 * 5, np.int32)
-    K.dense_forward(d, x.ravel(), w.ravel(), 4, y)
-    assert np.array_equal(y.reshape(4, 5), dense_ref(x.astype(np.int64), w.astype(np.int64)))  # exact
-    g, back = np.zeros(5 * 12, np.int32), np.zeros(4 * 12, np.int32)
-    K.dense_backward(d, x.ravel(), err.ravel(), w.ravel(), 4, g, back, True)
-    check(g.reshape(5, 12), E_ERR + E_X, fd_grad(loss, wf))
-    check(back.reshape(4, 12), E_ERR + E_W, fd_grad(loss, xf))
+    d = row(DENSE, (1, 1, n_in), (1, 1, n_out))
+    if kernels == "int":
+        y, g, back = dense_int(d, x, w, err, nb, work(DENSE, (1, 1, n_in), (1, 1, n_out), nb))
+    else:
+        y, g, back = dense_reference(d, x, w, err, nb)
+    assert np.array_equal(y.reshape(nb, n_out), dense_ref(x.astype(np.int64), w.astype(np.int64)))  # exact
+    check(g.reshape(n_out, n_in), E_ERR + E_X, fd_grad(loss, wf))
+    check(back.reshape(nb, n_in), E_ERR + E_W, fd_grad(loss, xf))
 
 
 @pytest.mark.parametrize("pad", [0, 1])
-def test_conv_backward_matches_finite_differences(pad):
+@pytest.mark.parametrize("kernels", ["int", "reference"])
+def test_conv_backward_matches_finite_differences(pad, kernels):
     i8 = gen(2 + pad)
-    x, w, k = i8((2, 5, 6, 2)), i8((3, 3, 3, 2), -127), 3
+    x, w, k = i8((2, 5, 6, 2)), i8((3, 3, 3, 2), -127), 3  # 18 values per patch: an even pair count
     oh, ow = 5 + 2 * pad - k + 1, 6 + 2 * pad - k + 1
     err = i8((2, oh, ow, 3))
     xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
     loss = lambda: float(np.sum(ef * conv_ref(xf, wf, pad)))  # noqa: E731
     d = row(CONV, (5, 6, 2), (oh, ow, 3), k=k, pad=pad)
     y = np.zeros(2 * oh * ow * 3, np.int32)
-    K.conv_forward(d, x.ravel(), w.ravel(), 2, y)
-    assert np.array_equal(y.reshape(2, oh, ow, 3), conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # exact
     g, back = np.zeros(w.size, np.int32), np.zeros(x.size, np.int32)
-    K.conv_backward(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True)
+    if kernels == "int":
+        wk = work(CONV, (5, 6, 2), (oh, ow, 3), 2, k=k, pad=pad)
+        C.conv_forward_int(d, x.ravel(), w.ravel(), 2, y, wk["words"], wk["cols"], wk["wide"])
+        C.conv_backward_int(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True, wk["cols"], wk["errs"])
+    else:
+        C.conv_forward(d, x.ravel(), w.ravel(), 2, y)
+        C.conv_backward(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True)
+    assert np.array_equal(y.reshape(2, oh, ow, 3), conv_ref(x.astype(np.int64), w.astype(np.int64), pad))  # exact
     check(g.reshape(w.shape), E_ERR + E_X, fd_grad(loss, wf))
     check(back.reshape(x.shape), E_ERR + E_W, fd_grad(loss, xf))
+
+
+def test_conv_int_forward_with_an_odd_patch_is_exact():
+    # 3 x 3 x 1 patches (9 values: the last pair half empty), 'same' padding, 4 filters
+    i8 = gen(12)
+    x, w = i8((3, 6, 5, 1)), i8((4, 3, 3, 1), -127)
+    d = row(CONV, (6, 5, 1), (6, 5, 4), k=3, pad=1)
+    wk = work(CONV, (6, 5, 1), (6, 5, 4), 3, k=3, pad=1)
+    y = np.zeros(3 * 6 * 5 * 4, np.int32)
+    C.conv_forward_int(d, x.ravel(), w.ravel(), 3, y, wk["words"], wk["cols"], wk["wide"])
+    assert np.array_equal(y.reshape(3, 6, 5, 4), conv_ref(x.astype(np.int64), w.astype(np.int64), 1))
 
 
 def test_maxpool_backward_matches_finite_differences():

@@ -103,6 +103,11 @@ def test_dense_accumulator_is_pinned_to_int32():
     typemap = next(iter(fresh.overloads.values())).type_annotation.typemap
     # the running sum stays int32, as in C, instead of widening to int64
     assert str(typemap["s"]) == "int32"
+    from fxtrain.engine import gemm
+    dot = njit(gemm.dot_gemm.py_func)
+    dot(np.ones(4, np.int8), 0, 4, 1, np.ones(8, np.int8), 0, 2, np.zeros(2, np.int32), 0)
+    # so does the integer kernels' dot product
+    assert str(next(iter(dot.overloads.values())).type_annotation.typemap["s"]) == "int32"
 
 
 @pytest.mark.parametrize("module", ["fxtrain.engine.numbers", "fxtrain.device.profiles", "fxtrain.training.config"])

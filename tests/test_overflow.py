@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fxtrain.data import Dataset, load_dataset
-from fxtrain.engine import kernels as K, requant as Q
+from fxtrain.engine import conv as C, kernels as K, requant as Q
 from fxtrain.engine.bounds import BIAS_TERM_LIMIT, plan_accumulators
 from fxtrain.engine.network import CONV, LayerSpec, build_desc, parse_arch
 from fxtrain.errors import ConfigError
@@ -16,9 +16,14 @@ def test_conv_gradient_at_batch_256_on_28x28_is_exact():
     x, err = np.full(256 * 28 * 28, 127, np.int8), np.full(256 * 26 * 26, 127, np.int8)
     layers = parse_arch("conv:1:3,dense:2", (28, 28, 1), 2)
     grad = np.zeros(9, plan_accumulators(layers, 8, 256, 1).grad_dtype)
-    K.conv_backward(d, x, err, np.ones(9, np.int8), 256, grad, np.zeros(0, np.int64), False)
+    C.conv_backward(d, x, err, np.ones(9, np.int8), 256, grad, np.zeros(0, np.int64), False)
     # the exact sum, 256 * 26 * 26 * 127 * 127, which int32 would have wrapped to -1,503,747,072
     assert grad.tolist() == [2_791_220_224] * 9
+    grad[:] = 0
+    lay = K.work_layout(layers[:1], 256, np.int64)
+    C.conv_backward_int(d, x, err, np.ones(9, np.int8), 256, grad, np.zeros(0, np.int64), False,
+                        np.zeros(*lay["cols"]), np.zeros(*lay["errs"]))
+    assert grad.tolist() == [2_791_220_224] * 9  # the integer kernel's int64 sums too
 
 
 def test_dense_forward_with_fan_in_140000_is_exact():
@@ -29,6 +34,10 @@ def test_dense_forward_with_fan_in_140000_is_exact():
     d = build_desc(layers)[0]
     K.dense_forward(d, np.full(140_000, 127, np.int8), np.full(140_000, 127, np.int8), 1, out)
     assert out.tolist() == [140_000 * 127 * 127]
+    out[:] = 0
+    K.dense_forward_int(d, np.full(140_000, 127, np.int8), np.full(140_000, 127, np.int8), np.zeros(0, np.int32), 1,
+                        out)
+    assert out.tolist() == [140_000 * 127 * 127]  # the integer kernel's int64 sum too
 
 
 def test_bias_term_is_clamped_not_wrapped():

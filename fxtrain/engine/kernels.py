@@ -1,24 +1,93 @@
-"""Multiply-accumulate loops over flat buffers: dense, conv (stride 1) and max pool.
+"""Dense layers and max pooling over flat buffers: the integer kernels and the float32 reference loops.
 
 Every tensor is a flat 1-D array, as the C runtime declares it: activations of
 sample ``n`` start at ``n * values_per_sample``, images are HWC, dense weights
 ``[out][in]`` and conv weights ``[out][ky][kx][in]`` from offset ``w_off`` of the
 network's flat weight array. A layer's geometry comes from its row ``d`` of the
-desc table (:mod:`fxtrain.engine.network`).
+desc table (:mod:`fxtrain.engine.network`); conv layers are in :mod:`fxtrain.engine.conv`.
 
-The loops are type-generic: the dtype of the output array decides the
-arithmetic (int32 or int64 accumulators for the integer engine, float32 for the
-reference), so one loop serves both and they cannot drift apart. Each partial sum
-is cast back to that dtype (``t(...)``), which pins an int32 accumulator to int32
-instead of letting numba widen it. Every kernel writes into arrays the caller
-allocated; the sums are sized at configuration time so that none can wrap.
+The integer kernels (``*_int``) are matrix products from :mod:`fxtrain.engine.gemm`
+in the accumulator's dtype (int32 or int64, as ``engine.bounds`` planned): exact, so
+their results do not depend on the order of the terms. The reference loops
+(``dense_forward``, ``dense_backward``) are type-generic and serve the float32
+method; each partial sum is cast back to the output's dtype (``t(...)``), so they give
+the same exact sums on integers, which the tests use. Kernels write into arrays the
+caller allocated (the work buffers of :func:`work_layout`); none allocates.
 """
 import numpy as np
 from numba import njit
 
-from .network import IN_C, IN_H, IN_W, KSIZE, N_IN, N_OUT, OUT_C, OUT_H, OUT_W, PAD, W_OFF
+from .gemm import PAIR_MIN_WIDTH, dot_gemm, pack_pairs, pair_gemm
+from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, W_OFF
 
-# ---------------------------------------------------------------- dense
+# ---------------------------------------------------------------- work buffers
+
+
+def work_layout(layers, batch, acc_t, used=True):
+    """{name: (shape, dtype)} of the integer kernels' work buffers for ``layers`` at ``batch``
+    (all empty unless ``used``: the float32 method needs none).
+
+    ``wpack`` holds every dense layer's weights packed for the forward product (at the
+    layer's weight offset), ``words`` one packed operand of a backward product or conv,
+    ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
+    ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient.
+    """
+    words = wide = cols = 0
+    for s in layers if used else ():
+        n_in, n_out = int(np.prod(s.in_shape)), int(np.prod(s.out_shape))
+        if s.kind == DENSE:
+            words = max(words, (batch + 1) // 2 * n_in, (n_out + 1) // 2 * n_in)
+        elif s.n_weights:
+            kk, pos = s.k * s.k * s.in_shape[2], batch * s.out_shape[0] * s.out_shape[1]
+            words = max(words, (kk + 1) // 2 * pos)
+            wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
+    return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
+            "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8)}
+
+
+# ---------------------------------------------------------------- dense, integer
+
+
+@njit(cache=True)
+def pack_dense_weights(desc, w, wpack):
+    """Pack each wide dense layer's weights for :func:`dense_forward_int`, at its weight offset.
+
+    Word ``(q, o)`` of layer l holds ``w[o, 2q]`` and ``w[o, 2q + 1]``. Done once per
+    batch in training (the weights change) and once per evaluation.
+    """
+    for l in range(desc.shape[0]):
+        d = desc[l]
+        if d[KIND] == DENSE and d[N_OUT] >= PAIR_MIN_WIDTH:
+            pack_pairs(w, d[W_OFF], d[N_IN], d[N_OUT], 1, d[N_IN], wpack[d[W_OFF]:])
+
+
+@njit(cache=True)
+def dense_forward_int(d, x, w, wpack, nb, out):
+    """out[n, o] = sum_i x[n, i] * w[o, i] (no bias): pair sweeps over the packed weights,
+    skipping zero input pairs, or dot products for a narrow layer."""
+    n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
+    if n_out >= PAIR_MIN_WIDTH:
+        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0)
+    else:
+        dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0)
+
+
+@njit(cache=True)
+def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words):
+    """grad[o, i] = sum_n err[n, o] x[n, i] and, if ``want_back``, back[n, i] = sum_o err[n, o] w[o, i].
+
+    Both are pair sweeps: over sample pairs of ``x`` (skipping pairs of errors that
+    are both zero, as a ReLU leaves many) and over output pairs of ``w``.
+    """
+    n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
+    pack_pairs(x, 0, nb, n_in, n_in, 1, words)
+    pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0)
+    if want_back:
+        pack_pairs(w, wo, n_out, n_in, n_in, 1, words)
+        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0)
+
+
+# ---------------------------------------------------------------- dense, reference loops
 
 
 @njit(cache=True)
@@ -27,12 +96,12 @@ def dense_forward(d, x, w, nb, out):
     t = out.dtype.type
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     for n in range(nb):
-        xb = n * n_in
+        xr = x[n * n_in:(n + 1) * n_in]
         for o in range(n_out):
-            wb = wo + o * n_in
+            wr = w[wo + o * n_in:wo + (o + 1) * n_in]
             s = t(0)
             for i in range(n_in):
-                s = t(s + t(x[xb + i]) * t(w[wb + i]))
+                s = t(s + t(xr[i]) * t(wr[i]))
             out[n * n_out + o] = s
 
 
@@ -44,96 +113,25 @@ def dense_backward(d, x, err, w, nb, grad, back, want_back):
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     grad[:n_in * n_out] = 0
     for n in range(nb):
+        xr = x[n * n_in:(n + 1) * n_in]
         for o in range(n_out):
             e = t(err[n * n_out + o])
-            if e != 0:  # ReLU zeroes most errors; skipping them is the cheap win
-                gb, xb = o * n_in, n * n_in
+            if e != 0:  # ReLU zeroes many errors
+                g = grad[o * n_in:(o + 1) * n_in]
                 for i in range(n_in):
-                    grad[gb + i] = t(grad[gb + i] + e * t(x[xb + i]))
+                    g[i] = t(g[i] + e * t(xr[i]))
     if not want_back:
         return
     tb = back.dtype.type
     back[:nb * n_in] = 0
     for n in range(nb):
+        b = back[n * n_in:(n + 1) * n_in]
         for o in range(n_out):
             e = tb(err[n * n_out + o])
             if e != 0:
-                bb, wb = n * n_in, wo + o * n_in
+                wr = w[wo + o * n_in:wo + (o + 1) * n_in]
                 for i in range(n_in):
-                    back[bb + i] = tb(back[bb + i] + e * tb(w[wb + i]))
-
-
-# ---------------------------------------------------------------- conv (stride 1)
-
-
-@njit(cache=True)
-def conv_forward(d, x, w, nb, out):
-    """HWC convolution: out[n, y, x, o] = sum w[o, ky, kx, c] * x[n, y+ky-pad, x+kx-pad, c].
-
-    Each output pixel's zero-padded patch is gathered once, then dotted with every
-    filter: the reduction runs over one contiguous vector instead of a branchy nest.
-    """
-    t = out.dtype.type
-    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
-    oh, ow, c_out, wo = d[OUT_H], d[OUT_W], d[OUT_C], d[W_OFF]
-    kk = k * k * c_in
-    patch = np.zeros(kk, dtype=out.dtype)
-    for n in range(nb):
-        for oy in range(oh):
-            for ox in range(ow):
-                j = 0
-                for ky in range(k):
-                    iy = oy + ky - pad
-                    for kx in range(k):
-                        ix = ox + kx - pad
-                        inside = 0 <= iy < h and 0 <= ix < wd
-                        base = ((n * h + iy) * wd + ix) * c_in
-                        for c in range(c_in):
-                            patch[j] = t(x[base + c]) if inside else t(0)
-                            j += 1
-                ob = ((n * oh + oy) * ow + ox) * c_out
-                for o in range(c_out):
-                    wb = wo + o * kk
-                    s = t(0)
-                    for j in range(kk):
-                        s = t(s + patch[j] * t(w[wb + j]))
-                    out[ob + o] = s
-
-
-@njit(cache=True)
-def conv_backward(d, x, err, w, nb, grad, back, want_back):
-    """One sweep over the output errors for both backward products.
-
-    grad[o, ky, kx, c] = sum over n, y, x of err[n, y, x, o] * x[n, y+ky-pad, x+kx-pad, c];
-    if ``want_back``, back[n, iy, ix, c] = sum of err * w scattered through the kernel.
-    """
-    t, tb = grad.dtype.type, back.dtype.type
-    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
-    oh, ow, c_out, wo = d[OUT_H], d[OUT_W], d[OUT_C], d[W_OFF]
-    grad[:c_out * k * k * c_in] = 0
-    if want_back:
-        back[:nb * h * wd * c_in] = 0
-    for n in range(nb):
-        for oy in range(oh):
-            for ox in range(ow):
-                for o in range(c_out):
-                    e = err[((n * oh + oy) * ow + ox) * c_out + o]
-                    if e == 0:
-                        continue
-                    for ky in range(k):
-                        iy = oy + ky - pad
-                        if iy < 0 or iy >= h:
-                            continue
-                        for kx in range(k):
-                            ix = ox + kx - pad
-                            if ix < 0 or ix >= wd:
-                                continue
-                            gb = ((o * k + ky) * k + kx) * c_in
-                            xb = ((n * h + iy) * wd + ix) * c_in
-                            for c in range(c_in):
-                                grad[gb + c] = t(grad[gb + c] + t(e) * t(x[xb + c]))
-                                if want_back:
-                                    back[xb + c] = tb(back[xb + c] + tb(e) * tb(w[wo + gb + c]))
+                    b[i] = tb(b[i] + e * tb(wr[i]))
 
 
 # ---------------------------------------------------------------- max pool (stride = size)
@@ -147,14 +145,15 @@ def pool_forward(d, x, nb, out):
     for n in range(nb):
         for py in range(oh):
             for px in range(ow):
-                for ch in range(c):
-                    m = x[((n * h + py * p) * wd + px * p) * c + ch]
-                    for ky in range(p):
-                        for kx in range(p):
-                            v = x[((n * h + py * p + ky) * wd + px * p + kx) * c + ch]
-                            if v > m:
-                                m = v
-                    out[((n * oh + py) * ow + px) * c + ch] = m
+                o = out[((n * oh + py) * ow + px) * c:((n * oh + py) * ow + px + 1) * c]
+                first = x[((n * h + py * p) * wd + px * p) * c:][:c]
+                for ch in range(c):  # an element loop: an array copy would link numba's float error formatting
+                    o[ch] = first[ch]
+                for ky in range(p):
+                    for kx in range(p):
+                        v = x[((n * h + py * p + ky) * wd + px * p + kx) * c:][:c]
+                        for ch in range(c):
+                            o[ch] = max(o[ch], v[ch])
 
 
 @njit(cache=True)

@@ -12,14 +12,15 @@ conv and pool branches and never compiles those kernels.
 import numpy as np
 from numba import njit
 
-from .kernels import conv_backward, conv_forward, dense_backward, dense_forward, pool_backward, pool_forward
+from .conv import conv_backward, conv_backward_int, conv_forward, conv_forward_int
+from .kernels import dense_backward, dense_backward_int, dense_forward, dense_forward_int, pool_backward, pool_forward
 from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
 from .requant import SAT_ACT, SAT_BIAS, add_bias, bias_gradient, relu_mask, requant_round, requant_sr, tensor_shift
 
 
 @njit(cache=True, inline='always')
 def mac_forward(d, x, w, nb, out, spatial):
-    """The layer's weighted sums (no bias) of ``nb`` samples into ``out``."""
+    """The layer's weighted sums (no bias) of ``nb`` samples into ``out``: float32 reference."""
     if spatial:
         if d[KIND] == CONV:
             conv_forward(d, x, w, nb, out)
@@ -29,7 +30,7 @@ def mac_forward(d, x, w, nb, out, spatial):
 
 @njit(cache=True, inline='always')
 def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
-    """Weight gradient, bias gradient and (if wanted) the unscaled error for the layer below."""
+    """Weight gradient, bias gradient and (if wanted) the error for the layer below: float32 reference."""
     if spatial:
         if d[KIND] == CONV:
             conv_backward(d, x, err, w, nb, grad, back, want_back)
@@ -40,13 +41,37 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 
 @njit(cache=True, inline='always')
-def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial, counts):
-    """Integer forward pass; ``e_act[l]`` is the exponent of ``acts[l]``.
+def mac_forward_int(d, x, w, ws, nb, out, spatial):
+    """Integer weighted sums; dense layers read the weights :func:`kernels.pack_dense_weights` packed."""
+    if spatial:
+        if d[KIND] == CONV:
+            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide)
+            return
+    dense_forward_int(d, x, w, ws.wpack, nb, out)
 
+
+@njit(cache=True, inline='always')
+def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial):
+    """Integer weight gradient, bias gradient and (if wanted) the unscaled error for the layer below."""
+    if spatial:
+        if d[KIND] == CONV:
+            conv_backward_int(d, x, err, w, nb, grad, back, want_back, ws.cols, ws.errs)
+            bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
+            return
+    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words)
+    bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
+
+
+@njit(cache=True, inline='always')
+def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts):
+    """Integer forward pass over ``ws.acts`` (a Scratch); ``ws.e_act[l]`` is the exponent of ``acts[l]``.
+
+    ``ws.wpack`` must hold the dense weights packed by :func:`kernels.pack_dense_weights`.
     Each layer's accumulator is shifted (round-half-up) by the smallest s that
     brings its largest magnitude into int8, chosen per batch. Saturated activations
     and clamped bias terms are added to ``counts[l]``.
     """
+    acts, e_act, acc = ws.acts, ws.e_act, ws.acc
     for l in range(desc.shape[0]):
         d = desc[l]
         if spatial:
@@ -54,7 +79,7 @@ def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial, counts):
                 pool_forward(d, acts[l], nb, acts[l + 1])
                 e_act[l + 1] = e_act[l]
                 continue
-        mac_forward(d, acts[l], wq, nb, acc, spatial)
+        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial)
         n = nb * d[N_OUT]
         counts[l, SAT_BIAS] += add_bias(acc, n // d[OUT_C], bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l])
         s = tensor_shift(acc, n)
@@ -63,13 +88,15 @@ def forward_int(desc, wq, bq, e_w, e_b, acts, e_act, acc, nb, spatial, counts):
 
 
 @njit(cache=True, inline='always')
-def backward_int(desc, l, wq, e_w, acts, e_act, err, e_err, back, err_below, grad, gbias, rng, nb, spatial):
+def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial):
     """Backward through layer ``l`` given int8 ``err`` (exponent ``e_err``) at its output.
 
-    Fills ``grad``/``gbias`` (exponents e_err + e_act[l] and e_err) and writes the
+    Fills ``ws.grad``/``ws.gbias`` (exponents e_err + e_act[l] and e_err) and writes the
     int8 error for the layer below into ``err_below`` with stochastic rounding, one
-    draw per value. Returns that error's exponent and how many of its values saturated.
+    draw per value (``ws.acc`` holds it unscaled). Returns that error's exponent and
+    how many of its values saturated.
     """
+    acts, back = ws.acts, ws.acc
     d = desc[l]
     if spatial:
         if d[KIND] == POOL:
@@ -77,7 +104,7 @@ def backward_int(desc, l, wq, e_w, acts, e_act, err, e_err, back, err_below, gra
             return e_err, 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward(d, acts[l], err, wq, nb, grad, gbias, back, l > 0, spatial)
+    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial)
     if l == 0:
         return e_err, 0
     n = nb * d[N_IN]

@@ -11,6 +11,7 @@ import numpy as np
 from ..engine.bounds import plan_accumulators
 from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
+from ..engine.kernels import work_layout
 from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
 from ..engine.numbers import qmax
 from ..engine.requant import N_SAT, SAT_NAMES
@@ -57,7 +58,8 @@ def workspace_layout(layers, batch, n_train, n_features, plan, is_float):
             "gbias": ((max(s.n_bias for s in layers),), grad_t),
             "probs": ((layers[-1].out_shape[2],), np.int64), "perm": ((n_train,), np.int64),
             "yb": ((batch,), np.int64), "terms": ((n_train, 2), np.int64),
-            "counts": ((len(layers), N_SAT), np.int64)}
+            "counts": ((len(layers), N_SAT), np.int64),
+            **work_layout(layers, batch, acc_t, used=not is_float)}
 
 
 def workspace(layout):

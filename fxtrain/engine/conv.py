@@ -1,0 +1,177 @@
+"""Conv2D (stride 1, zero padding) over flat HWC buffers: the integer kernels and the float32 reference.
+
+Conventions as in :mod:`fxtrain.engine.kernels`: weights ``[out][ky][kx][in]`` from
+the layer's weight offset, one row ``d`` of the desc table per layer. A conv's
+reduction (``k * k * c_in`` values) and its outputs (``c_out`` filters) are short,
+while its output positions are many, so the integer forward product runs along the
+positions: the patches are gathered into pair words, position-major, and every
+filter sweeps them (:func:`fxtrain.engine.gemm.pair_gemm`); the weight gradient is
+a dot product over all the batch's positions, from transposed int8 copies.
+"""
+import numpy as np
+from numba import njit
+
+from .gemm import _word, dot_gemm, pair_gemm
+from .network import IN_C, IN_H, IN_W, KSIZE, OUT_C, OUT_H, OUT_W, PAD, W_OFF
+
+
+@njit(cache=True)
+def gather_cols(d, x, nb, cols):
+    """The batch's patches, transposed: ``cols[j, p]`` is value j (in ky, kx, c order) of the
+    patch of output position p (n, oy, ox row-major), 0 in the padding."""
+    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
+    oh, ow = d[OUT_H], d[OUT_W]
+    pos = nb * oh * ow
+    for ky in range(k):
+        for kx in range(k):
+            lo, hi = max(0, pad - kx), min(ow, wd + pad - kx)  # ox whose ix is inside the image
+            for c in range(c_in):
+                col = cols[((ky * k + kx) * c_in + c) * pos:]
+                for n in range(nb):
+                    for oy in range(oh):
+                        seg = col[(n * oh + oy) * ow:(n * oh + oy + 1) * ow]
+                        iy = oy + ky - pad
+                        if iy < 0 or iy >= h or lo >= hi:
+                            seg[:] = 0
+                            continue
+                        seg[:lo] = 0
+                        seg[hi:] = 0
+                        first = ((n * h + iy) * wd + lo + kx - pad) * c_in + c
+                        src = x[first:first + (hi - lo - 1) * c_in + 1:c_in]
+                        for ox in range(lo, hi):
+                            seg[ox] = src[ox - lo]
+
+
+@njit(cache=True)
+def pack_cols(kk, pos, cols, words):
+    """``words[q, p]`` packs ``cols[2q, p]`` and ``cols[2q + 1, p]`` (0 past the last row)."""
+    for q in range((kk + 1) // 2):
+        lo, o = cols[2 * q * pos:(2 * q + 1) * pos], words[q * pos:(q + 1) * pos]
+        if 2 * q + 1 < kk:
+            hi = cols[(2 * q + 1) * pos:(2 * q + 2) * pos]
+            for p in range(pos):
+                o[p] = _word(lo[p], hi[p])
+        else:
+            for p in range(pos):
+                o[p] = _word(lo[p], 0)
+
+
+@njit(cache=True)
+def conv_forward_int(d, x, w, nb, out, words, cols, wide):
+    """HWC convolution in the accumulator's dtype: every filter sweeps the packed patches
+    (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
+    c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
+    pos = nb * d[OUT_H] * d[OUT_W]
+    gather_cols(d, x, nb, cols)
+    pack_cols(kk, pos, cols, words)
+    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0)
+    for o in range(c_out):
+        src = wide[o * pos:(o + 1) * pos]
+        for p in range(pos):
+            out[p * c_out + o] = src[p]
+
+
+@njit(cache=True)
+def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
+    """grad[o, j] = sum over positions p of err[p, o] * patch[p, j], as dot products over
+    all positions of transposed copies; ``back`` (if wanted) by the reference scatter."""
+    c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
+    pos = nb * d[OUT_H] * d[OUT_W]
+    gather_cols(d, x, nb, cols)
+    for o in range(c_out):
+        e = errs[o * pos:(o + 1) * pos]
+        for p in range(pos):
+            e[p] = err[p * c_out + o]
+    dot_gemm(errs, 0, pos, c_out, cols, 0, kk, grad, 0)
+    if want_back:
+        conv_back_error(d, err, w, nb, back)
+
+
+# ---------------------------------------------------------------- reference loops
+
+
+@njit(cache=True)
+def conv_forward(d, x, w, nb, out):
+    """HWC convolution: out[n, y, x, o] = sum w[o, ky, kx, c] * x[n, y+ky-pad, x+kx-pad, c].
+
+    Each output pixel's zero-padded patch is gathered once, then dotted with every
+    filter: the reduction runs over one contiguous vector instead of a branchy nest.
+    """
+    t = out.dtype.type
+    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
+    oh, ow, c_out, wo = d[OUT_H], d[OUT_W], d[OUT_C], d[W_OFF]
+    kk = k * k * c_in
+    patch = np.zeros(kk, dtype=out.dtype)
+    for n in range(nb):
+        for oy in range(oh):
+            for ox in range(ow):
+                j = 0
+                for ky in range(k):
+                    iy = oy + ky - pad
+                    for kx in range(k):
+                        ix = ox + kx - pad
+                        inside = 0 <= iy < h and 0 <= ix < wd
+                        base = ((n * h + iy) * wd + ix) * c_in
+                        for c in range(c_in):
+                            patch[j] = t(x[base + c]) if inside else t(0)
+                            j += 1
+                ob = ((n * oh + oy) * ow + ox) * c_out
+                for o in range(c_out):
+                    wr = w[wo + o * kk:wo + (o + 1) * kk]
+                    s = t(0)
+                    for j in range(kk):
+                        s = t(s + patch[j] * t(wr[j]))
+                    out[ob + o] = s
+
+
+@njit(cache=True)
+def conv_backward(d, x, err, w, nb, grad, back, want_back):
+    """grad[o, ky, kx, c] = sum over n, y, x of err[n, y, x, o] * x[n, y+ky-pad, x+kx-pad, c] and,
+    if ``want_back``, back[n, iy, ix, c] = sum of err * w scattered through the kernel."""
+    t = grad.dtype.type
+    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
+    oh, ow, c_out = d[OUT_H], d[OUT_W], d[OUT_C]
+    grad[:c_out * k * k * c_in] = 0
+    for n in range(nb):
+        for oy in range(oh):
+            for ox in range(ow):
+                for o in range(c_out):
+                    e = t(err[((n * oh + oy) * ow + ox) * c_out + o])
+                    if e == 0:
+                        continue
+                    for ky in range(k):
+                        iy = oy + ky - pad
+                        for kx in range(k):
+                            ix = ox + kx - pad
+                            if 0 <= iy < h and 0 <= ix < wd:
+                                g = grad[((o * k + ky) * k + kx) * c_in:((o * k + ky) * k + kx + 1) * c_in]
+                                xr = x[((n * h + iy) * wd + ix) * c_in:((n * h + iy) * wd + ix + 1) * c_in]
+                                for c in range(c_in):
+                                    g[c] = t(g[c] + e * t(xr[c]))
+    if want_back:
+        conv_back_error(d, err, w, nb, back)
+
+
+@njit(cache=True)
+def conv_back_error(d, err, w, nb, back):
+    """back[n, iy, ix, c] = sum over o, ky, kx of err[n, iy-ky+pad, ix-kx+pad, o] * w[o, ky, kx, c]."""
+    t = back.dtype.type
+    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
+    oh, ow, c_out, wo = d[OUT_H], d[OUT_W], d[OUT_C], d[W_OFF]
+    back[:nb * h * wd * c_in] = 0
+    for n in range(nb):
+        for oy in range(oh):
+            for ox in range(ow):
+                for o in range(c_out):
+                    e = t(err[((n * oh + oy) * ow + ox) * c_out + o])
+                    if e == 0:
+                        continue
+                    for ky in range(k):
+                        iy = oy + ky - pad
+                        for kx in range(k):
+                            ix = ox + kx - pad
+                            if 0 <= iy < h and 0 <= ix < wd:
+                                b = back[((n * h + iy) * wd + ix) * c_in:((n * h + iy) * wd + ix + 1) * c_in]
+                                wr = w[wo + ((o * k + ky) * k + kx) * c_in:][:c_in]
+                                for c in range(c_in):
+                                    b[c] = t(b[c] + e * t(wr[c]))
