@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fxtrain.engine import conv as C, kernels as K, requant as Q
+from fxtrain.engine.draws import draw_buffer
 from fxtrain.engine.fixedpoint import new_rng
 from fxtrain.engine.network import CONV, DENSE, POOL, LayerSpec, build_desc
 
@@ -177,7 +178,7 @@ def test_sr_requantised_error_is_within_one_step():
     s = Q.tensor_shift(acc, 500)
     assert s == max(0, int(np.abs(acc).max()).bit_length() - 7)
     out = np.zeros(500, np.int8)
-    Q.requant_sr(acc, 500, s, new_rng(3), out)
+    Q.requant_sr(acc, 500, s, new_rng(3), out, draw_buffer())
     # tolerance: one step of the int8 grid, 2**s in accumulator units
     assert np.all(np.abs(out.astype(np.int64) * 2**s - acc) < 2**s)
 

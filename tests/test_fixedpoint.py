@@ -2,8 +2,11 @@
 import math
 from fractions import Fraction
 
+import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
+from fxtrain.engine.draws import CHUNK, draw_buffer, fill_draws
 from fxtrain.engine.fixedpoint import (
     EXP2_NEG_Q15, bitlen, floor_shift, new_rng, round_shift, sat, sr_shift, xorshift32,
 )
@@ -86,3 +89,13 @@ def test_exp2_table_is_rounded_power_of_two():
     for f, v in enumerate(EXP2_NEG_Q15):
         assert v == round(2 ** (-f / 256) * 2**15)
     assert EXP2_NEG_Q15[0] == 32768 and LOG2E_Q15 == 47274
+
+
+@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, 1023, 1024, 1025, 3000])
+def test_bulk_draws_are_the_single_draws(m):
+    single = new_rng(m)
+    expect = [int(xorshift32(single)) for _ in range(m)]
+    bulk, out = new_rng(m), np.zeros(m + 1, np.uint32)
+    fill_draws(bulk, out, m, draw_buffer()[CHUNK:])
+    # the same values in the same order, nothing written past m, and the state where m draws leave it
+    assert out[:m].tolist() == expect and out[m] == 0 and int(bulk[0]) == int(single[0])

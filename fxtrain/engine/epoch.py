@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .draws import CHUNK, LANES
 from .fixedpoint import xorshift32
 from .kernels import pack_dense_weights
 from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
@@ -38,13 +39,15 @@ IntParams.__doc__ = ("wq int8/int16 [n_w]; bq int32 [n_b]; shadow float32 [n_w] 
 FloatParams = namedtuple("FloatParams", "wf bf mom rng")
 Rule = namedtuple("Rule", "bits qm m k batch mom_j")
 Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
-Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs")
+Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
+                                "draws")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
                    "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
                    "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
                    "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*); "
                    "wpack, words (int32), wide (acc's dtype), cols, errs (int8): the integer kernels' work "
-                   "buffers, sized by kernels.work_layout (empty for float).")
+                   "buffers, sized by kernels.work_layout (empty for float); draws uint32: a draw buffer "
+                   "(draws.draw_buffer).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
 
@@ -70,17 +73,17 @@ def gather(X, Y, perm, start, nb, x0, yb):
 
 
 @njit(cache=True, inline='always')
-def _update_int_layer(method, d, l, p, e_w, rule, grad, e_g, counts):
+def _update_int_layer(method, d, l, p, e_w, rule, grad, e_g, counts, buf):
     """SR or R step of layer ``l``'s weights, through the int16 velocity with momentum."""
     o, nw = d[W_OFF], d[N_W]
     w, g, s = p.wq[o:o + nw], grad[:nw], e_w[l] + rule.k - e_g
     if p.mom.shape[0]:
         mom_c, w_c = update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g, rule.m, s,
-                                             rule.mom_j, p.rng)
+                                             rule.mom_j, p.rng, buf)
         counts[l, SAT_MOM] += mom_c
         counts[l, SAT_WEIGHT] += w_c
     else:
-        counts[l, SAT_WEIGHT] += update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng)
+        counts[l, SAT_WEIGHT] += update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng, buf)
 
 
 @njit(cache=True, inline='always')
@@ -124,7 +127,7 @@ def _integer_epoch(method, spatial):
                     if method == BC:
                         _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
                     else:
-                        _update_int_layer(method, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
+                        _update_int_layer(method, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts, ws.draws)
                     # The bias gradient's exponent is the error's alone.
                     ws.counts[l, SAT_BIAS] += update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]],
                                                               ws.gbias[:d[OUT_C]], rule.m,
@@ -270,6 +273,7 @@ def _check_int(net, p, ws, method):
     _require("wide", ws.wide, [ws.acc.dtype])
     _require("cols", ws.cols, [np.int8])
     _require("errs", ws.errs, [np.int8])
+    _require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))
 
 
 def train_epoch(method, net, params, X, e_x, Y, rule, ws):

@@ -17,6 +17,7 @@ caller allocated (the work buffers of :func:`work_layout`); none allocates.
 import numpy as np
 from numba import njit
 
+from .draws import CHUNK, LANES
 from .gemm import PAIR_MIN_WIDTH, dot_gemm, pack_pairs, pair_gemm
 from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, W_OFF
 
@@ -30,7 +31,8 @@ def work_layout(layers, batch, acc_t, used=True):
     ``wpack`` holds every dense layer's weights packed for the forward product (at the
     layer's weight offset), ``words`` one packed operand of a backward product or conv,
     ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
-    ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient.
+    ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient,
+    ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
     """
     words = wide = cols = 0
     for s in layers if used else ():
@@ -42,7 +44,8 @@ def work_layout(layers, batch, acc_t, used=True):
             words = max(words, (kk + 1) // 2 * pos)
             wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
     return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
-            "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8)}
+            "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
+            "draws": ((CHUNK + LANES if used else 0,), np.uint32)}
 
 
 # ---------------------------------------------------------------- dense, integer

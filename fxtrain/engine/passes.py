@@ -109,7 +109,7 @@ def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial):
         return e_err, 0
     n = nb * d[N_IN]
     s = tensor_shift(back, n)
-    clipped = requant_sr(back, n, s, rng, err_below)
+    clipped = requant_sr(back, n, s, rng, err_below, ws.draws)
     return e_err + e_w[l] + s, clipped
 
 

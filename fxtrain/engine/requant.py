@@ -11,8 +11,9 @@ import numpy as np
 from numba import njit
 
 from .bounds import BIAS_TERM_LIMIT
-from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat, sr_shift, xorshift32
-from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, LOG2E_Q15
+from .draws import CHUNK, fill_draws
+from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat
+from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, LOG2E_Q15, SR_MAX_BITS
 
 # Columns of a run's saturation counters (one row per layer): forward activations,
 # the error at the layer's output, bias terms and stored biases, momentum velocities,
@@ -90,16 +91,23 @@ def requant_round(acc, n, s, relu, out):
 
 
 @njit(cache=True)
-def requant_sr(acc, n, s, rng, out):
-    """int8 errors: stochastic shift by ``s`` with one draw per value, then saturate.
+def requant_sr(acc, n, s, rng, out, buf):
+    """int8 errors: stochastic shift by ``s`` (>= 0) with one draw per value, then saturate.
 
-    Returns how many values saturated (only +128 can, from a round-up of the largest).
+    The draws come CHUNK at a time into ``buf`` (``draws.draw_buffer``), so the loop
+    over values is branch-free and vectorises. Returns how many values saturated
+    (only +128 can, from a round-up of the largest).
     """
+    post = min(s, SR_MAX_BITS)  # sr_shift: past 32 bits the excess is floor-shifted first
+    pre, mask = s - post, (np.int64(1) << post) - 1
     clipped = 0
-    for j in range(n):
-        v = sr_shift(acc[j], s, xorshift32(rng))
-        clipped += v > INT8_MAX or v < INT8_MIN
-        out[j] = sat(v, INT8_MIN, INT8_MAX)
+    for c0 in range(0, n, CHUNK):
+        a, o = acc[c0:min(n, c0 + CHUNK)], out[c0:min(n, c0 + CHUNK)]
+        fill_draws(rng, buf, a.shape[0], buf[CHUNK:])
+        for j in range(a.shape[0]):
+            v = ((np.int64(a[j]) >> pre) + (np.int64(buf[j]) & mask)) >> post
+            clipped += (v > INT8_MAX) | (v < INT8_MIN)
+            o[j] = min(max(v, INT8_MIN), INT8_MAX)
     return clipped
 
 
