@@ -1,100 +1,185 @@
-"""Training throughput of fxtrain (sr, bc, float) against NumPy and PyTorch CPU float32.
+"""Training throughput of ``fxtrain train --method sr --bits 8`` against PyTorch CPU, and the MAC rates.
 
-Every implementation trains the same net on the same (tiled) digits data with the same
-batch, single-threaded. A measurement is one training epoch (no evaluation); the table
-shows the median over ``--reps`` epochs after one warm-up epoch, as samples per second
-(full batches only), and the ratio to PyTorch.
+One measurement method for every samples/s number: the per-epoch time of a command is
+(wall time of a 203-epoch run - wall time of a 3-epoch run) / 200, each run a fresh
+process, so start-up, compilation-cache loading and the final report cancel. fxtrain runs
+through its CLI, its per-epoch evaluation of the training and test sets included;
+PyTorch runs ``torch_epochs.py`` (training only, ``torch.set_num_threads(1)``). Both get
+the same data, net, batch and learning rate (0.0625), NUMBA_NUM_THREADS=1 and one BLAS
+thread. Samples/s counts the full batches trained per epoch; the median over ``--reps``
+pairs of runs is shown.
 
-    python benchmarks/bench_engine.py            # the full table
-    python benchmarks/bench_engine.py --quick    # smoke test: tiny counts, under a minute
+The MAC columns time one batch of the case's widest dense layer: fxtrain's integer
+forward product (the weights packed, as every training step does) and weight-gradient
+product, against NumPy float32 matmuls of the same shapes (best of 30 calls each). The
+inputs are the data's first batch (after a conv and pool: ReLU-like int8 with half
+zeros), the errors int8 with half zeros, as a ReLU leaves them; MACs are counted
+dense, zeros included, so fxtrain's rate includes the pairs of zeros it skips.
+
+    python benchmarks/bench_engine.py            # the full table (a few minutes)
+    python benchmarks/bench_engine.py --quick    # smoke test: 4 against 2 epochs, tiny data
 """
 import argparse
+import os
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import common  # first: pins BLAS/OpenMP threads before numpy loads
 import numpy as np
 from tabulate import tabulate
 
-from refimpl import NumpyNet, TorchNet, torch_available
+from fxtrain.data import load_dataset, load_digits
+from refimpl import torch_available
 
-# (name, arch, batch, training-set tiling for the full run)
+HERE = Path(__file__).resolve().parent
+# (name, arch, batch, digits tiling): batch 2048 needs more than digits' 1,437 training samples,
+# and "wide x8" is the batch-64 run on that same data, for the per-sample comparison.
 CASES = [
-    ("default", "dense:32,dense:10", 16, 8),
-    ("wide", "dense:256,dense:10", 64, 4),
-    ("conv", "conv:8:3,pool:2,dense:10", 16, 2),
+    ("default", "dense:32,dense:10", 16, 1),
+    ("conv", "conv:8:3,pool:2,dense:10", 16, 1),
+    ("wide", "dense:256,dense:10", 64, 1),
+    ("wide x8", "dense:256,dense:10", 64, 8),
+    ("wide-2048", "dense:256,dense:10", 2048, 8),
 ]
-FX_METHODS = ("sr", "bc", "float")
-LR = 0.0625
+LR = "0.0625"
+ENV = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 
-def fx_rate(data, method, arch, batch, reps):
-    run = common.make_run(data, method, arch, batch, lr=str(LR))
-    n = len(data.y_train) // batch * batch
-    return n / common.median_time(common.epoch_fn(run), reps)
+def data_source(tile, folder):
+    """'digits', or an NPZ file of the digits repeated ``tile`` times (split by fxtrain as usual)."""
+    if tile == 1:
+        return "digits"
+    path = Path(folder) / f"digits_x{tile}.npz"
+    if not path.exists():
+        X, y = load_digits()
+        np.savez(path, X=np.tile(X, (tile, 1, 1, 1)), y=np.tile(y, tile))
+    return str(path)
 
 
-def float_inputs(data):
-    return data.X_train.astype(np.float32) * np.float32(2.0 ** data.e_x)
+def fxtrain_cmd(arch, batch, data, epochs):
+    return [sys.executable, "-c", "from fxtrain.cli import main; main()", "train", "--method", "sr", "--bits", "8",
+            "--arch", arch, "--batch", str(batch), "--lr", LR, "--data", data, "--epochs", str(epochs)]
 
 
-def numpy_rate(data, layers, batch, reps):
-    net, X, rng = NumpyNet(layers, LR, batch), float_inputs(data), np.random.default_rng(0)
-    n = len(data.y_train) // batch * batch
-    return n / common.median_time(lambda: net.epoch(X, data.y_train, rng), reps)
+def torch_cmd(arch, batch, data, epochs):
+    return [sys.executable, str(HERE / "torch_epochs.py"), "--arch", arch, "--batch", str(batch), "--lr", LR,
+            "--data", data, "--epochs", str(epochs)]
 
 
-def torch_rate(data, layers, batch, reps):
-    net = TorchNet(layers, LR, batch)
-    Xt, Yt = net.tensors(float_inputs(data), data.y_train)
-    gen = net.torch.Generator().manual_seed(0)
-    n = len(data.y_train) // batch * batch
-    return n / common.median_time(lambda: net.epoch(Xt, Yt, gen), reps)
+def wall(cmd):
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=HERE)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
 
 
-def measure_case(name, arch, batch, tile, reps, with_torch):
-    """{implementation: samples/s or None} for one case."""
-    data = common.digits(tile)
-    rates = {f"fxtrain {m}" + (" 8-bit" if m != "float" else ""): fx_rate(data, m, arch, batch, reps)
-             for m in FX_METHODS}
-    layers = common.make_run(data, "float", arch, batch).layers
-    rates["numpy float32"] = numpy_rate(data, layers, batch, reps)
-    rates["pytorch float32"] = torch_rate(data, layers, batch, reps) if with_torch else None
-    return rates
+def per_epoch(make_cmd, long, short):
+    """Seconds per epoch: (long run - short run) / (long - short)."""
+    return (wall(make_cmd(long)) - wall(make_cmd(short))) / (long - short)
 
 
-def fmt_ratio(a, b):
-    return f"{a / b:.2f}x" if a is not None and b else "-"
+def samples_per_epoch(data_name, batch):
+    return len(load_dataset(data_name, 0).y_train) // batch * batch
+
+
+def throughput(cases, folder, long, short, reps, with_torch):
+    """{case: (fxtrain samples/s, PyTorch samples/s or None)}, medians over ``reps`` interleaved pairs."""
+    times = {name: ([], []) for name, *_ in cases}
+    for _ in range(reps):
+        for name, arch, batch, tile in cases:
+            data = data_source(tile, folder)
+            times[name][0].append(per_epoch(lambda e: fxtrain_cmd(arch, batch, data, e), long, short))
+            if with_torch:
+                times[name][1].append(per_epoch(lambda e: torch_cmd(arch, batch, data, e), long, short))
+    out = {}
+    for name, arch, batch, tile in cases:
+        n = samples_per_epoch(data_source(tile, folder), batch)
+        fx, pt = times[name]
+        out[name] = (n / statistics.median(fx), n / statistics.median(pt) if pt else None)
+    return out
+
+
+def best_time(fn, reps=30):
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def mac_rates(arch, batch, data):
+    """(layer text, fxtrain fwd, NumPy fwd, fxtrain grad, NumPy grad) GMAC/s for the widest dense layer."""
+    from fxtrain.engine import kernels as K
+    from fxtrain.engine.network import DENSE, build_desc
+    run = common.make_run(data, "sr", arch, batch)
+    l = max((i for i, s in enumerate(run.layers) if s.kind == DENSE), key=lambda i: run.layers[i].n_weights)
+    spec, rng = run.layers[l], np.random.default_rng(0)
+    n_in, n_out = spec.fan_in, spec.out_shape[2]
+    d = build_desc([spec])[0]
+    w = np.ascontiguousarray(run.state.wq[run.desc[l, 10]:][:n_in * n_out])  # column W_OFF
+    x = run.X[:batch].ravel() if l == 0 else rng.integers(0, 128, batch * n_in).astype(np.int8)
+    if l:
+        x[rng.random(x.size) < 0.5] = 0
+    err = rng.integers(-128, 128, batch * n_out).astype(np.int8)
+    err[rng.random(err.size) < 0.5] = 0
+    ws = run.ws
+    out, grad = np.zeros(batch * n_out, np.int32), np.zeros(n_in * n_out, np.int32)
+
+    def fx_fwd():
+        K.pack_dense_weights(d[None], w, ws.wpack)
+        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.pairs)
+
+    xf, wf, ef = (a.astype(np.float32) for a in (x.reshape(batch, n_in), w.reshape(n_out, n_in),
+                                                   err.reshape(batch, n_out)))
+    macs = batch * n_in * n_out / 1e9
+    rates = [macs / best_time(f) for f in (
+        fx_fwd, lambda: xf @ wf.T,
+        lambda: K.dense_backward_int(d, x, err, w, batch, grad, ws.acc, False, ws.words, ws.pairs, ws.gtmp),
+        lambda: ef.T @ xf)]
+    return (f"{n_in}->{n_out}", *rates)
+
+
+def fmt(v, digits=0):
+    return "-" if v is None else f"{v:,.{digits}f}"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny repetition counts (CI smoke test)")
-    ap.add_argument("--reps", type=int, default=7, help="timed epochs per measurement (median)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 4 against 2 epochs, digits x2 at most")
+    ap.add_argument("--reps", type=int, default=3, help="pairs of runs per case (median)")
     args = ap.parse_args(argv)
-    reps = 2 if args.quick else max(args.reps, 5)
+    long, short, reps = (4, 2, 1) if args.quick else (203, 3, args.reps)
+    cases = [(n, a, b, min(t, 2) if args.quick else t) for n, a, b, t in CASES]
     with_torch = torch_available()
-    if with_torch:
-        import torch
-        torch.set_num_threads(1)
-    rows, summary = [], []
-    for name, arch, batch, tile in CASES:
-        tile = 1 if args.quick else tile
-        rates = measure_case(name, arch, batch, tile, reps, with_torch)
-        n = len(common.digits(tile).y_train)
-        ref = rates["pytorch float32"]
-        for impl, r in rates.items():
-            rows.append([name, arch, batch, n, impl, "not installed" if r is None else f"{r:,.0f}",
-                         fmt_ratio(r, ref)])
-        sr, fl = rates["fxtrain sr 8-bit"], rates["fxtrain float"]
-        summary.append([name, fmt_ratio(sr, ref), fmt_ratio(sr, fl), fmt_ratio(sr, rates["numpy float32"])])
-    print(f"Training throughput, 1 thread, median of {reps} epochs after 1 warm-up"
-          + (" (--quick: numbers are not meaningful)" if args.quick else ""))
-    print(tabulate(rows, headers=["case", "arch", "batch", "n_train", "implementation", "samples/s",
-                                  "vs PyTorch"], colalign=("left", "left", "right", "right", "left",
-                                                           "right", "right")))
+    with tempfile.TemporaryDirectory(prefix="fxtrain-bench-") as folder:
+        rates = throughput(cases, folder, long, short, reps, with_torch)
+        rows, macs = [], []
+        for name, arch, batch, tile in cases:
+            src = data_source(tile, folder)
+            fx, pt = rates[name]
+            rows.append([name, arch, batch, f"digits x{tile}", samples_per_epoch(src, batch), fmt(fx),
+                         fmt(pt) if with_torch else "not installed", f"{fx / pt:.2f}x" if pt else "-"])
+            layer, *g = mac_rates(arch, batch, load_dataset(src, 0))
+            macs.append([name, batch, layer, *(fmt(v, 1) for v in g), f"{g[0] / g[1]:.2f}", f"{g[2] / g[3]:.2f}"])
+    print(f"Training throughput, per-epoch time from {long} against {short} epochs through the CLI, 1 thread, "
+          f"median of {reps}" + (" (--quick: numbers are not meaningful)" if args.quick else ""))
+    print(tabulate(rows, headers=["case", "arch", "batch", "data", "samples/epoch", "fxtrain sr-8 samples/s",
+                                  "PyTorch samples/s", "sr / PyTorch"],
+                   colalign=("left", "left", "right", "left", "right", "right", "right", "right")))
     print()
-    print(tabulate(summary, headers=["case", "sr / PyTorch", "sr / fxtrain float", "sr / NumPy"],
-                   colalign=("left", "right", "right", "right")))
+    print("Widest dense layer, one batch: GMAC/s (dense count) of fxtrain's int8 products and NumPy float32")
+    print(tabulate(macs, headers=["case", "batch", "layer", "fx fwd", "numpy fwd", "fx grad", "numpy grad",
+                                  "fwd fx/np", "grad fx/np"],
+                   colalign=("left", "right", "left", "right", "right", "right", "right", "right", "right")))
+    ratio = rates["wide x8"][0] / rates["wide-2048"][0]
+    print(f"\nwide net on digits x{cases[-1][3]}: batch 2048 takes {ratio:.2f} times the per-sample time of batch 64")
     return 0
 
 

@@ -20,7 +20,7 @@ def test_conv_gradient_at_batch_256_on_28x28_is_exact():
     # the exact sum, 256 * 26 * 26 * 127 * 127, which int32 would have wrapped to -1,503,747,072
     assert grad.tolist() == [2_791_220_224] * 9
     grad[:] = 0
-    lay = K.work_layout(layers[:1], 256, np.int64)
+    lay = K.work_layout(layers[:1], 256, np.int32, np.int64)
     C.conv_backward_int(d, x, err, np.ones(9, np.int8), 256, grad, np.zeros(0, np.int64), False,
                         np.zeros(*lay["cols"]), np.zeros(*lay["errs"]))
     assert grad.tolist() == [2_791_220_224] * 9  # the integer kernel's int64 sums too
@@ -36,7 +36,7 @@ def test_dense_forward_with_fan_in_140000_is_exact():
     assert out.tolist() == [140_000 * 127 * 127]
     out[:] = 0
     K.dense_forward_int(d, np.full(140_000, 127, np.int8), np.full(140_000, 127, np.int8), np.zeros(0, np.int32), 1,
-                        out)
+                        out, np.zeros(0, np.int32))
     assert out.tolist() == [140_000 * 127 * 127]  # the integer kernel's int64 sum too
 
 

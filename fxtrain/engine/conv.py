@@ -57,14 +57,14 @@ def pack_cols(kk, pos, cols, words):
 
 
 @njit(cache=True)
-def conv_forward_int(d, x, w, nb, out, words, cols, wide):
+def conv_forward_int(d, x, w, nb, out, words, cols, wide, pairs):
     """HWC convolution in the accumulator's dtype: every filter sweeps the packed patches
     (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
     c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
     pos = nb * d[OUT_H] * d[OUT_W]
     gather_cols(d, x, nb, cols)
     pack_cols(kk, pos, cols, words)
-    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0)
+    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, pairs)
     for o in range(c_out):
         src = wide[o * pos:(o + 1) * pos]
         for p in range(pos):

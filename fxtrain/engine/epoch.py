@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from .draws import CHUNK, LANES
+from .gemm import BLOCK_WORDS
 from .fixedpoint import xorshift32
 from .kernels import pack_dense_weights
 from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
@@ -40,14 +41,13 @@ FloatParams = namedtuple("FloatParams", "wf bf mom rng")
 Rule = namedtuple("Rule", "bits qm m k batch mom_j")
 Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
 Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
-                                "draws")
+                                "pairs gtmp draws")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
                    "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
                    "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
                    "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*); "
-                   "wpack, words (int32), wide (acc's dtype), cols, errs (int8): the integer kernels' work "
-                   "buffers, sized by kernels.work_layout (empty for float); draws uint32: a draw buffer "
-                   "(draws.draw_buffer).")
+                   "wpack, words, pairs (int32), wide (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
+                   "(uint32): the integer kernels' work buffers, sized by kernels.work_layout (empty for float).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
 
@@ -273,6 +273,8 @@ def _check_int(net, p, ws, method):
     _require("wide", ws.wide, [ws.acc.dtype])
     _require("cols", ws.cols, [np.int8])
     _require("errs", ws.errs, [np.int8])
+    _require("pairs", ws.pairs, [np.int32], (2 * BLOCK_WORDS,))
+    _require("gtmp", ws.gtmp, [ws.grad.dtype])
     _require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))
 
 
@@ -302,13 +304,18 @@ def _spatial(net):
     return bool((net.desc[:, KIND] != DENSE).any())
 
 
+@njit(cache=True)
 def _mean_loss(terms, batches, batch):
-    """Mean of -ln p_y over the trained samples, summed batch by batch as the epoch ran."""
+    """Mean of -ln p_y over the trained samples, summed batch by batch as the epoch ran.
+
+    float64 and libm's log, in this order, as Python's ``math.log`` gives them; jitted
+    apart from the integer epoch, which stays free of float code.
+    """
     total = 0.0
     for b in range(batches):
         s = 0.0
-        for t, p_y in terms[b * batch:(b + 1) * batch].tolist():
-            s += math.log(t) - math.log(max(p_y, 1))
+        for n in range(b * batch, (b + 1) * batch):
+            s += math.log(terms[n, 0]) - math.log(max(terms[n, 1], 1))
         total += s
     return total / max(batches * batch, 1)
 

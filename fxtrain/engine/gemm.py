@@ -22,7 +22,10 @@ import numpy as np
 from numba import njit
 
 PAIR_MIN_WIDTH = 16  # narrower outputs use dot products: one AVX-512 register holds 16 int32
-BLOCK_WORDS = 4096   # words of P swept per block (16 KiB), so a block stays in L1 while every row uses it
+# Blocks of P and of C, in words (16 KiB each): a block of P stays in L1 while each row of
+# a block of C sweeps it, and the block of C stays in cache until every block of P is done.
+BLOCK_WORDS = 4096
+SKIP_MIN_WIDTH = 128
 
 
 @njit(cache=True, inline='always')
@@ -60,30 +63,92 @@ def pack_pairs(src, off, k, n, rs, cs, out):
     return (k + 1) // 2 * n
 
 
+@njit(cache=True, inline='always')
+def _nonzero_pairs(A, base, ks, k, q0, q1, pairs):
+    """List the pairs q in [q0, q1) of row ``A[base + i*ks]`` that are not both zero, as
+    (q, word) in ``pairs``; returns how many. Branch-free: no misprediction on random zeros."""
+    cnt = 0
+    for q in range(q0, q1):
+        lo = A[base + 2 * q * ks]
+        hi = A[base + (2 * q + 1) * ks] if 2 * q + 1 < k else A.dtype.type(0)
+        pairs[2 * cnt] = q
+        pairs[2 * cnt + 1] = _word(lo, hi)
+        cnt += (lo != 0) | (hi != 0)
+    return cnt
+
+
 @njit(cache=True)
-def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off):
+def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs):
     """C[r, j] = sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``.
 
     ``A[r, i] = A[a_off + r*ms + i*ks]`` (int8); ``C[r, j] = C[c_off + r*n + j]`` (int32 or
-    int64), overwritten. The pairs of ``A`` that are both zero are skipped. ``P`` is swept
-    in blocks of about BLOCK_WORDS words, each used by every row before the next.
+    int64), overwritten. The pairs of ``A`` that are both zero are skipped; ``pairs``
+    (int32, 2 * BLOCK_WORDS) lists the others. Rows and pairs go in blocks of about
+    BLOCK_WORDS words of C and of P.
     """
     t = C.dtype.type
-    C[c_off:c_off + m * n] = 0
     q_all = (k + 1) // 2
-    q_block = max(1, BLOCK_WORDS // max(n, 1))
-    for q0 in range(0, q_all, q_block):
-        for r in range(m):
-            c = C[c_off + r * n:c_off + (r + 1) * n]
-            base = a_off + r * ms
-            for q in range(q0, min(q0 + q_block, q_all)):
-                lo = np.int32(A[base + 2 * q * ks])
-                hi = np.int32(A[base + (2 * q + 1) * ks]) if 2 * q + 1 < k else np.int32(0)
-                if lo == 0 and hi == 0:
-                    continue
-                p = P[q * n:(q + 1) * n]
-                for j in range(n):
-                    c[j] = t(c[j] + _pmadd(p[j], lo, hi))
+    block = max(1, BLOCK_WORDS // max(n, 1))
+    for r0 in range(0, m, block):
+        C[c_off + r0 * n:c_off + min(r0 + block, m) * n] = 0  # zeroed here, so it is in cache when summed
+        for q0 in range(0, q_all, block):
+            q1 = min(q0 + block, q_all)
+            if n < SKIP_MIN_WIDTH:
+                _short_rows(P, n, A, a_off, ms, ks, k, r0, min(r0 + block, m), q0, q1, C, c_off)
+                continue
+            for r in range(r0, min(r0 + block, m)):
+                c = C[c_off + r * n:c_off + (r + 1) * n]
+                cnt = _nonzero_pairs(A, a_off + r * ms, ks, k, q0, q1, pairs)
+                for i in range(cnt):
+                    q, word = pairs[2 * i], pairs[2 * i + 1]
+                    lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
+                    p = P[q * n:(q + 1) * n]
+                    for j in range(n):
+                        c[j] = t(c[j] + _pmadd(p[j], lo, hi))
+
+
+@njit(cache=True, inline='always')
+def _short_rows(P, n, A, a_off, ms, ks, k, r0, r1, q0, q1, C, c_off):
+    """Rows r0..r1 of :func:`pair_gemm` for short rows (n < SKIP_MIN_WIDTH), two at a time and
+    without skipping: there the loop's overhead per pair costs more than the sweep it saves."""
+    t = C.dtype.type
+    for r in range(r0, r1, 2):
+        rb = min(r + 1, r1 - 1)
+        two = rb != r
+        ca, cb = C[c_off + r * n:c_off + (r + 1) * n], C[c_off + rb * n:c_off + (rb + 1) * n]
+        for q in range(q0, q1):
+            la = np.int32(A[a_off + r * ms + 2 * q * ks])
+            ha = np.int32(A[a_off + r * ms + (2 * q + 1) * ks]) if 2 * q + 1 < k else np.int32(0)
+            lb = np.int32(A[a_off + rb * ms + 2 * q * ks]) if two else np.int32(0)
+            hb = np.int32(A[a_off + rb * ms + (2 * q + 1) * ks]) if two and 2 * q + 1 < k else np.int32(0)
+            p = P[q * n:(q + 1) * n]
+            for j in range(n):  # a lone last row adds its products to itself, then zero
+                ca[j] = t(ca[j] + _pmadd(p[j], la, ha))
+                cb[j] = t(cb[j] + _pmadd(p[j], lb, hb))
+
+
+@njit(cache=True)
+def transpose(src, rows, cols, dst):
+    """dst[c, r] = src[r, c] for a rows x cols matrix, four source rows at a time.
+
+    Four loads and four contiguous stores per column: LLVM would otherwise vectorise
+    the strided side into gathers, three times slower here.
+    """
+    r0 = 0
+    while r0 + 4 <= rows:
+        s0, s1, s2, s3 = src[r0 * cols:], src[(r0 + 1) * cols:], src[(r0 + 2) * cols:], src[(r0 + 3) * cols:]
+        for c in range(cols):
+            d = dst[c * rows + r0:]
+            a, b, e, f = s0[c], s1[c], s2[c], s3[c]
+            d[0] = a
+            d[1] = b
+            d[2] = e
+            d[3] = f
+        r0 += 4
+    for r in range(r0, rows):
+        s = src[r * cols:]
+        for c in range(cols):
+            dst[c * rows + r] = s[c]
 
 
 @njit(cache=True)

@@ -18,13 +18,13 @@ import numpy as np
 from numba import njit
 
 from .draws import CHUNK, LANES
-from .gemm import PAIR_MIN_WIDTH, dot_gemm, pack_pairs, pair_gemm
+from .gemm import BLOCK_WORDS, PAIR_MIN_WIDTH, dot_gemm, pack_pairs, pair_gemm, transpose
 from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, W_OFF
 
 # ---------------------------------------------------------------- work buffers
 
 
-def work_layout(layers, batch, acc_t, used=True):
+def work_layout(layers, batch, acc_t, grad_t, used=True):
     """{name: (shape, dtype)} of the integer kernels' work buffers for ``layers`` at ``batch``
     (all empty unless ``used``: the float32 method needs none).
 
@@ -32,19 +32,23 @@ def work_layout(layers, batch, acc_t, used=True):
     layer's weight offset), ``words`` one packed operand of a backward product or conv,
     ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
     ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient,
+    ``pairs`` the non-zero pairs of an operand row (:func:`fxtrain.engine.gemm.pair_gemm`),
+    ``gtmp`` (``grad_t``) a transposed weight gradient,
     ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
     """
-    words = wide = cols = 0
+    words = wide = cols = gtmp = 0
     for s in layers if used else ():
         n_in, n_out = int(np.prod(s.in_shape)), int(np.prod(s.out_shape))
         if s.kind == DENSE:
-            words = max(words, (batch + 1) // 2 * n_in, (n_out + 1) // 2 * n_in)
+            words = max(words, (batch + 1) // 2 * max(n_in, n_out), (n_out + 1) // 2 * n_in)
+            gtmp = max(gtmp, s.n_weights if n_out > n_in else 0)
         elif s.n_weights:
             kk, pos = s.k * s.k * s.in_shape[2], batch * s.out_shape[0] * s.out_shape[1]
             words = max(words, (kk + 1) // 2 * pos)
             wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
     return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
             "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
+            "pairs": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),
             "draws": ((CHUNK + LANES if used else 0,), np.uint32)}
 
 
@@ -65,29 +69,35 @@ def pack_dense_weights(desc, w, wpack):
 
 
 @njit(cache=True)
-def dense_forward_int(d, x, w, wpack, nb, out):
+def dense_forward_int(d, x, w, wpack, nb, out, pairs):
     """out[n, o] = sum_i x[n, i] * w[o, i] (no bias): pair sweeps over the packed weights,
     skipping zero input pairs, or dot products for a narrow layer."""
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out >= PAIR_MIN_WIDTH:
-        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0)
+        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, pairs)
     else:
         dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0)
 
 
 @njit(cache=True)
-def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words):
+def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, pairs, gtmp):
     """grad[o, i] = sum_n err[n, o] x[n, i] and, if ``want_back``, back[n, i] = sum_o err[n, o] w[o, i].
 
-    Both are pair sweeps: over sample pairs of ``x`` (skipping pairs of errors that
-    are both zero, as a ReLU leaves many) and over output pairs of ``w``.
+    Both are pair sweeps over sample pairs (of ``x``, or of ``err`` where the layer has
+    more outputs than inputs: the sweeps are then longer, and ``gtmp`` holds the gradient
+    transposed) and over output pairs of ``w``; pairs that are both zero are skipped.
     """
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
-    pack_pairs(x, 0, nb, n_in, n_in, 1, words)
-    pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0)
+    if n_out > n_in:
+        pack_pairs(err, 0, nb, n_out, n_out, 1, words)
+        pair_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, pairs)
+        transpose(gtmp, n_in, n_out, grad)
+    else:
+        pack_pairs(x, 0, nb, n_in, n_in, 1, words)
+        pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, pairs)
     if want_back:
         pack_pairs(w, wo, n_out, n_in, n_in, 1, words)
-        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0)
+        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, pairs)
 
 
 # ---------------------------------------------------------------- dense, reference loops

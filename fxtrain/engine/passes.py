@@ -45,9 +45,9 @@ def mac_forward_int(d, x, w, ws, nb, out, spatial):
     """Integer weighted sums; dense layers read the weights :func:`kernels.pack_dense_weights` packed."""
     if spatial:
         if d[KIND] == CONV:
-            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide)
+            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.pairs)
             return
-    dense_forward_int(d, x, w, ws.wpack, nb, out)
+    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.pairs)
 
 
 @njit(cache=True, inline='always')
@@ -58,7 +58,7 @@ def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial
             conv_backward_int(d, x, err, w, nb, grad, back, want_back, ws.cols, ws.errs)
             bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
             return
-    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words)
+    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.pairs, ws.gtmp)
     bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
 
 

@@ -59,7 +59,7 @@ def workspace_layout(layers, batch, n_train, n_features, plan, is_float):
             "probs": ((layers[-1].out_shape[2],), np.int64), "perm": ((n_train,), np.int64),
             "yb": ((batch,), np.int64), "terms": ((n_train, 2), np.int64),
             "counts": ((len(layers), N_SAT), np.int64),
-            **work_layout(layers, batch, acc_t, used=not is_float)}
+            **work_layout(layers, batch, acc_t, grad_t, used=not is_float)}
 
 
 def workspace(layout):
