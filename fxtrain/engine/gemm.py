@@ -99,8 +99,15 @@ def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs):
             for r in range(r0, min(r0 + block, m)):
                 c = C[c_off + r * n:c_off + (r + 1) * n]
                 cnt = _nonzero_pairs(A, a_off + r * ms, ks, k, q0, q1, pairs)
-                for i in range(cnt):
-                    q, word = pairs[2 * i], pairs[2 * i + 1]
+                for i in range(0, cnt - 1, 2):  # two pairs per sweep: half the loads and stores of C
+                    qa, wa, qb, wb = pairs[2 * i], pairs[2 * i + 1], pairs[2 * i + 2], pairs[2 * i + 3]
+                    la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
+                    lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
+                    pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
+                    for j in range(n):
+                        c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
+                if cnt % 2:
+                    q, word = pairs[2 * cnt - 2], pairs[2 * cnt - 1]
                     lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
                     p = P[q * n:(q + 1) * n]
                     for j in range(n):
