@@ -1,8 +1,9 @@
 """Where an sr 8-bit epoch spends its time: evaluation share, then jitted functions by samples.
 
 1. Wall time of ``Run.step_epoch`` against the training-only epoch: the evaluation share.
-2. If Linux ``perf`` is installed: samples of training-only epochs attributed to each
-   jitted function. Numba's code has no symbols perf can see, so this process compiles
+2. If Linux ``perf`` is installed: samples of training-only epochs (``--full``: whole
+   ``Run.step_epoch`` calls, evaluation included) attributed to each jitted function.
+   Numba's code has no symbols perf can see, so this process compiles
    the kernels itself (into an empty NUMBA_CACHE_DIR, so expect ~15 s of compiling) and
    writes ``/tmp/perf-<pid>.map`` naming every function of the compiled sr epoch.
    Percentages are of all samples in the process while epochs run; LLVM may inline a
@@ -56,7 +57,9 @@ def demangle(sym):
 def write_perf_map():
     """Name every compiled function of the sr epochs (and what they linked in) for perf."""
     entries = []
-    for cres in [c for spatial in (False, True) for c in compiled("int", SR, spatial).overloads.values()]:
+    fns = [compiled(kind, *key) for spatial in (False, True)
+           for kind, key in (("int", (SR, spatial)), ("predict", (spatial, False)))]
+    for cres in [c for fn in fns for c in fn.overloads.values()]:
         lib = cres.library
         for fn in lib._final_module.functions:  # numba internals: may move between releases
             if fn.is_declaration:
@@ -114,6 +117,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="default arch only, 1 s of sampling")
     ap.add_argument("--seconds", type=float, default=5.0, help="sampling time per arch")
     ap.add_argument("--case", action="append", choices=[c[0] for c in CASES], help="only this case (repeatable)")
+    ap.add_argument("--full", action="store_true", help="profile Run.step_epoch, evaluation included")
     args = ap.parse_args(argv)
     cases = [c for c in CASES if c[0] in args.case] if args.case else CASES[:1] if args.quick else CASES
     seconds = 1.0 if args.quick else args.seconds
@@ -128,7 +132,7 @@ def main(argv=None):
     try:
         for name, arch, batch, tile in cases:
             run = common.make_run(common.digits(tile), "sr", arch, batch)
-            fn = common.epoch_fn(run)
+            fn = common.full_epoch_fn(run) if args.full else common.epoch_fn(run)
             fn()
             map_path = write_perf_map()
             shares = perf_profile(fn, seconds)
@@ -136,7 +140,8 @@ def main(argv=None):
             rows = [[sym, f"{pct:.1f}%"] for sym, pct in top if pct >= 0.5]
             rest = sum(pct for _, pct in top if pct < 0.5)
             rows.append(["(each below 0.5%)", f"{rest:.1f}%"])
-            print(f"\n{name}: {arch}, batch {batch}, digits x{tile}, sr 8-bit, {seconds:.0f} s of training epochs")
+            what = "epochs with evaluation" if args.full else "training epochs"
+            print(f"\n{name}: {arch}, batch {batch}, digits x{tile}, sr 8-bit, {seconds:.0f} s of {what}")
             print(tabulate(rows, headers=["function", "samples"], colalign=("left", "right")))
     finally:
         if map_path and os.path.exists(map_path):

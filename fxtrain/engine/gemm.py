@@ -21,6 +21,8 @@ strides; nothing here allocates.
 import numpy as np
 from numba import njit
 
+from .simd import pmadd_sweep1, pmadd_sweep2
+
 PAIR_MIN_WIDTH = 16  # narrower outputs use dot products: one AVX-512 register holds 16 int32
 # Blocks of P and of C, in words (16 KiB each): a block of P stays in L1 while each row of
 # a block of C sweeps it, and the block of C stays in cache until every block of P is done.
@@ -104,13 +106,13 @@ def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs):
                     la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
                     lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
                     pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
-                    for j in range(n):
+                    for j in range(pmadd_sweep2(c, pa, wa, pb, wb, n), n):
                         c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
                 if cnt % 2:
                     q, word = pairs[2 * cnt - 2], pairs[2 * cnt - 1]
                     lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
                     p = P[q * n:(q + 1) * n]
-                    for j in range(n):
+                    for j in range(pmadd_sweep1(c, p, word, n), n):
                         c[j] = t(c[j] + _pmadd(p[j], lo, hi))
 
 
@@ -129,7 +131,9 @@ def _short_rows(P, n, A, a_off, ms, ks, k, r0, r1, q0, q1, C, c_off):
             lb = np.int32(A[a_off + rb * ms + 2 * q * ks]) if two else np.int32(0)
             hb = np.int32(A[a_off + rb * ms + (2 * q + 1) * ks]) if two and 2 * q + 1 < k else np.int32(0)
             p = P[q * n:(q + 1) * n]
-            for j in range(n):  # a lone last row adds its products to itself, then zero
+            done = pmadd_sweep1(ca, p, _word(la, ha), n)
+            pmadd_sweep1(cb, p, _word(lb, hb), n)
+            for j in range(done, n):  # a lone last row adds its products to itself, then zero
                 ca[j] = t(ca[j] + _pmadd(p[j], la, ha))
                 cb[j] = t(cb[j] + _pmadd(p[j], lb, hb))
 
