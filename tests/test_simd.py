@@ -1,4 +1,4 @@
-"""The pmaddwd sweeps against exact integer arithmetic, for every variant this CPU can run."""
+"""The pmaddwd list sweep against exact integer arithmetic, for every variant this CPU can run."""
 import numpy as np
 import pytest
 from numba import njit
@@ -25,28 +25,28 @@ def pmadd(w, m):
 
 
 @pytest.mark.parametrize("lanes,name", VARIANTS)
-@pytest.mark.parametrize("n", [0, 7, 16, 77])
-def test_sweeps_add_exact_pair_products_over_whole_registers(lanes, name, n):
-    one, two = simd.make_sweep(lanes, name, 1), simd.make_sweep(lanes, name, 2)
-    sweep1 = njit(lambda c, pa, wa, n: one(c, pa, wa, n))
-    sweep2 = njit(lambda c, pa, wa, pb, wb, n: two(c, pa, wa, pb, wb, n))
+@pytest.mark.parametrize("n", [0, 7, 16, 77, 200])
+def test_list_sweep_adds_exact_pair_products_over_whole_registers(lanes, name, n):
+    sweep = simd.make_list_sweep(lanes, name)
+    run = njit(lambda c, P, n, pairs, cnt: sweep(c, P, n, pairs, cnt))
     rng = np.random.default_rng(n + lanes)
-    pa, pb = words(rng, n, -32767, 32767), words(rng, n, -128, 127)  # int16 weights; int8 activations
-    wa, wb = words(rng, 1, -128, 127)[0], words(rng, 1, -32767, 32767)[0]
+    P = words(rng, 9 * n, -32767, 32767)  # 9 rows of n pair words: int16 weights
+    qs = np.array([4, 0, 8, 3, 4], np.int32)  # any order, a row twice
+    mult = words(rng, 5, -128, 127)
+    pairs = np.stack([qs, mult], axis=1).ravel().astype(np.int32)
     start = rng.integers(-2**20, 2**20, n).astype(np.int32)
-    c1, c2 = start.copy(), start.copy()
-    done1, done2 = sweep1(c1, pa, wa, n), sweep2(c2, pa, wa, pb, wb, n)
-    # the largest multiple of the lane count, each lane summed exactly, and nothing past it touched
-    assert done1 == done2 == (n // lanes * lanes if lanes else 0)
-    assert np.array_equal(c1[:done1], start[:done1] + pmadd(pa, wa)[:done1])
-    assert np.array_equal(c2[:done2], start[:done2] + pmadd(pa, wa)[:done2] + pmadd(pb, wb)[:done2])
-    assert np.array_equal(c1[done1:], start[done1:]) and np.array_equal(c2[done2:], start[done2:])
+    c = start.copy()
+    done = run(c, P, n, pairs, 5)
+    expect = start + sum(pmadd(P[q * n:(q + 1) * n], w) for q, w in zip(qs, mult))
+    # the largest multiple of the lane count, each lane summed exactly, nothing past it touched
+    assert done == (n // lanes * lanes if lanes else 0)
+    assert np.array_equal(c[:done], expect[:done]) and np.array_equal(c[done:], start[done:])
 
 
 def test_int64_sums_are_left_to_the_plain_loop():
-    sweep1 = njit(lambda c, pa, wa, n: simd.pmadd_sweep1(c, pa, wa, n))
+    run = njit(lambda c, P, n, pairs, cnt: simd.pmadd_list(c, P, n, pairs, cnt))
     c = np.zeros(32, np.int64)
-    assert sweep1(c, np.ones(32, np.int32), np.int32(1), 32) == 0 and not c.any()
+    assert run(c, np.ones(32, np.int32), 32, np.zeros(2, np.int32), 1) == 0 and not c.any()
 
 
 def test_the_choice_follows_the_cpu_features():

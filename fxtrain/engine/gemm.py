@@ -21,13 +21,12 @@ strides; nothing here allocates.
 import numpy as np
 from numba import njit
 
-from .simd import pmadd_sweep1, pmadd_sweep2
+from .simd import pmadd_list
 
 PAIR_MIN_WIDTH = 16  # narrower outputs use dot products: one AVX-512 register holds 16 int32
 # Blocks of P and of C, in words (16 KiB each): a block of P stays in L1 while each row of
 # a block of C sweeps it, and the block of C stays in cache until every block of P is done.
 BLOCK_WORDS = 4096
-SKIP_MIN_WIDTH = 128
 
 
 @njit(cache=True, inline='always')
@@ -69,13 +68,18 @@ def pack_pairs(src, off, k, n, rs, cs, out):
 def _nonzero_pairs(A, base, ks, k, q0, q1, pairs):
     """List the pairs q in [q0, q1) of row ``A[base + i*ks]`` that are not both zero, as
     (q, word) in ``pairs``; returns how many. Branch-free: no misprediction on random zeros."""
+    row = A[base:base + (k - 1) * ks + 1:ks]
     cnt = 0
-    for q in range(q0, q1):
-        lo = A[base + 2 * q * ks]
-        hi = A[base + (2 * q + 1) * ks] if 2 * q + 1 < k else A.dtype.type(0)
+    for q in range(q0, min(q1, k // 2)):
+        lo, hi = row[2 * q], row[2 * q + 1]
         pairs[2 * cnt] = q
         pairs[2 * cnt + 1] = _word(lo, hi)
         cnt += (lo != 0) | (hi != 0)
+    if q1 > k // 2:  # an odd k: the last pair's high half is 0
+        lo = row[k - 1]
+        pairs[2 * cnt] = k // 2
+        pairs[2 * cnt + 1] = _word(lo, 0)
+        cnt += lo != 0
     return cnt
 
 
@@ -86,56 +90,39 @@ def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs):
     ``A[r, i] = A[a_off + r*ms + i*ks]`` (int8); ``C[r, j] = C[c_off + r*n + j]`` (int32 or
     int64), overwritten. The pairs of ``A`` that are both zero are skipped; ``pairs``
     (int32, 2 * BLOCK_WORDS) lists the others. Rows and pairs go in blocks of about
-    BLOCK_WORDS words of C and of P.
+    BLOCK_WORDS words of C and of P. Where :mod:`fxtrain.engine.simd` has a sweep for this
+    CPU, it sums whole registers of a row over the list; this loop does the rest.
     """
-    t = C.dtype.type
     q_all = (k + 1) // 2
     block = max(1, BLOCK_WORDS // max(n, 1))
     for r0 in range(0, m, block):
         C[c_off + r0 * n:c_off + min(r0 + block, m) * n] = 0  # zeroed here, so it is in cache when summed
         for q0 in range(0, q_all, block):
-            q1 = min(q0 + block, q_all)
-            if n < SKIP_MIN_WIDTH:
-                _short_rows(P, n, A, a_off, ms, ks, k, r0, min(r0 + block, m), q0, q1, C, c_off)
-                continue
             for r in range(r0, min(r0 + block, m)):
                 c = C[c_off + r * n:c_off + (r + 1) * n]
-                cnt = _nonzero_pairs(A, a_off + r * ms, ks, k, q0, q1, pairs)
-                for i in range(0, cnt - 1, 2):  # two pairs per sweep: half the loads and stores of C
-                    qa, wa, qb, wb = pairs[2 * i], pairs[2 * i + 1], pairs[2 * i + 2], pairs[2 * i + 3]
-                    la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
-                    lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
-                    pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
-                    for j in range(pmadd_sweep2(c, pa, wa, pb, wb, n), n):
-                        c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
-                if cnt % 2:
-                    q, word = pairs[2 * cnt - 2], pairs[2 * cnt - 1]
-                    lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
-                    p = P[q * n:(q + 1) * n]
-                    for j in range(pmadd_sweep1(c, p, word, n), n):
-                        c[j] = t(c[j] + _pmadd(p[j], lo, hi))
+                cnt = _nonzero_pairs(A, a_off + r * ms, ks, k, q0, min(q0 + block, q_all), pairs)
+                done = pmadd_list(c, P, n, pairs, cnt)
+                if done < n:
+                    _rest_of_row(c, P, n, pairs, cnt, done)
 
 
 @njit(cache=True, inline='always')
-def _short_rows(P, n, A, a_off, ms, ks, k, r0, r1, q0, q1, C, c_off):
-    """Rows r0..r1 of :func:`pair_gemm` for short rows (n < SKIP_MIN_WIDTH), two at a time and
-    without skipping: there the loop's overhead per pair costs more than the sweep it saves."""
-    t = C.dtype.type
-    for r in range(r0, r1, 2):
-        rb = min(r + 1, r1 - 1)
-        two = rb != r
-        ca, cb = C[c_off + r * n:c_off + (r + 1) * n], C[c_off + rb * n:c_off + (rb + 1) * n]
-        for q in range(q0, q1):
-            la = np.int32(A[a_off + r * ms + 2 * q * ks])
-            ha = np.int32(A[a_off + r * ms + (2 * q + 1) * ks]) if 2 * q + 1 < k else np.int32(0)
-            lb = np.int32(A[a_off + rb * ms + 2 * q * ks]) if two else np.int32(0)
-            hb = np.int32(A[a_off + rb * ms + (2 * q + 1) * ks]) if two and 2 * q + 1 < k else np.int32(0)
-            p = P[q * n:(q + 1) * n]
-            done = pmadd_sweep1(ca, p, _word(la, ha), n)
-            pmadd_sweep1(cb, p, _word(lb, hb), n)
-            for j in range(done, n):  # a lone last row adds its products to itself, then zero
-                ca[j] = t(ca[j] + _pmadd(p[j], la, ha))
-                cb[j] = t(cb[j] + _pmadd(p[j], lb, hb))
+def _rest_of_row(c, P, n, pairs, cnt, start):
+    """c[j] += sum over the listed pairs, for j in [start, n): two pairs per sweep of the row."""
+    t = c.dtype.type
+    for i in range(0, cnt - 1, 2):
+        qa, wa, qb, wb = pairs[2 * i], pairs[2 * i + 1], pairs[2 * i + 2], pairs[2 * i + 3]
+        la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
+        lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
+        pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
+        for j in range(start, n):
+            c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
+    if cnt % 2:
+        q, word = pairs[2 * cnt - 2], pairs[2 * cnt - 1]
+        lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
+        p = P[q * n:(q + 1) * n]
+        for j in range(start, n):
+            c[j] = t(c[j] + _pmadd(p[j], lo, hi))
 
 
 @njit(cache=True)

@@ -1,13 +1,14 @@
 """One x86 instruction that LLVM will not produce from numba code: ``pmaddwd`` on whole pair words.
 
 ``pmaddwd`` multiplies the two int16 halves of each int32 lane of two registers and adds
-the two products, exactly, into an int32 lane; with AVX-512 VNNI the accumulation is fused
-too (``vpdpwssd``). The kernels in :mod:`fxtrain.engine.gemm` sweep rows of such pair words
-against one multiplier word; written in numba, LLVM splits every word into its halves and
-spends two multiplies and two masks per lane instead. :func:`pmadd_sweep1` and
-:func:`pmadd_sweep2` emit the instruction itself, through LLVM's target intrinsic, over the
-longest prefix of the row that fills whole registers; the caller finishes the rest with its
-plain loop.
+the two products, exactly, into an int32 lane; with AVX-512 VNNI LLVM fuses the
+accumulation too (``vpdpwssd``). :func:`fxtrain.engine.gemm.pair_gemm` sums rows of such
+pair words, each times one multiplier word; written in numba, LLVM splits every word into
+its halves and spends two multiplies and two masks per lane, and keeps the row's sums in
+memory between multipliers. :func:`pmadd_list` emits the instruction itself, through
+LLVM's target intrinsic, and keeps the sums of UNROLL registers of the row in registers
+over the whole list of multipliers; it covers the longest prefix of the row that fills
+whole registers, and the caller's plain loop does the rest.
 
 The choice is made once, from the CPU numba compiles for: AVX-512BW (16 lanes), AVX2
 (8 lanes), else none (the sweep does nothing and returns 0, so the numba loop does it all).
@@ -51,59 +52,67 @@ def _pmaddwd(builder, words, word, lanes, name):
     return builder.call(fn, [builder.bitcast(words, v16), builder.bitcast(splat, v16)])
 
 
-def _sweep_codegen(lanes, name, terms):
+UNROLL = 4  # registers of sums per pass over a list of pairs: independent chains hide the latency
+
+
+def _list_codegen(lanes, name):
     def codegen(context, builder, sig, args):
-        c_ty, n_ty = sig.args[0], sig.args[-1]
-        n = args[-1]
+        c_ty, p_ty, _, l_ty, _ = sig.args
         if not lanes or c_ty.dtype != types.int32:
             return context.get_constant(types.intp, 0)
-        c = context.make_array(c_ty)(context, builder, args[0])
-        rows = [(context.make_array(sig.args[1 + 2 * t])(context, builder, args[1 + 2 * t]), args[2 + 2 * t])
-                for t in range(terms)]
-        step = ir.Constant(n.type, lanes)
-        done = builder.mul(builder.sdiv(n, step), step)
+        c, p, lst = (context.make_array(ty)(context, builder, a).data
+                     for ty, a in ((c_ty, args[0]), (p_ty, args[1]), (l_ty, args[3])))
+        n, cnt = (context.cast(builder, args[i], sig.args[i], types.intp) for i in (2, 4))
         vp = ir.VectorType(_I32, lanes).as_pointer()
-        with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), done, step) as (j, _):
-            cp = builder.bitcast(builder.gep(c.data, [j]), vp)
-            acc = builder.load(cp, align=4)
-            for arr, w in rows:
-                words = builder.load(builder.bitcast(builder.gep(arr.data, [j]), vp), align=4)
-                w32 = builder.trunc(w, _I32) if w.type.width > 32 else builder.sext(w, _I32) if w.type.width < 32 else w
-                acc = builder.add(acc, _pmaddwd(builder, words, w32, lanes, name))
-            builder.store(acc, cp, align=4)
-        return context.cast(builder, done, n_ty, types.intp)
+        one, step = ir.Constant(n.type, lanes), ir.Constant(n.type, lanes * UNROLL)
+        done_u = builder.mul(builder.sdiv(n, step), step)
+        done = builder.mul(builder.sdiv(n, one), one)
+
+        def chunks(j0, u):
+            """c[j0 : j0 + u*lanes] += sum over the list of pmaddwd(P[q*n + j], word), in registers."""
+            ptrs = [builder.bitcast(builder.gep(c, [builder.add(j0, ir.Constant(n.type, k * lanes))]), vp)
+                    for k in range(u)]
+            accs = [cgutils.alloca_once(builder, vp.pointee) for _ in range(u)]
+            for acc, ptr in zip(accs, ptrs):
+                builder.store(builder.load(ptr, align=4), acc)
+            with cgutils.for_range(builder, cnt) as loop:
+                two_i = builder.mul(loop.index, ir.Constant(n.type, 2))
+                q = builder.sext(builder.load(builder.gep(lst, [two_i])), n.type)
+                word = builder.load(builder.gep(lst, [builder.add(two_i, ir.Constant(n.type, 1))]))
+                base = builder.add(builder.mul(q, n), j0)
+                for k, acc in enumerate(accs):
+                    src = builder.bitcast(builder.gep(p, [builder.add(base, ir.Constant(n.type, k * lanes))]), vp)
+                    words = builder.load(src, align=4)
+                    builder.store(builder.add(builder.load(acc), _pmaddwd(builder, words, word, lanes, name)), acc)
+            for acc, ptr in zip(accs, ptrs):
+                builder.store(builder.load(acc), ptr, align=4)
+
+        with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), done_u, step) as (j0, _):
+            chunks(j0, UNROLL)
+        with cgutils.for_range_slice(builder, done_u, done, one) as (j0, _):
+            chunks(j0, 1)
+        return done
     return codegen
 
 
-def make_sweep(lanes, name, terms):
-    """A sweep intrinsic over ``terms`` (1 or 2) rows of pair words, for ``lanes`` int32 lanes and
-    the LLVM intrinsic ``name`` (``lanes = 0``: it does nothing); the tests build each one this CPU runs.
-
-    ``sweep(c, pa, wa[, pb, wb], n)``: c[j] += pmaddwd(pa[j], wa) [+ pmaddwd(pb[j], wb)] for j below
-    the largest multiple of ``lanes`` that is at most n; returns that count. ``c`` int32 (int64: nothing
-    is done, 0 is returned), ``pa``, ``pb`` int32 pair words and ``wa``, ``wb`` integer multiplier
-    words; every array contiguous, from its index 0.
+def make_list_sweep(lanes, name):
+    """``sweep(c, P, n, pairs, cnt)``: c[j] += sum over i < cnt of pmaddwd(P[q_i*n + j], w_i), with
+    ``pairs`` = (q_0, w_0, q_1, w_1, ...), for j below the largest multiple of ``lanes`` that is at most
+    n; returns that count. The sums stay in registers across the list (UNROLL registers per pass),
+    so ``c`` is read and written once. ``c`` int32 (int64: nothing done, returns 0); ``P``, ``pairs``
+    int32; arrays contiguous, from index 0.
     """
 
-    def typer(args):
-        arrays, n = (args[0],) + args[1:-1:2], args[-1]
+    @intrinsic
+    def sweep(typingctx, c, P, n, pairs, cnt):
+        arrays = (c, P, pairs)
         if not all(isinstance(a, types.Array) and a.layout == "C" and a.ndim == 1 for a in arrays):
             return None
-        if not isinstance(n, types.Integer) or any(a.dtype != types.int32 for a in arrays[1:]):
+        if not (isinstance(n, types.Integer) and isinstance(cnt, types.Integer)) or \
+                P.dtype != types.int32 or pairs.dtype != types.int32:
             return None
-        return types.intp(*args), _sweep_codegen(lanes, name, terms)
-
-    if terms == 1:
-        @intrinsic
-        def sweep1(typingctx, c, pa, wa, n):
-            return typer((c, pa, wa, n))
-        return sweep1
-
-    @intrinsic
-    def sweep2(typingctx, c, pa, wa, pb, wb, n):
-        return typer((c, pa, wa, pb, wb, n))
-    return sweep2
+        return types.intp(c, P, n, pairs, cnt), _list_codegen(lanes, name)
+    return sweep
 
 
-pmadd_sweep1 = make_sweep(LANES, _INTRINSIC, 1)
-pmadd_sweep2 = make_sweep(LANES, _INTRINSIC, 2)
+pmadd_list = make_list_sweep(LANES, _INTRINSIC)
