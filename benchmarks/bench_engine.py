@@ -134,7 +134,7 @@ def mac_rates(arch, batch, data):
 
     def fx_fwd():
         K.pack_dense_weights(d[None], w, ws.wpack)
-        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.pairs)
+        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.pairs, ws.bterm)
 
     xf, wf, ef = (a.astype(np.float32) for a in (x.reshape(batch, n_in), w.reshape(n_out, n_in),
                                                    err.reshape(batch, n_out)))

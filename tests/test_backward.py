@@ -74,7 +74,7 @@ def dense_int(d, x, w, err, nb, wk):
     n_in, n_out = x.size // nb, w.size // (x.size // nb)
     y, g, back = np.zeros(nb * n_out, np.int32), np.zeros(n_out * n_in, np.int32), np.zeros(nb * n_in, np.int32)
     K.pack_dense_weights(d[None], w.ravel(), wk["wpack"])
-    K.dense_forward_int(d, x.ravel(), w.ravel(), wk["wpack"], nb, y, wk["pairs"])
+    K.dense_forward_int(d, x.ravel(), w.ravel(), wk["wpack"], nb, y, wk["pairs"], np.zeros(n_out, np.int32))
     K.dense_backward_int(d, x.ravel(), err.ravel(), w.ravel(), nb, g, back, True, wk["words"], wk["pairs"],
                          wk["gtmp"])
     return y, g, back
@@ -124,7 +124,8 @@ def test_conv_backward_matches_finite_differences(pad, kernels):
     g, back = np.zeros(w.size, np.int32), np.zeros(x.size, np.int32)
     if kernels == "int":
         wk = work(CONV, (5, 6, 2), (oh, ow, 3), 2, k=k, pad=pad)
-        C.conv_forward_int(d, x.ravel(), w.ravel(), 2, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"])
+        C.conv_forward_int(d, x.ravel(), w.ravel(), 2, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"],
+                           np.zeros(3, np.int32))
         C.conv_backward_int(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True, wk["cols"], wk["errs"])
     else:
         C.conv_forward(d, x.ravel(), w.ravel(), 2, y)
@@ -141,7 +142,8 @@ def test_conv_int_forward_with_an_odd_patch_is_exact():
     d = row(CONV, (6, 5, 1), (6, 5, 4), k=3, pad=1)
     wk = work(CONV, (6, 5, 1), (6, 5, 4), 3, k=3, pad=1)
     y = np.zeros(3 * 6 * 5 * 4, np.int32)
-    C.conv_forward_int(d, x.ravel(), w.ravel(), 3, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"])
+    C.conv_forward_int(d, x.ravel(), w.ravel(), 3, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"],
+                       np.zeros(4, np.int32))
     assert np.array_equal(y.reshape(3, 6, 5, 4), conv_ref(x.astype(np.int64), w.astype(np.int64), 1))
 
 

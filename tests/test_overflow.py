@@ -36,17 +36,18 @@ def test_dense_forward_with_fan_in_140000_is_exact():
     assert out.tolist() == [140_000 * 127 * 127]
     out[:] = 0
     K.dense_forward_int(d, np.full(140_000, 127, np.int8), np.full(140_000, 127, np.int8), np.zeros(0, np.int32), 1,
-                        out, np.zeros(0, np.int32))
+                        out, np.zeros(0, np.int32), np.zeros(1, np.int64))
     assert out.tolist() == [140_000 * 127 * 127]  # the integer kernel's int64 sum too
 
 
 def test_bias_term_is_clamped_not_wrapped():
     acc = np.array([2**31 - 100], np.int64)
     # a bias far beyond the term limit is clamped (and counted), never wrapped
-    clamped = Q.add_bias(acc, 1, np.array([2**31 - 1], np.int32), 0, 1, -4)
+    clamped = Q.add_bias(acc, 1, np.array([2**31 - 1], np.int32), 0, 1, -4, np.zeros(1, np.int64))
     assert clamped == 1 and acc.tolist() == [2**31 - 100 + BIAS_TERM_LIMIT]
     acc = np.array([2**31 - 100], np.int64)
-    assert Q.add_bias(acc, 1, np.array([1000], np.int32), 0, 1, 0) == 0 and acc.tolist() == [2**31 + 900]
+    assert Q.add_bias(acc, 1, np.array([1000], np.int32), 0, 1, 0, np.zeros(1, np.int64)) == 0
+    assert acc.tolist() == [2**31 + 900]
 
 
 @pytest.mark.parametrize("arch, shape, batch, acc_wide, grad_wide", [

@@ -57,18 +57,19 @@ def pack_cols(kk, pos, cols, words):
 
 
 @njit(cache=True)
-def conv_forward_int(d, x, w, nb, out, words, cols, wide, pairs):
-    """HWC convolution in the accumulator's dtype: every filter sweeps the packed patches
-    (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
+def conv_forward_int(d, x, w, nb, out, words, cols, wide, pairs, terms):
+    """HWC convolution in the accumulator's dtype, plus the bias terms: every filter sweeps the
+    packed patches (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
     c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
     pos = nb * d[OUT_H] * d[OUT_W]
     gather_cols(d, x, nb, cols)
     pack_cols(kk, pos, cols, words)
-    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, pairs)
+    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, pairs, wide[:0])
+    t = out.dtype.type
     for o in range(c_out):
-        src = wide[o * pos:(o + 1) * pos]
+        src, term = wide[o * pos:(o + 1) * pos], terms[o]
         for p in range(pos):
-            out[p * c_out + o] = src[p]
+            out[p * c_out + o] = t(src[p] + term)
 
 
 @njit(cache=True)
@@ -82,7 +83,7 @@ def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
         e = errs[o * pos:(o + 1) * pos]
         for p in range(pos):
             e[p] = err[p * c_out + o]
-    dot_gemm(errs, 0, pos, c_out, cols, 0, kk, grad, 0)
+    dot_gemm(errs, 0, pos, c_out, cols, 0, kk, grad, 0, grad[:0])
     if want_back:
         conv_back_error(d, err, w, nb, back)
 

@@ -41,12 +41,12 @@ FloatParams = namedtuple("FloatParams", "wf bf mom rng")
 Rule = namedtuple("Rule", "bits qm m k batch mom_j")
 Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
 Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
-                                "pairs gtmp draws")
+                                "pairs gtmp bterm draws")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
                    "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
                    "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
                    "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*); "
-                   "wpack, words, pairs (int32), wide (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
+                   "wpack, words, pairs (int32), wide, bterm (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
                    "(uint32): the integer kernels' work buffers, sized by kernels.work_layout (empty for float).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
@@ -275,6 +275,7 @@ def _check_int(net, p, ws, method):
     _require("errs", ws.errs, [np.int8])
     _require("pairs", ws.pairs, [np.int32], (2 * BLOCK_WORDS,))
     _require("gtmp", ws.gtmp, [ws.grad.dtype])
+    _require("bterm", ws.bterm, [ws.acc.dtype], (int(net.desc[:, OUT_C].max()),))
     _require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))
 
 

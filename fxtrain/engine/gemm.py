@@ -84,19 +84,26 @@ def _nonzero_pairs(A, base, ks, k, q0, q1, pairs):
 
 
 @njit(cache=True)
-def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs):
-    """C[r, j] = sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``.
+def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs, init):
+    """C[r, j] = init[j] + sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``.
 
     ``A[r, i] = A[a_off + r*ms + i*ks]`` (int8); ``C[r, j] = C[c_off + r*n + j]`` (int32 or
-    int64), overwritten. The pairs of ``A`` that are both zero are skipped; ``pairs``
-    (int32, 2 * BLOCK_WORDS) lists the others. Rows and pairs go in blocks of about
-    BLOCK_WORDS words of C and of P. Where :mod:`fxtrain.engine.simd` has a sweep for this
-    CPU, it sums whole registers of a row over the list; this loop does the rest.
+    int64), overwritten; ``init`` (C's dtype) holds n values, or none for zeros. The pairs
+    of ``A`` that are both zero are skipped; ``pairs`` (int32, 2 * BLOCK_WORDS) lists the
+    others. Rows and pairs go in blocks of about BLOCK_WORDS words of C and of P. Where
+    :mod:`fxtrain.engine.simd` has a sweep for this CPU, it sums whole registers of a row
+    over the list; this loop does the rest.
     """
     q_all = (k + 1) // 2
     block = max(1, BLOCK_WORDS // max(n, 1))
     for r0 in range(0, m, block):
-        C[c_off + r0 * n:c_off + min(r0 + block, m) * n] = 0  # zeroed here, so it is in cache when summed
+        for r in range(r0, min(r0 + block, m)):  # set here, so it is in cache when summed
+            c = C[c_off + r * n:c_off + (r + 1) * n]
+            if init.shape[0]:
+                for j in range(n):
+                    c[j] = init[j]
+            else:
+                c[:] = 0
         for q0 in range(0, q_all, block):
             for r in range(r0, min(r0 + block, m)):
                 c = C[c_off + r * n:c_off + (r + 1) * n]
@@ -150,8 +157,9 @@ def transpose(src, rows, cols, dst):
 
 
 @njit(cache=True)
-def dot_gemm(A, a_off, k, m, B, b_off, n, C, c_off):
-    """C[r, j] = sum over i < k of A[a_off + r*k + i] * B[b_off + j*k + i]: rows of both are contiguous.
+def dot_gemm(A, a_off, k, m, B, b_off, n, C, c_off, init):
+    """C[r, j] = init[j] + sum over i < k of A[a_off + r*k + i] * B[b_off + j*k + i]: rows of both
+    are contiguous; ``init`` is n values of C's dtype, or empty for zeros.
 
     Used where the output is narrow (fewer than PAIR_MIN_WIDTH columns) or the reduction long.
     """
@@ -160,7 +168,7 @@ def dot_gemm(A, a_off, k, m, B, b_off, n, C, c_off):
         a = A[a_off + r * k:a_off + (r + 1) * k]
         for j in range(n):
             b = B[b_off + j * k:b_off + (j + 1) * k]
-            s = t(0)
+            s = init[j] if init.shape[0] else t(0)
             for i in range(k):
                 s = t(s + t(a[i]) * t(b[i]))
             C[c_off + r * n + j] = s

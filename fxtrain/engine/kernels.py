@@ -33,7 +33,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
     ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
     ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient,
     ``pairs`` the non-zero pairs of an operand row (:func:`fxtrain.engine.gemm.pair_gemm`),
-    ``gtmp`` (``grad_t``) a transposed weight gradient,
+    ``gtmp`` (``grad_t``) a transposed weight gradient, ``bterm`` a layer's bias terms,
     ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
     """
     words = wide = cols = gtmp = 0
@@ -49,6 +49,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
     return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
             "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
             "pairs": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),
+            "bterm": ((max(s.out_shape[2] for s in layers) if used else 0,), acc_t),
             "draws": ((CHUNK + LANES if used else 0,), np.uint32)}
 
 
@@ -69,14 +70,14 @@ def pack_dense_weights(desc, w, wpack):
 
 
 @njit(cache=True)
-def dense_forward_int(d, x, w, wpack, nb, out, pairs):
-    """out[n, o] = sum_i x[n, i] * w[o, i] (no bias): pair sweeps over the packed weights,
-    skipping zero input pairs, or dot products for a narrow layer."""
+def dense_forward_int(d, x, w, wpack, nb, out, pairs, terms):
+    """out[n, o] = terms[o] + sum_i x[n, i] * w[o, i]: the sums start from the bias terms. Pair
+    sweeps over the packed weights, skipping zero input pairs, or dot products for a narrow layer."""
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out >= PAIR_MIN_WIDTH:
-        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, pairs)
+        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, pairs, terms[:n_out])
     else:
-        dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0)
+        dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0, terms[:n_out])
 
 
 @njit(cache=True)
@@ -90,14 +91,14 @@ def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, pairs, gt
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out > n_in:
         pack_pairs(err, 0, nb, n_out, n_out, 1, words)
-        pair_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, pairs)
+        pair_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, pairs, gtmp[:0])
         transpose(gtmp, n_in, n_out, grad)
     else:
         pack_pairs(x, 0, nb, n_in, n_in, 1, words)
-        pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, pairs)
+        pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, pairs, grad[:0])
     if want_back:
         pack_pairs(w, wo, n_out, n_in, n_in, 1, words)
-        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, pairs)
+        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, pairs, back[:0])
 
 
 # ---------------------------------------------------------------- dense, reference loops

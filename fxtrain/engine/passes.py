@@ -15,7 +15,7 @@ from numba import njit
 from .conv import conv_backward, conv_backward_int, conv_forward, conv_forward_int
 from .kernels import dense_backward, dense_backward_int, dense_forward, dense_forward_int, pool_backward, pool_forward
 from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
-from .requant import SAT_ACT, SAT_BIAS, add_bias, bias_gradient, relu_mask, requant_round, requant_sr, tensor_shift
+from .requant import SAT_ACT, SAT_BIAS, bias_gradient, bias_terms, relu_mask, requant_round, requant_sr, tensor_shift
 
 
 @njit(cache=True, inline='always')
@@ -42,12 +42,13 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 @njit(cache=True, inline='always')
 def mac_forward_int(d, x, w, ws, nb, out, spatial):
-    """Integer weighted sums; dense layers read the weights :func:`kernels.pack_dense_weights` packed."""
+    """Integer weighted sums plus the bias terms in ``ws.bterm``; dense layers read the weights
+    :func:`kernels.pack_dense_weights` packed."""
     if spatial:
         if d[KIND] == CONV:
-            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.pairs)
+            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.pairs, ws.bterm)
             return
-    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.pairs)
+    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.pairs, ws.bterm)
 
 
 @njit(cache=True, inline='always')
@@ -79,9 +80,10 @@ def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts):
                 pool_forward(d, acts[l], nb, acts[l + 1])
                 e_act[l + 1] = e_act[l]
                 continue
-        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial)
         n = nb * d[N_OUT]
-        counts[l, SAT_BIAS] += add_bias(acc, n // d[OUT_C], bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l])
+        clamped = bias_terms(bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l], ws.bterm)
+        counts[l, SAT_BIAS] += clamped * (n // d[OUT_C])
+        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial)
         s = tensor_shift(acc, n)
         counts[l, SAT_ACT] += requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
         e_act[l + 1] = e_act[l] + e_w[l] + s

@@ -38,15 +38,25 @@ def bias_term(b, shift):
 
 
 @njit(cache=True)
-def add_bias(acc, rows, bias, b_off, n_out, shift):
-    """acc[r, o] += bias[b_off + o] as a clamped bias term; returns how many terms were clamped."""
-    t = acc.dtype.type
-    terms = np.empty(n_out, dtype=acc.dtype)
+def bias_terms(bias, b_off, n_out, shift, terms):
+    """terms[o] = bias[b_off + o] as a clamped bias term (:func:`bias_term`), in terms' dtype.
+
+    The integer kernels start their sums from these terms. Returns how many were clamped.
+    """
     clamped = 0
     for j in range(n_out):
         v, c = bias_term(bias[b_off + j], shift)
         terms[j] = v
         clamped += c
+    return clamped
+
+
+@njit(cache=True)
+def add_bias(acc, rows, bias, b_off, n_out, shift, terms):
+    """acc[r, o] += bias[b_off + o] as a clamped bias term (``terms``: a buffer of n_out in acc's
+    dtype); returns how many terms were clamped, counted once per row."""
+    t = acc.dtype.type
+    clamped = bias_terms(bias, b_off, n_out, shift, terms)
     for r in range(rows):  # rows outer, outputs inner: the sweep over acc stays contiguous
         for j in range(n_out):
             acc[r * n_out + j] = t(acc[r * n_out + j] + terms[j])
@@ -82,11 +92,13 @@ def requant_round(acc, n, s, relu, out):
     Returns how many values saturated at 127 (round-half-up can reach 128).
     """
     lo = 0 if relu else INT8_MIN
+    # round_shift's cases chosen once, so the loop has no branch and vectorises
+    half, post, left = (np.int64(1) << (s - 1)) if s > 0 else np.int64(0), max(s, 0), max(-s, 0)
     clipped = 0
     for j in range(n):
-        v = round_shift(acc[j], s)
+        v = ((np.int64(acc[j]) + half) >> post) << left
         clipped += v > INT8_MAX
-        out[j] = sat(v, lo, INT8_MAX)
+        out[j] = min(max(v, lo), INT8_MAX)
     return clipped
 
 
