@@ -172,18 +172,30 @@ def pool_forward(d, x, nb, out):
 
 @njit(cache=True)
 def pool_backward(d, x, err, nb, out):
-    """Route each window's error to its first maximum (row-major), zero elsewhere."""
+    """Route each window's error to its first maximum (row-major), zero elsewhere.
+
+    All channels of a window at once: the running maximum and its offset per channel
+    are vector selects, where a scan per channel mispredicted on every new maximum.
+    """
     h, wd, c, p = d[IN_H], d[IN_W], d[IN_C], d[KSIZE]
     oh, ow = d[OUT_H], d[OUT_W]
     out[:nb * h * wd * c] = 0
+    top, at = np.empty(c, x.dtype), np.empty(c, np.int64)
     for n in range(nb):
         for py in range(oh):
             for px in range(ow):
+                first = ((n * h + py * p) * wd + px * p) * c
                 for ch in range(c):
-                    best = ((n * h + py * p) * wd + px * p) * c + ch
-                    for ky in range(p):
-                        for kx in range(p):
-                            j = ((n * h + py * p + ky) * wd + px * p + kx) * c + ch
-                            if x[j] > x[best]:
-                                best = j
-                    out[best] = err[((n * oh + py) * ow + px) * c + ch]
+                    top[ch] = x[first + ch]
+                    at[ch] = 0
+                for ky in range(p):
+                    for kx in range(p):
+                        off = (ky * wd + kx) * c
+                        for ch in range(c):  # indices, not slices: a slice per window costs two refcount updates
+                            v = x[first + off + ch]
+                            take = v > top[ch]
+                            top[ch] = v if take else top[ch]
+                            at[ch] = off if take else at[ch]
+                e0 = ((n * oh + py) * ow + px) * c
+                for ch in range(c):
+                    out[first + at[ch] + ch] = err[e0 + ch]
