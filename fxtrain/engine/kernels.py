@@ -23,6 +23,18 @@ from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, O
 
 # ---------------------------------------------------------------- work buffers
 
+ALIGN = 64  # bytes: a cache line, and an AVX-512 register; a vector load across two lines costs two
+
+
+def aligned_zeros(shape, dtype):
+    """A zeroed C-contiguous array whose data starts on an ALIGN-byte boundary."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    raw = np.zeros(n * dtype.itemsize + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
 
 def work_layout(layers, batch, acc_t, grad_t, used=True):
     """{name: (shape, dtype)} of the integer kernels' work buffers for ``layers`` at ``batch``

@@ -11,7 +11,7 @@ import numpy as np
 from ..engine.bounds import plan_accumulators
 from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
-from ..engine.kernels import work_layout
+from ..engine.kernels import aligned_zeros, work_layout
 from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
 from ..engine.numbers import qmax
 from ..engine.requant import N_SAT, SAT_NAMES
@@ -63,8 +63,8 @@ def workspace_layout(layers, batch, n_train, n_features, plan, is_float):
 
 
 def workspace(layout):
-    """A :class:`Scratch` of zeroed arrays for a :func:`workspace_layout`."""
-    return Scratch(**{name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()})
+    """A :class:`Scratch` of zeroed arrays for a :func:`workspace_layout`, each cache-line aligned."""
+    return Scratch(**{name: aligned_zeros(shape, dtype) for name, (shape, dtype) in layout.items()})
 
 
 def _or_empty(arr, dtype):
