@@ -11,7 +11,7 @@ import pytest
 
 from fxtrain.engine import conv as C, kernels as K, requant as Q
 from fxtrain.engine.draws import draw_buffer
-from fxtrain.engine.fixedpoint import new_rng
+from fxtrain.engine.fixedpoint import new_rng, round_shift
 from fxtrain.engine.network import CONV, DENSE, POOL, LayerSpec, build_desc
 
 E_X, E_W, E_ERR = -7, -6, -7  # exponents of input, weights and upstream error
@@ -199,3 +199,18 @@ def test_integer_softmax_error_matches_float_softmax():
         ref = (p - np.eye(10)[y]) * 128
         # tolerance: 1 Q7 step for rounding plus 1 for the Q8 exponent and Q15 table
         assert np.abs(err - np.clip(ref, -128, 127)).max() <= 2.0
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("top", [0, 127, 128, 255, 1000, 2**20, 2**31 - 1])
+def test_requant_round_is_round_half_up_then_saturated(dtype, top):
+    acc = np.random.default_rng(top % 97).integers(-top, top + 1, 2000).astype(dtype)
+    acc[:2] = [top, -top]
+    for s in (Q.tensor_shift(acc, 2000), Q.tensor_shift(acc, 2000) + 3):
+        for relu in (True, False):
+            out = np.zeros(2000, np.int8)
+            clipped = Q.requant_round(acc, 2000, s, relu, out)
+            exact = np.array([round_shift(int(a), s) for a in acc])
+            # every value rounded half up, clipped to int8 (and at 0 under ReLU); the 128s counted
+            assert np.array_equal(out, np.clip(exact, 0 if relu else -128, 127))
+            assert clipped == int(np.sum(exact > 127))

@@ -87,16 +87,15 @@ def tensor_shift(acc, n):
 
 @njit(cache=True)
 def requant_round(acc, n, s, relu, out):
-    """int8 activations: round-half-up shift by ``s``, saturate, then ReLU if asked.
+    """int8 activations: round-half-up shift by ``s`` (>= 0), saturate, then ReLU if asked.
 
     Returns how many values saturated at 127 (round-half-up can reach 128).
     """
     lo = 0 if relu else INT8_MIN
-    # round_shift's cases chosen once, so the loop has no branch and vectorises
-    half, post, left = (np.int64(1) << (s - 1)) if s > 0 else np.int64(0), max(s, 0), max(-s, 0)
+    half = (np.int64(1) << (s - 1)) if s > 0 else np.int64(0)  # round_shift, its case chosen once
     clipped = 0
     for j in range(n):
-        v = ((np.int64(acc[j]) + half) >> post) << left
+        v = (np.int64(acc[j]) + half) >> s
         clipped += v > INT8_MAX
         out[j] = min(max(v, lo), INT8_MAX)
     return clipped
