@@ -46,19 +46,24 @@ def pack_pairs(src, off, k, n, rs, cs, out):
     """Pack the k x n matrix ``B[r, j] = src[off + r*rs + j*cs]`` into pair words along r.
 
     ``out[q*n + j]`` (int32) holds ``B[2q, j]`` and ``B[2q + 1, j]`` (0 past row k - 1).
-    Returns the number of words written, ``ceil(k / 2) * n``.
+    Returns the number of words written, ``ceil(k / 2) * n``. Rows are read as slices
+    (strided where cs > 1), which keeps numba's negative-index check out of the loop.
     """
     span = (n - 1) * cs + 1
     for q in range(k // 2):
-        lo = src[off + 2 * q * rs:off + 2 * q * rs + span:cs]
-        hi = src[off + (2 * q + 1) * rs:off + (2 * q + 1) * rs + span:cs]
+        a, b = off + 2 * q * rs, off + (2 * q + 1) * rs
         o = out[q * n:(q + 1) * n]
-        for j in range(n):
-            o[j] = _word(lo[j], hi[j])
+        if cs == 1:  # contiguous rows: LLVM vectorises the loop
+            lo, hi = src[a:a + n], src[b:b + n]
+            for j in range(n):
+                o[j] = _word(lo[j], hi[j])
+        else:
+            lo, hi = src[a:a + span:cs], src[b:b + span:cs]
+            for j in range(n):
+                o[j] = _word(lo[j], hi[j])
     if k % 2:
-        q = k // 2
-        lo = src[off + 2 * q * rs:off + 2 * q * rs + span:cs]
-        o = out[q * n:(q + 1) * n]
+        a = off + (k - 1) * rs
+        lo, o = src[a:a + span:cs], out[(k // 2) * n:(k // 2 + 1) * n]
         for j in range(n):
             o[j] = _word(lo[j], 0)
     return (k + 1) // 2 * n
