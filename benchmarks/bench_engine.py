@@ -132,16 +132,20 @@ def mac_rates(arch, batch, data):
     ws = run.ws
     out, grad = np.zeros(batch * n_out, np.int32), np.zeros(n_in * n_out, np.int32)
 
+    nonneg = np.zeros(1, np.bool_)
+    K.inputs_nonneg(d[None], x, nonneg)
+
     def fx_fwd():
-        K.pack_dense_weights(d[None], w, ws.wpack)
-        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.pairs, ws.bterm)
+        K.pack_dense_weights(d[None], w, ws.wpack, nonneg)
+        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.items, ws.bterm, nonneg[0])
 
     xf, wf, ef = (a.astype(np.float32) for a in (x.reshape(batch, n_in), w.reshape(n_out, n_in),
                                                    err.reshape(batch, n_out)))
     macs = batch * n_in * n_out / 1e9
     rates = [macs / best_time(f) for f in (
         fx_fwd, lambda: xf @ wf.T,
-        lambda: K.dense_backward_int(d, x, err, w, batch, grad, ws.acc, False, ws.words, ws.pairs, ws.gtmp),
+        lambda: K.dense_backward_int(d, x, err, w, batch, grad, ws.acc, False, ws.words, ws.items, ws.gtmp,
+                                     nonneg[0]),
         lambda: ef.T @ xf)]
     return (f"{n_in}->{n_out}", *rates)
 

@@ -70,13 +70,17 @@ def check(int_grad, exponent, fd):
 
 
 def dense_int(d, x, w, err, nb, wk):
-    """The integer kernels' forward, weight gradient and error below (int32 sums)."""
+    """The integer kernels' forward, weight gradient and error below (int32 sums); quads where
+    the inputs are never negative (and the CPU has a quad sweep), pairs otherwise."""
     n_in, n_out = x.size // nb, w.size // (x.size // nb)
     y, g, back = np.zeros(nb * n_out, np.int32), np.zeros(n_out * n_in, np.int32), np.zeros(nb * n_in, np.int32)
-    K.pack_dense_weights(d[None], w.ravel(), wk["wpack"])
-    K.dense_forward_int(d, x.ravel(), w.ravel(), wk["wpack"], nb, y, wk["pairs"], np.zeros(n_out, np.int32))
-    K.dense_backward_int(d, x.ravel(), err.ravel(), w.ravel(), nb, g, back, True, wk["words"], wk["pairs"],
-                         wk["gtmp"])
+    nonneg = np.zeros(1, np.bool_)
+    K.inputs_nonneg(d[None], x, nonneg)
+    K.pack_dense_weights(d[None], w.ravel(), wk["wpack"], nonneg)
+    K.dense_forward_int(d, x.ravel(), w.ravel(), wk["wpack"], nb, y, wk["items"], np.zeros(n_out, np.int32),
+                        nonneg[0])
+    K.dense_backward_int(d, x.ravel(), err.ravel(), w.ravel(), nb, g, back, True, wk["words"], wk["items"],
+                         wk["gtmp"], nonneg[0])
     return y, g, back
 
 
@@ -89,19 +93,20 @@ def dense_reference(d, x, w, err, nb):
     return y, g, back
 
 
-# 5 outputs take the dot-product path, 19 the packed pair sweeps; 12 and 13 inputs, 4 and 5 samples,
-# even and odd, so the last pair of each packing is full or half empty
-@pytest.mark.parametrize("nb,n_in,n_out", [(4, 12, 5), (5, 13, 19), (4, 12, 19)])
-@pytest.mark.parametrize("kernels", ["int", "reference"])
+# 5 outputs take the dot-product path, 19 and 40 the packed sweeps (40 > 13 inputs: the transposed
+# gradient); 12, 13 and 14 inputs, 4, 5 and 7 samples, so the last pair or quad of a packing is full or
+# part empty; ReLU-like inputs (0..127) take quads where the CPU has them
+@pytest.mark.parametrize("nb,n_in,n_out", [(4, 12, 5), (5, 13, 19), (4, 12, 19), (7, 13, 40), (5, 14, 40)])
+@pytest.mark.parametrize("kernels", ["int", "int relu-like inputs", "reference"])
 def test_dense_backward_matches_finite_differences(nb, n_in, n_out, kernels):
     i8 = gen(1)
-    x, w, err = i8((nb, n_in)), i8((n_out, n_in), -127), i8((nb, n_out))
-    x[0, :4] = 0  # zero pairs, which the packed sweeps skip
+    x, w, err = i8((nb, n_in), 0 if "relu" in kernels else -128), i8((n_out, n_in), -127), i8((nb, n_out))
+    x[0, :4] = 0  # zero groups, which the packed sweeps skip
     err[:2, 0] = 0
     xf, wf, ef = x * 2.0**E_X, w * 2.0**E_W, err * 2.0**E_ERR
     loss = lambda: float(np.sum(ef * dense_ref(xf, wf)))  # noqa: E731
     d = row(DENSE, (1, 1, n_in), (1, 1, n_out))
-    if kernels == "int":
+    if kernels.startswith("int"):
         y, g, back = dense_int(d, x, w, err, nb, work(DENSE, (1, 1, n_in), (1, 1, n_out), nb))
     else:
         y, g, back = dense_reference(d, x, w, err, nb)
@@ -124,7 +129,7 @@ def test_conv_backward_matches_finite_differences(pad, kernels):
     g, back = np.zeros(w.size, np.int32), np.zeros(x.size, np.int32)
     if kernels == "int":
         wk = work(CONV, (5, 6, 2), (oh, ow, 3), 2, k=k, pad=pad)
-        C.conv_forward_int(d, x.ravel(), w.ravel(), 2, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"],
+        C.conv_forward_int(d, x.ravel(), w.ravel(), 2, y, wk["words"], wk["cols"], wk["wide"], wk["items"],
                            np.zeros(3, np.int32))
         C.conv_backward_int(d, x.ravel(), err.ravel(), w.ravel(), 2, g, back, True, wk["cols"], wk["errs"])
     else:
@@ -142,7 +147,7 @@ def test_conv_int_forward_with_an_odd_patch_is_exact():
     d = row(CONV, (6, 5, 1), (6, 5, 4), k=3, pad=1)
     wk = work(CONV, (6, 5, 1), (6, 5, 4), 3, k=3, pad=1)
     y = np.zeros(3 * 6 * 5 * 4, np.int32)
-    C.conv_forward_int(d, x.ravel(), w.ravel(), 3, y, wk["words"], wk["cols"], wk["wide"], wk["pairs"],
+    C.conv_forward_int(d, x.ravel(), w.ravel(), 3, y, wk["words"], wk["cols"], wk["wide"], wk["items"],
                        np.zeros(4, np.int32))
     assert np.array_equal(y.reshape(3, 6, 5, 4), conv_ref(x.astype(np.int64), w.astype(np.int64), 1))
 

@@ -36,7 +36,7 @@ def test_dense_forward_with_fan_in_140000_is_exact():
     assert out.tolist() == [140_000 * 127 * 127]
     out[:] = 0
     K.dense_forward_int(d, np.full(140_000, 127, np.int8), np.full(140_000, 127, np.int8), np.zeros(0, np.int32), 1,
-                        out, np.zeros(0, np.int32), np.zeros(1, np.int64))
+                        out, np.zeros(0, np.int32), np.zeros(1, np.int64), True)
     assert out.tolist() == [140_000 * 127 * 127]  # the integer kernel's int64 sum too
 
 

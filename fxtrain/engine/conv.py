@@ -5,13 +5,13 @@ the layer's weight offset, one row ``d`` of the desc table per layer. A conv's
 reduction (``k * k * c_in`` values) and its outputs (``c_out`` filters) are short,
 while its output positions are many, so the integer forward product runs along the
 positions: the patches are gathered into pair words, position-major, and every
-filter sweeps them (:func:`fxtrain.engine.gemm.pair_gemm`); the weight gradient is
+filter sweeps them (:func:`fxtrain.engine.gemm.word_gemm`); the weight gradient is
 a dot product over all the batch's positions, from transposed int8 copies.
 """
 import numpy as np
 from numba import njit
 
-from .gemm import _word, dot_gemm, pair_gemm
+from .gemm import PAIR, dot_gemm, pack_words, word_gemm
 from .network import IN_C, IN_H, IN_W, KSIZE, OUT_C, OUT_H, OUT_W, PAD, W_OFF
 
 
@@ -43,28 +43,14 @@ def gather_cols(d, x, nb, cols):
 
 
 @njit(cache=True)
-def pack_cols(kk, pos, cols, words):
-    """``words[q, p]`` packs ``cols[2q, p]`` and ``cols[2q + 1, p]`` (0 past the last row)."""
-    for q in range((kk + 1) // 2):
-        lo, o = cols[2 * q * pos:(2 * q + 1) * pos], words[q * pos:(q + 1) * pos]
-        if 2 * q + 1 < kk:
-            hi = cols[(2 * q + 1) * pos:(2 * q + 2) * pos]
-            for p in range(pos):
-                o[p] = _word(lo[p], hi[p])
-        else:
-            for p in range(pos):
-                o[p] = _word(lo[p], 0)
-
-
-@njit(cache=True)
-def conv_forward_int(d, x, w, nb, out, words, cols, wide, pairs, terms):
+def conv_forward_int(d, x, w, nb, out, words, cols, wide, items, terms):
     """HWC convolution in the accumulator's dtype, plus the bias terms: every filter sweeps the
     packed patches (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
     c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
     pos = nb * d[OUT_H] * d[OUT_W]
     gather_cols(d, x, nb, cols)
-    pack_cols(kk, pos, cols, words)
-    pair_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, pairs, wide[:0])
+    pack_words(cols, 0, kk, pos, pos, 1, words, PAIR)
+    word_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, items, wide[:0], PAIR)
     t = out.dtype.type
     for o in range(c_out):
         src, term = wide[o * pos:(o + 1) * pos], terms[o]

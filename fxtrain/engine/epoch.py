@@ -26,7 +26,7 @@ from numba import njit
 from .draws import CHUNK, LANES
 from .gemm import BLOCK_WORDS
 from .fixedpoint import xorshift32
-from .kernels import pack_dense_weights
+from .kernels import inputs_nonneg, pack_dense_weights
 from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
 from .requant import N_SAT, SAT_BIAS, SAT_ERR, SAT_MOM, SAT_WEIGHT, softmax_error_float, softmax_error_int
@@ -41,12 +41,12 @@ FloatParams = namedtuple("FloatParams", "wf bf mom rng")
 Rule = namedtuple("Rule", "bits qm m k batch mom_j")
 Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
 Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
-                                "pairs gtmp bterm draws")
+                                "items gtmp bterm draws")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
                    "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
                    "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
                    "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*); "
-                   "wpack, words, pairs (int32), wide, bterm (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
+                   "wpack, words, items (int32), wide, bterm (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
                    "(uint32): the integer kernels' work buffers, sized by kernels.work_layout (empty for float).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
@@ -106,19 +106,21 @@ def _integer_epoch(method, spatial):
         n_cls = desc[n_layers - 1, OUT_C]
         shuffle(ws.perm, p.rng)
         ws.counts[:, :] = 0
+        nonneg = np.empty(n_layers, np.bool_)
+        inputs_nonneg(desc, X, nonneg)
         batches = 0
         for start in range(0, X.shape[0] - batch + 1, batch):
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
-            pack_dense_weights(desc, p.wq, ws.wpack)  # the weights changed in the last step
-            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws, batch, spatial, ws.counts)
+            pack_dense_weights(desc, p.wq, ws.wpack, nonneg)  # the weights changed in the last step
+            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws, batch, spatial, ws.counts, nonneg)
             ws.counts[n_layers - 1, SAT_ERR] += softmax_error_int(
                 ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
                 ws.terms[start:start + batch])
             e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
             for l in range(n_layers - 1, -1, -1):
                 e_below, clipped = backward_int(desc, l, p.wq, net.e_w, ws, ws.err[cur], e_err, ws.err[1 - cur],
-                                                p.rng, batch, spatial)
+                                                p.rng, batch, spatial, nonneg)
                 if l > 0:
                     ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
@@ -198,8 +200,10 @@ def _predictor(spatial, is_float):
         n_layers = net.desc.shape[0]
         n_cls = net.desc[n_layers - 1, OUT_C]
         counts = np.zeros((n_layers, N_SAT), dtype=np.int64)  # evaluation's saturations are not reported
+        nonneg = np.empty(n_layers, np.bool_)
         if not is_float:
-            pack_dense_weights(net.desc, params.wq, ws.wpack)  # once: the weights are fixed here
+            inputs_nonneg(net.desc, X, nonneg)
+            pack_dense_weights(net.desc, params.wq, ws.wpack, nonneg)  # once: the weights are fixed here
         for start in range(0, X.shape[0], chunk):
             nb = min(chunk, X.shape[0] - start)
             _copy_rows(X, start, nb, ws.acts[0])
@@ -207,7 +211,7 @@ def _predictor(spatial, is_float):
                 forward_float(net.desc, params.wf, params.bf, ws.acts, nb, spatial)
             else:
                 ws.e_act[0] = e_x
-                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws, nb, spatial, counts)
+                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws, nb, spatial, counts, nonneg)
             _argmax_rows(ws.acts[n_layers], nb, n_cls, out[start:start + nb])
 
     return predict_rows
@@ -273,7 +277,7 @@ def _check_int(net, p, ws, method):
     _require("wide", ws.wide, [ws.acc.dtype])
     _require("cols", ws.cols, [np.int8])
     _require("errs", ws.errs, [np.int8])
-    _require("pairs", ws.pairs, [np.int32], (2 * BLOCK_WORDS,))
+    _require("items", ws.items, [np.int32], (2 * BLOCK_WORDS,))
     _require("gtmp", ws.gtmp, [ws.grad.dtype])
     _require("bterm", ws.bterm, [ws.acc.dtype], (int(net.desc[:, OUT_C].max()),))
     _require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))

@@ -1,29 +1,29 @@
-"""Integer matrix products for the engine's layers: int16 pairs in int32 words, and plain dots.
+"""Integer matrix products for the engine's layers: operands packed two or four to an int32 word.
 
-A layer's products are int8 by int8 (int16 weights above 8 bits), so two of them
-always fit one int32 lane: x86's ``pmaddwd`` (AVX-512 VNNI ``vpdpwssd``) multiplies
-two int16 pairs and adds them in one instruction. LLVM emits it for
-:func:`_pmadd` when one operand is a word holding two int16 halves and the other a
-pair of scalars, so one operand matrix is first packed into such words
-(:func:`pack_pairs`): ``P[q, j]`` holds ``B[2q, j]`` in its low half and
-``B[2q + 1, j]`` in its high half. :func:`pair_gemm` then sweeps contiguous rows of
-``P`` for every non-zero pair of the other operand; pairs that are both zero (ReLU
-outputs, blank pixels, masked errors) are skipped, which is where sparse layers gain.
-For narrow outputs, where a sweep would be a few lanes long, :func:`dot_gemm` takes
-dot products along the contiguous reduction axis instead.
+A layer's products are int8 by int8 (int16 weights above 8 bits). One operand matrix is
+packed into int32 words along the reduction axis (:func:`pack_words`): ``P[q, j]`` holds
+``B[g*q + b, j]`` in field b, for g = PAIR (two int16 fields) or QUAD (four int8 fields).
+:func:`word_gemm` then lists, for each row of the other operand, its groups of g values
+that are not all zero (ReLU outputs, blank pixels and masked errors often are) and sums
+the rows of ``P`` they select, each times its group: x86's ``pmaddwd`` does that for a
+pair, ``vpdpbusd`` for a quad of unsigned by signed bytes (:mod:`fxtrain.engine.simd`).
+Quads need the listed operand to be non-negative (0..127: ReLU outputs, non-negative
+inputs) and int8 weights; pairs take anything. For narrow outputs, where a row would be
+a few lanes long, :func:`dot_gemm` takes dot products along the reduction axis instead.
 
-Every sum is exact: a pair's two products fit int32, and the running sums are kept
-in the output's own dtype (int32 or int64, as ``engine.bounds`` planned), cast back
-after each addition as C does. Integer addition is associative, so the order of the
-terms cannot change a result. Matrices are flat arrays addressed with offsets and
-strides; nothing here allocates.
+Every sum is exact: a group's products fit int32, and the running sums are kept in the
+output's own dtype (int32 or int64, as ``engine.bounds`` planned), cast back after each
+addition as C does. Integer addition is associative, so the order of the terms cannot
+change a result. Matrices are flat arrays addressed with offsets and strides; nothing
+here allocates.
 """
 import numpy as np
 from numba import njit
 
-from .simd import pmadd_list
+from .simd import START_INIT, START_SUMS, START_ZERO, pmadd_list, quad_list
 
-PAIR_MIN_WIDTH = 16  # narrower outputs use dot products: one AVX-512 register holds 16 int32
+PAIR, QUAD = 2, 4      # values per packed word
+PAIR_MIN_WIDTH = 16    # narrower outputs use dot products: one AVX-512 register holds 16 int32
 # Blocks of P and of C, in words (16 KiB each): a block of P stays in L1 while each row of
 # a block of C sweeps it, and the block of C stays in cache until every block of P is done.
 BLOCK_WORDS = 4096
@@ -41,100 +41,145 @@ def _pmadd(word, lo, hi):
     return np.int32(lo * np.int32(np.int32(word << 16) >> 16)) + np.int32(hi * np.int32(word >> 16))
 
 
-@njit(cache=True)
-def pack_pairs(src, off, k, n, rs, cs, out):
-    """Pack the k x n matrix ``B[r, j] = src[off + r*rs + j*cs]`` into pair words along r.
-
-    ``out[q*n + j]`` (int32) holds ``B[2q, j]`` and ``B[2q + 1, j]`` (0 past row k - 1).
-    Returns the number of words written, ``ceil(k / 2) * n``. Rows are read as slices
-    (strided where cs > 1), which keeps numba's negative-index check out of the loop.
-    """
-    span = (n - 1) * cs + 1
-    for q in range(k // 2):
-        a, b = off + 2 * q * rs, off + (2 * q + 1) * rs
-        o = out[q * n:(q + 1) * n]
-        if cs == 1:  # contiguous rows: LLVM vectorises the loop
-            lo, hi = src[a:a + n], src[b:b + n]
-            for j in range(n):
-                o[j] = _word(lo[j], hi[j])
-        else:
-            lo, hi = src[a:a + span:cs], src[b:b + span:cs]
-            for j in range(n):
-                o[j] = _word(lo[j], hi[j])
-    if k % 2:
-        a = off + (k - 1) * rs
-        lo, o = src[a:a + span:cs], out[(k // 2) * n:(k // 2 + 1) * n]
-        for j in range(n):
-            o[j] = _word(lo[j], 0)
-    return (k + 1) // 2 * n
+@njit(cache=True, inline='always')
+def _field(word, b, per):
+    """Field b (signed) of a word of ``per`` fields."""
+    bits = 32 // per
+    return np.int32(np.int32(word << (32 - bits * (b + 1))) >> (32 - bits))
 
 
 @njit(cache=True, inline='always')
-def _nonzero_pairs(A, base, ks, k, q0, q1, pairs):
-    """List the pairs q in [q0, q1) of row ``A[base + i*ks]`` that are not both zero, as
-    (q, word) in ``pairs``; returns how many. Branch-free: no misprediction on random zeros."""
+def _quad(b0, b1, b2, b3):
+    """Four int8 values in one int32 word, b0 in bits 0-7."""
+    return np.int32((np.int32(b3) << 24) | ((np.int32(b2) & 0xFF) << 16) | ((np.int32(b1) & 0xFF) << 8)
+                    | (np.int32(b0) & 0xFF))
+
+
+@njit(cache=True)
+def pack_words(src, off, k, n, rs, cs, out, per):
+    """Pack the k x n matrix ``B[r, j] = src[off + r*rs + j*cs]`` into words of ``per`` (PAIR or QUAD)
+    fields along r: ``out[q*n + j]`` (int32) holds ``B[per*q + b, j]`` in field b (0 past row k - 1).
+
+    Returns the number of words written, ``ceil(k / per) * n``. Rows are read as slices
+    (strided where cs > 1), which keeps numba's negative-index check out of the loop.
+    """
+    span = (n - 1) * cs + 1
+    full = k // per
+    for q in range(full):
+        o = out[q * n:(q + 1) * n]
+        a = off + per * q * rs
+        if per == PAIR:
+            r0, r1 = src[a:a + span:cs], src[a + rs:a + rs + span:cs]
+            for j in range(n):
+                o[j] = _word(r0[j], r1[j])
+        else:
+            r0, r1 = src[a:a + span:cs], src[a + rs:a + rs + span:cs]
+            r2, r3 = src[a + 2 * rs:a + 2 * rs + span:cs], src[a + 3 * rs:a + 3 * rs + span:cs]
+            for j in range(n):
+                o[j] = _quad(r0[j], r1[j], r2[j], r3[j])
+    if k % per:  # the last group, part empty
+        bits = 32 // per
+        o = out[full * n:(full + 1) * n]
+        o[:] = 0
+        for b in range(k % per):
+            row = src[off + (per * full + b) * rs:off + (per * full + b) * rs + span:cs]
+            for j in range(n):
+                o[j] |= np.int32((np.int32(row[j]) & ((1 << bits) - 1)) << (bits * b))
+    return (k + per - 1) // per * n
+
+
+@njit(cache=True, inline='always')
+def _nonzero_words(A, base, ks, k, q0, q1, items, per):
+    """List the groups q in [q0, q1) of ``per`` values of row ``A[base + i*ks]`` that are not all
+    zero, as (q, word) in ``items``; returns how many. Branch-free: no misprediction on random zeros."""
     row = A[base:base + (k - 1) * ks + 1:ks]
     cnt = 0
-    for q in range(q0, min(q1, k // 2)):
-        lo, hi = row[2 * q], row[2 * q + 1]
-        pairs[2 * cnt] = q
-        pairs[2 * cnt + 1] = _word(lo, hi)
-        cnt += (lo != 0) | (hi != 0)
-    if q1 > k // 2:  # an odd k: the last pair's high half is 0
-        lo = row[k - 1]
-        pairs[2 * cnt] = k // 2
-        pairs[2 * cnt + 1] = _word(lo, 0)
-        cnt += lo != 0
+    full = min(q1, k // per)
+    for q in range(q0, full):
+        if per == PAIR:
+            word = _word(row[2 * q], row[2 * q + 1])
+        else:
+            word = _quad(row[4 * q], row[4 * q + 1], row[4 * q + 2], row[4 * q + 3])
+        items[2 * cnt] = q
+        items[2 * cnt + 1] = word
+        cnt += word != 0
+    if q1 > full:  # the last group, part empty
+        bits, word = 32 // per, np.int32(0)
+        for b in range(k - per * full):
+            word |= np.int32((np.int32(row[per * full + b]) & ((1 << bits) - 1)) << (bits * b))
+        items[2 * cnt] = full
+        items[2 * cnt + 1] = word
+        cnt += word != 0
     return cnt
 
 
 @njit(cache=True)
-def pair_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, pairs, init):
-    """C[r, j] = init[j] + sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``.
+def word_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, items, init, per):
+    """C[r, j] = init[j] + sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``
+    by :func:`pack_words` with ``per`` (PAIR, or QUAD where A is 0..127 and B int8).
 
     ``A[r, i] = A[a_off + r*ms + i*ks]`` (int8); ``C[r, j] = C[c_off + r*n + j]`` (int32 or
-    int64), overwritten; ``init`` (C's dtype) holds n values, or none for zeros. The pairs
-    of ``A`` that are both zero are skipped; ``pairs`` (int32, 2 * BLOCK_WORDS) lists the
-    others. Rows and pairs go in blocks of about BLOCK_WORDS words of C and of P. Where
+    int64), overwritten; ``init`` (C's dtype) holds n values, or none for zeros. Groups of
+    ``A`` that are all zero are skipped; ``items`` (int32, 2 * BLOCK_WORDS) lists the
+    others. Rows and groups go in blocks of about BLOCK_WORDS words of C and of P. Where
     :mod:`fxtrain.engine.simd` has a sweep for this CPU, it sums whole registers of a row
-    over the list; this loop does the rest.
+    over the list; the plain loops here do the rest.
     """
-    q_all = (k + 1) // 2
+    q_all = (k + per - 1) // per
     block = max(1, BLOCK_WORDS // max(n, 1))
+    zero = init.shape[0] == 0
     for r0 in range(0, m, block):
-        for r in range(r0, min(r0 + block, m)):  # set here, so it is in cache when summed
-            c = C[c_off + r * n:c_off + (r + 1) * n]
-            if init.shape[0]:
-                for j in range(n):
-                    c[j] = init[j]
-            else:
-                c[:] = 0
         for q0 in range(0, q_all, block):
+            # the first block of a row starts its sums from init (or 0) instead of reading C
+            start = START_SUMS if q0 else START_ZERO if zero else START_INIT
             for r in range(r0, min(r0 + block, m)):
                 c = C[c_off + r * n:c_off + (r + 1) * n]
-                cnt = _nonzero_pairs(A, a_off + r * ms, ks, k, q0, min(q0 + block, q_all), pairs)
-                done = pmadd_list(c, P, n, pairs, cnt)
+                cnt = _nonzero_words(A, a_off + r * ms, ks, k, q0, min(q0 + block, q_all), items, per)
+                if per == QUAD:
+                    done = quad_list(c, P, n, items, cnt, init, start)
+                else:
+                    done = pmadd_list(c, P, n, items, cnt, init, start)
                 if done < n:
-                    _rest_of_row(c, P, n, pairs, cnt, done)
+                    if q0 == 0:
+                        for j in range(done, n):
+                            c[j] = 0 if zero else init[j]
+                    if per == QUAD:
+                        _rest_quads(c, P, n, items, cnt, done)
+                    else:
+                        _rest_pairs(c, P, n, items, cnt, done)
 
 
 @njit(cache=True, inline='always')
-def _rest_of_row(c, P, n, pairs, cnt, start):
+def _rest_pairs(c, P, n, items, cnt, start):
     """c[j] += sum over the listed pairs, for j in [start, n): two pairs per sweep of the row."""
     t = c.dtype.type
     for i in range(0, cnt - 1, 2):
-        qa, wa, qb, wb = pairs[2 * i], pairs[2 * i + 1], pairs[2 * i + 2], pairs[2 * i + 3]
+        qa, wa, qb, wb = items[2 * i], items[2 * i + 1], items[2 * i + 2], items[2 * i + 3]
         la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
         lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
         pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
         for j in range(start, n):
             c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
     if cnt % 2:
-        q, word = pairs[2 * cnt - 2], pairs[2 * cnt - 1]
+        q, word = items[2 * cnt - 2], items[2 * cnt - 1]
         lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
         p = P[q * n:(q + 1) * n]
         for j in range(start, n):
             c[j] = t(c[j] + _pmadd(p[j], lo, hi))
+
+
+@njit(cache=True, inline='always')
+def _rest_quads(c, P, n, items, cnt, start):
+    """c[j] += sum over the listed quads, for j in [start, n): four byte products per word."""
+    t = c.dtype.type
+    for i in range(cnt):
+        q, word = items[2 * i], items[2 * i + 1]
+        m0, m1, m2, m3 = _field(word, 0, QUAD), _field(word, 1, QUAD), _field(word, 2, QUAD), _field(word, 3, QUAD)
+        p = P[q * n:(q + 1) * n]
+        for j in range(start, n):
+            v = p[j]
+            s = m0 * _field(v, 0, QUAD) + m1 * _field(v, 1, QUAD) + m2 * _field(v, 2, QUAD) + m3 * _field(v, 3, QUAD)
+            c[j] = t(c[j] + s)
 
 
 @njit(cache=True)

@@ -18,8 +18,9 @@ import numpy as np
 from numba import njit
 
 from .draws import CHUNK, LANES
-from .gemm import BLOCK_WORDS, PAIR_MIN_WIDTH, dot_gemm, pack_pairs, pair_gemm, transpose
-from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, W_OFF
+from .gemm import BLOCK_WORDS, PAIR, PAIR_MIN_WIDTH, QUAD, dot_gemm, pack_words, transpose, word_gemm
+from .simd import QUAD_LANES
+from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, POOL, RELU, W_OFF
 
 # ---------------------------------------------------------------- work buffers
 
@@ -44,7 +45,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
     layer's weight offset), ``words`` one packed operand of a backward product or conv,
     ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
     ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient,
-    ``pairs`` the non-zero pairs of an operand row (:func:`fxtrain.engine.gemm.pair_gemm`),
+    ``items`` the non-zero groups of an operand row (:func:`fxtrain.engine.gemm.word_gemm`),
     ``gtmp`` (``grad_t``) a transposed weight gradient, ``bterm`` a layer's bias terms,
     ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
     """
@@ -60,7 +61,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
             wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
     return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
             "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
-            "pairs": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),
+            "items": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),
             "bterm": ((max(s.out_shape[2] for s in layers) if used else 0,), acc_t),
             "draws": ((CHUNK + LANES if used else 0,), np.uint32)}
 
@@ -69,48 +70,71 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
 
 
 @njit(cache=True)
-def pack_dense_weights(desc, w, wpack):
-    """Pack each wide dense layer's weights for :func:`dense_forward_int`, at its weight offset.
-
-    Word ``(q, o)`` of layer l holds ``w[o, 2q]`` and ``w[o, 2q + 1]``. Done once per
-    batch in training (the weights change) and once per evaluation.
-    """
+def inputs_nonneg(desc, X, out):
+    """out[l] = True where layer l's input is never negative: ReLU outputs (and pools of them),
+    and the data ``X`` itself if it has no negative value. Such inputs can be packed in quads."""
+    lo = 0
+    for v in X.ravel():
+        lo = min(lo, v)
     for l in range(desc.shape[0]):
-        d = desc[l]
-        if d[KIND] == DENSE and d[N_OUT] >= PAIR_MIN_WIDTH:
-            pack_pairs(w, d[W_OFF], d[N_IN], d[N_OUT], 1, d[N_IN], wpack[d[W_OFF]:])
+        if l == 0:
+            out[l] = lo >= 0
+        else:
+            out[l] = desc[l - 1, RELU] != 0 or (desc[l - 1, KIND] == POOL and out[l - 1])
+
+
+@njit(cache=True, inline='always')
+def _per(nonneg, signed_ok):
+    """QUAD where the listed operand is non-negative, the packed one int8 and the CPU has a quad sweep."""
+    return QUAD if nonneg and signed_ok and QUAD_LANES > 0 else PAIR
 
 
 @njit(cache=True)
-def dense_forward_int(d, x, w, wpack, nb, out, pairs, terms):
-    """out[n, o] = terms[o] + sum_i x[n, i] * w[o, i]: the sums start from the bias terms. Pair
-    sweeps over the packed weights, skipping zero input pairs, or dot products for a narrow layer."""
+def pack_dense_weights(desc, w, wpack, nonneg):
+    """Pack each wide dense layer's weights for :func:`dense_forward_int`, at its weight offset:
+    word (q, o) holds w[o, g*q .. g*q + g-1], g = 4 (quads) where ``nonneg[l]`` allows, else 2.
+    Done once per batch in training (the weights change) and once per evaluation."""
+    for l in range(desc.shape[0]):
+        d = desc[l]
+        if d[KIND] == DENSE and d[N_OUT] >= PAIR_MIN_WIDTH:
+            per = _per(nonneg[l], w.itemsize == 1)
+            pack_words(w, d[W_OFF], d[N_IN], d[N_OUT], 1, d[N_IN], wpack[d[W_OFF]:], per)
+
+
+@njit(cache=True)
+def dense_forward_int(d, x, w, wpack, nb, out, items, terms, nonneg):
+    """out[n, o] = terms[o] + sum_i x[n, i] * w[o, i]: the sums start from the bias terms. Sweeps over
+    the packed weights (``nonneg``: as :func:`pack_dense_weights` packed them), skipping groups of
+    zero inputs, or dot products for a narrow layer."""
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out >= PAIR_MIN_WIDTH:
-        pair_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, pairs, terms[:n_out])
+        word_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, items, terms[:n_out],
+                  _per(nonneg, w.itemsize == 1))
     else:
         dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0, terms[:n_out])
 
 
 @njit(cache=True)
-def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, pairs, gtmp):
+def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, items, gtmp, nonneg):
     """grad[o, i] = sum_n err[n, o] x[n, i] and, if ``want_back``, back[n, i] = sum_o err[n, o] w[o, i].
 
-    Both are pair sweeps over sample pairs (of ``x``, or of ``err`` where the layer has
-    more outputs than inputs: the sweeps are then longer, and ``gtmp`` holds the gradient
-    transposed) and over output pairs of ``w``; pairs that are both zero are skipped.
+    Sweeps over groups of samples (of ``x``; or of ``err`` where the layer has more outputs
+    than inputs: the sweeps are then longer, in quads if ``nonneg`` (x never negative),
+    and ``gtmp`` holds the gradient transposed) and over output pairs of ``w``; groups that
+    are all zero are skipped.
     """
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out > n_in:
-        pack_pairs(err, 0, nb, n_out, n_out, 1, words)
-        pair_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, pairs, gtmp[:0])
+        per = _per(nonneg, True)  # the errors are int8
+        pack_words(err, 0, nb, n_out, n_out, 1, words, per)
+        word_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, items, gtmp[:0], per)
         transpose(gtmp, n_in, n_out, grad)
     else:
-        pack_pairs(x, 0, nb, n_in, n_in, 1, words)
-        pair_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, pairs, grad[:0])
+        pack_words(x, 0, nb, n_in, n_in, 1, words, PAIR)
+        word_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, items, grad[:0], PAIR)
     if want_back:
-        pack_pairs(w, wo, n_out, n_in, n_in, 1, words)
-        pair_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, pairs, back[:0])
+        pack_words(w, wo, n_out, n_in, n_in, 1, words, PAIR)
+        word_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, items, back[:0], PAIR)
 
 
 # ---------------------------------------------------------------- dense, reference loops

@@ -41,33 +41,34 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 
 @njit(cache=True, inline='always')
-def mac_forward_int(d, x, w, ws, nb, out, spatial):
+def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg):
     """Integer weighted sums plus the bias terms in ``ws.bterm``; dense layers read the weights
-    :func:`kernels.pack_dense_weights` packed."""
+    :func:`kernels.pack_dense_weights` packed (``nonneg``: the layer's input is never negative)."""
     if spatial:
         if d[KIND] == CONV:
-            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.pairs, ws.bterm)
+            conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.items, ws.bterm)
             return
-    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.pairs, ws.bterm)
+    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.items, ws.bterm, nonneg)
 
 
 @njit(cache=True, inline='always')
-def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial):
+def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial, nonneg):
     """Integer weight gradient, bias gradient and (if wanted) the unscaled error for the layer below."""
     if spatial:
         if d[KIND] == CONV:
             conv_backward_int(d, x, err, w, nb, grad, back, want_back, ws.cols, ws.errs)
             bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
             return
-    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.pairs, ws.gtmp)
+    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.items, ws.gtmp, nonneg)
     bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
 
 
 @njit(cache=True, inline='always')
-def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts):
+def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg):
     """Integer forward pass over ``ws.acts`` (a Scratch); ``ws.e_act[l]`` is the exponent of ``acts[l]``.
 
-    ``ws.wpack`` must hold the dense weights packed by :func:`kernels.pack_dense_weights`.
+    ``ws.wpack`` must hold the dense weights packed by :func:`kernels.pack_dense_weights` with
+    the same ``nonneg`` (:func:`kernels.inputs_nonneg`).
     Each layer's accumulator is shifted (round-half-up) by the smallest s that
     brings its largest magnitude into int8, chosen per batch. Saturated activations
     and clamped bias terms are added to ``counts[l]``.
@@ -83,14 +84,14 @@ def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts):
         n = nb * d[N_OUT]
         clamped = bias_terms(bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l], ws.bterm)
         counts[l, SAT_BIAS] += clamped * (n // d[OUT_C])
-        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial)
+        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial, nonneg[l])
         s = tensor_shift(acc, n)
         counts[l, SAT_ACT] += requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
         e_act[l + 1] = e_act[l] + e_w[l] + s
 
 
 @njit(cache=True, inline='always')
-def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial):
+def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial, nonneg):
     """Backward through layer ``l`` given int8 ``err`` (exponent ``e_err``) at its output.
 
     Fills ``ws.grad``/``ws.gbias`` (exponents e_err + e_act[l] and e_err) and writes the
@@ -106,7 +107,7 @@ def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial):
             return e_err, 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial)
+    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial, nonneg[l])
     if l == 0:
         return e_err, 0
     n = nb * d[N_IN]
