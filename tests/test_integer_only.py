@@ -26,8 +26,9 @@ api.train(epochs=1, method="r", momentum="0.75")
 api.train(epochs=1, method="sr", arch="conv:2:3,pool:2,dense:10", bits=4)
 api.train(epochs=1, method="bc")
 out = {}
-for name, fn in (("sr", compiled("int", SR, False)), ("r", compiled("int", R, False)),
-                 ("sr conv", compiled("int", SR, True)), ("bc", compiled("int", BC, False))):
+# keys: method, conv/pool layers, momentum (r's run above has it)
+for name, fn in (("sr", compiled("int", SR, False, False)), ("r", compiled("int", R, False, True)),
+                 ("sr conv", compiled("int", SR, True, False)), ("bc", compiled("int", BC, False, False))):
     irs = list(fn.inspect_llvm().values())
     out[name] = {"n_ir": len(irs), "float": {k: v for ir in irs for k, v in float_ops(ir).items()}}
 print(json.dumps(out))

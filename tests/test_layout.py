@@ -105,7 +105,7 @@ def test_dense_accumulator_is_pinned_to_int32():
     assert str(typemap["s"]) == "int32"
     from fxtrain.engine import gemm
     dot = njit(gemm.dot_gemm.py_func)
-    dot(np.ones(4, np.int8), 0, 4, 1, np.ones(8, np.int8), 0, 2, np.zeros(2, np.int32), 0)
+    dot(np.ones(4, np.int8), 4, 1, np.ones(8, np.int8), 2, np.zeros(2, np.int32), np.zeros(0, np.int32))
     # so does the integer kernels' dot product
     assert str(next(iter(dot.overloads.values())).type_annotation.typemap["s"]) == "int32"
 

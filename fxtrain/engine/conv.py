@@ -42,15 +42,16 @@ def gather_cols(d, x, nb, cols):
                             seg[ox] = src[ox - lo]
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def conv_forward_int(d, x, w, nb, out, words, cols, wide, items, terms):
     """HWC convolution in the accumulator's dtype, plus the bias terms: every filter sweeps the
     packed patches (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
     c_out, kk = d[OUT_C], d[KSIZE] * d[KSIZE] * d[IN_C]
     pos = nb * d[OUT_H] * d[OUT_W]
     gather_cols(d, x, nb, cols)
-    pack_words(cols, 0, kk, pos, pos, 1, words, PAIR)
-    word_gemm(words, pos, w, d[W_OFF], kk, 1, kk, c_out, wide, 0, items, wide[:0], PAIR)
+    one, pair = np.int64(1), np.int64(PAIR)  # not literals: see fxtrain.engine.gemm
+    pack_words(cols, kk, pos, pos, one, words, pair)
+    word_gemm(words, pos, w[d[W_OFF]:], kk, one, kk, c_out, wide, items, wide[:0], pair)
     t = out.dtype.type
     for o in range(c_out):
         src, term = wide[o * pos:(o + 1) * pos], terms[o]
@@ -58,7 +59,7 @@ def conv_forward_int(d, x, w, nb, out, words, cols, wide, items, terms):
             out[p * c_out + o] = t(src[p] + term)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
     """grad[o, j] = sum over positions p of err[p, o] * patch[p, j], as dot products over
     all positions of transposed copies; ``back`` (if wanted) by the reference scatter."""
@@ -69,7 +70,7 @@ def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
         e = errs[o * pos:(o + 1) * pos]
         for p in range(pos):
             e[p] = err[p * c_out + o]
-    dot_gemm(errs, 0, pos, c_out, cols, 0, kk, grad, 0, grad[:0])
+    dot_gemm(errs, pos, c_out, cols, kk, grad, grad[:0])
     if want_back:
         conv_back_error(d, err, w, nb, back)
 

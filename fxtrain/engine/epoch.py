@@ -73,11 +73,12 @@ def gather(X, Y, perm, start, nb, x0, yb):
 
 
 @njit(cache=True, inline='always')
-def _update_int_layer(method, d, l, p, e_w, rule, grad, e_g, counts, buf):
-    """SR or R step of layer ``l``'s weights, through the int16 velocity with momentum."""
+def _update_int_layer(method, momentum, d, l, p, e_w, rule, grad, e_g, counts, buf):
+    """SR or R step of layer ``l``'s weights, through the int16 velocity with ``momentum``
+    (a compile-time constant: an epoch without momentum does not compile its update)."""
     o, nw = d[W_OFF], d[N_W]
     w, g, s = p.wq[o:o + nw], grad[:nw], e_w[l] + rule.k - e_g
-    if p.mom.shape[0]:
+    if momentum:
         mom_c, w_c = update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g, rule.m, s,
                                              rule.mom_j, p.rng, buf)
         counts[l, SAT_MOM] += mom_c
@@ -96,8 +97,9 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
                                        e_w[l], vel, np.float32(1.0 - 2.0 ** -rule.mom_j))
 
 
-def _integer_epoch(method, spatial):
-    """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers."""
+def _integer_epoch(method, spatial, momentum):
+    """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers;
+    ``momentum``: the params hold a velocity."""
 
     @njit(cache=True)
     def epoch(net, p, X, e_x, Y, rule, ws):
@@ -129,7 +131,8 @@ def _integer_epoch(method, spatial):
                     if method == BC:
                         _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
                     else:
-                        _update_int_layer(method, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts, ws.draws)
+                        _update_int_layer(method, momentum, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts,
+                                          ws.draws)
                     # The bias gradient's exponent is the error's alone.
                     ws.counts[l, SAT_BIAS] += update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]],
                                                               ws.gbias[:d[OUT_C]], rule.m,
@@ -300,7 +303,8 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     """
     _check_common(net, X, Y, ws, False)
     _check_int(net, params, ws, method)
-    batches = compiled("int", method, _spatial(net))(net, params, X, int(e_x), Y, rule, ws)
+    batches = compiled("int", method, _spatial(net), bool(params.mom.shape[0]))(net, params, X, int(e_x), Y, rule,
+                                                                                ws)
     return _mean_loss(ws.terms, batches, rule.batch), batches
 
 

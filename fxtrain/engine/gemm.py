@@ -11,6 +11,9 @@ Quads need the listed operand to be non-negative (0..127: ReLU outputs, non-nega
 inputs) and int8 weights; pairs take anything. For narrow outputs, where a row would be
 a few lanes long, :func:`dot_gemm` takes dot products along the reduction axis instead.
 
+Integer arguments that are constants at a call site reach these functions as ``np.int64``
+values, not literals: numba compiles a function once per literal value it is passed.
+
 Every sum is exact: a group's products fit int32, and the running sums are kept in the
 output's own dtype (int32 or int64, as ``engine.bounds`` planned), cast back after each
 addition as C does. Integer addition is associative, so the order of the terms cannot
@@ -56,8 +59,8 @@ def _quad(b0, b1, b2, b3):
 
 
 @njit(cache=True)
-def pack_words(src, off, k, n, rs, cs, out, per):
-    """Pack the k x n matrix ``B[r, j] = src[off + r*rs + j*cs]`` into words of ``per`` (PAIR or QUAD)
+def pack_words(src, k, n, rs, cs, out, per):
+    """Pack the k x n matrix ``B[r, j] = src[r*rs + j*cs]`` into words of ``per`` (PAIR or QUAD)
     fields along r: ``out[q*n + j]`` (int32) holds ``B[per*q + b, j]`` in field b (0 past row k - 1).
 
     Returns the number of words written, ``ceil(k / per) * n``. Rows are read as slices
@@ -67,7 +70,7 @@ def pack_words(src, off, k, n, rs, cs, out, per):
     full = k // per
     for q in range(full):
         o = out[q * n:(q + 1) * n]
-        a = off + per * q * rs
+        a = per * q * rs
         if per == PAIR:
             r0, r1 = src[a:a + span:cs], src[a + rs:a + rs + span:cs]
             for j in range(n):
@@ -82,7 +85,7 @@ def pack_words(src, off, k, n, rs, cs, out, per):
         o = out[full * n:(full + 1) * n]
         o[:] = 0
         for b in range(k % per):
-            row = src[off + (per * full + b) * rs:off + (per * full + b) * rs + span:cs]
+            row = src[(per * full + b) * rs:(per * full + b) * rs + span:cs]
             for j in range(n):
                 o[j] |= np.int32((np.int32(row[j]) & ((1 << bits) - 1)) << (bits * b))
     return (k + per - 1) // per * n
@@ -114,11 +117,11 @@ def _nonzero_words(A, base, ks, k, q0, q1, items, per):
 
 
 @njit(cache=True)
-def word_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, items, init, per):
+def word_gemm(P, n, A, ms, ks, k, m, C, items, init, per):
     """C[r, j] = init[j] + sum over i < k of A[r, i] * B[i, j], for r < m and j < n, B packed in ``P``
     by :func:`pack_words` with ``per`` (PAIR, or QUAD where A is 0..127 and B int8).
 
-    ``A[r, i] = A[a_off + r*ms + i*ks]`` (int8); ``C[r, j] = C[c_off + r*n + j]`` (int32 or
+    ``A[r, i] = A[r*ms + i*ks]`` (int8); ``C[r, j] = C[r*n + j]`` (int32 or
     int64), overwritten; ``init`` (C's dtype) holds n values, or none for zeros. Groups of
     ``A`` that are all zero are skipped; ``items`` (int32, 2 * BLOCK_WORDS) lists the
     others. Rows and groups go in blocks of about BLOCK_WORDS words of C and of P. Where
@@ -133,8 +136,8 @@ def word_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, items, init, per):
             # the first block of a row starts its sums from init (or 0) instead of reading C
             start = START_SUMS if q0 else START_ZERO if zero else START_INIT
             for r in range(r0, min(r0 + block, m)):
-                c = C[c_off + r * n:c_off + (r + 1) * n]
-                cnt = _nonzero_words(A, a_off + r * ms, ks, k, q0, min(q0 + block, q_all), items, per)
+                c = C[r * n:(r + 1) * n]
+                cnt = _nonzero_words(A, r * ms, ks, k, q0, min(q0 + block, q_all), items, per)
                 if per == QUAD:
                     done = quad_list(c, P, n, items, cnt, init, start)
                 else:
@@ -143,42 +146,21 @@ def word_gemm(P, n, A, a_off, ms, ks, k, m, C, c_off, items, init, per):
                     if q0 == 0:
                         for j in range(done, n):
                             c[j] = 0 if zero else init[j]
-                    if per == QUAD:
-                        _rest_quads(c, P, n, items, cnt, done)
-                    else:
-                        _rest_pairs(c, P, n, items, cnt, done)
+                    _rest_of_rows(c, P, n, items, cnt, done, per)
 
 
-@njit(cache=True, inline='always')
-def _rest_pairs(c, P, n, items, cnt, start):
-    """c[j] += sum over the listed pairs, for j in [start, n): two pairs per sweep of the row."""
-    t = c.dtype.type
-    for i in range(0, cnt - 1, 2):
-        qa, wa, qb, wb = items[2 * i], items[2 * i + 1], items[2 * i + 2], items[2 * i + 3]
-        la, ha = np.int32(np.int32(wa << 16) >> 16), np.int32(wa >> 16)
-        lb, hb = np.int32(np.int32(wb << 16) >> 16), np.int32(wb >> 16)
-        pa, pb = P[qa * n:(qa + 1) * n], P[qb * n:(qb + 1) * n]
-        for j in range(start, n):
-            c[j] = t(c[j] + (_pmadd(pa[j], la, ha) + _pmadd(pb[j], lb, hb)))
-    if cnt % 2:
-        q, word = items[2 * cnt - 2], items[2 * cnt - 1]
-        lo, hi = np.int32(np.int32(word << 16) >> 16), np.int32(word >> 16)
-        p = P[q * n:(q + 1) * n]
-        for j in range(start, n):
-            c[j] = t(c[j] + _pmadd(p[j], lo, hi))
-
-
-@njit(cache=True, inline='always')
-def _rest_quads(c, P, n, items, cnt, start):
-    """c[j] += sum over the listed quads, for j in [start, n): four byte products per word."""
+@njit(cache=True)
+def _rest_of_rows(c, P, n, items, cnt, start, per):
+    """c[j] += sum over the listed words, for j in [start, n): the part of a row the simd sweep
+    left (all of it for int64 sums or without a sweep for this CPU)."""
     t = c.dtype.type
     for i in range(cnt):
         q, word = items[2 * i], items[2 * i + 1]
-        m0, m1, m2, m3 = _field(word, 0, QUAD), _field(word, 1, QUAD), _field(word, 2, QUAD), _field(word, 3, QUAD)
         p = P[q * n:(q + 1) * n]
         for j in range(start, n):
-            v = p[j]
-            s = m0 * _field(v, 0, QUAD) + m1 * _field(v, 1, QUAD) + m2 * _field(v, 2, QUAD) + m3 * _field(v, 3, QUAD)
+            s = np.int32(0)
+            for b in range(per):
+                s += _field(word, b, per) * _field(p[j], b, per)
             c[j] = t(c[j] + s)
 
 
@@ -207,18 +189,18 @@ def transpose(src, rows, cols, dst):
 
 
 @njit(cache=True)
-def dot_gemm(A, a_off, k, m, B, b_off, n, C, c_off, init):
-    """C[r, j] = init[j] + sum over i < k of A[a_off + r*k + i] * B[b_off + j*k + i]: rows of both
-    are contiguous; ``init`` is n values of C's dtype, or empty for zeros.
+def dot_gemm(A, k, m, B, n, C, init):
+    """C[r, j] = init[j] + sum over i < k of A[r*k + i] * B[j*k + i]: rows of both are contiguous;
+    ``init`` is n values of C's dtype, or empty for zeros.
 
     Used where the output is narrow (fewer than PAIR_MIN_WIDTH columns) or the reduction long.
     """
     t = C.dtype.type
     for r in range(m):
-        a = A[a_off + r * k:a_off + (r + 1) * k]
+        a = A[r * k:(r + 1) * k]
         for j in range(n):
-            b = B[b_off + j * k:b_off + (j + 1) * k]
+            b = B[j * k:(j + 1) * k]
             s = init[j] if init.shape[0] else t(0)
             for i in range(k):
                 s = t(s + t(a[i]) * t(b[i]))
-            C[c_off + r * n + j] = s
+            C[r * n + j] = s

@@ -69,7 +69,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
 # ---------------------------------------------------------------- dense, integer
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def inputs_nonneg(desc, X, out):
     """out[l] = True where layer l's input is never negative: ReLU outputs (and pools of them),
     and the data ``X`` itself if it has no negative value. Such inputs can be packed in quads."""
@@ -89,7 +89,7 @@ def _per(nonneg, signed_ok):
     return QUAD if nonneg and signed_ok and QUAD_LANES > 0 else PAIR
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def pack_dense_weights(desc, w, wpack, nonneg):
     """Pack each wide dense layer's weights for :func:`dense_forward_int`, at its weight offset:
     word (q, o) holds w[o, g*q .. g*q + g-1], g = 4 (quads) where ``nonneg[l]`` allows, else 2.
@@ -98,23 +98,23 @@ def pack_dense_weights(desc, w, wpack, nonneg):
         d = desc[l]
         if d[KIND] == DENSE and d[N_OUT] >= PAIR_MIN_WIDTH:
             per = _per(nonneg[l], w.itemsize == 1)
-            pack_words(w, d[W_OFF], d[N_IN], d[N_OUT], 1, d[N_IN], wpack[d[W_OFF]:], per)
+            pack_words(w[d[W_OFF]:], d[N_IN], d[N_OUT], np.int64(1), d[N_IN], wpack[d[W_OFF]:], per)
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def dense_forward_int(d, x, w, wpack, nb, out, items, terms, nonneg):
     """out[n, o] = terms[o] + sum_i x[n, i] * w[o, i]: the sums start from the bias terms. Sweeps over
     the packed weights (``nonneg``: as :func:`pack_dense_weights` packed them), skipping groups of
     zero inputs, or dot products for a narrow layer."""
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
     if n_out >= PAIR_MIN_WIDTH:
-        word_gemm(wpack[wo:], n_out, x, 0, n_in, 1, n_in, nb, out, 0, items, terms[:n_out],
+        word_gemm(wpack[wo:], n_out, x, n_in, np.int64(1), n_in, nb, out, items, terms[:n_out],
                   _per(nonneg, w.itemsize == 1))
     else:
-        dot_gemm(x, 0, n_in, nb, w, wo, n_out, out, 0, terms[:n_out])
+        dot_gemm(x, n_in, nb, w[wo:], n_out, out, terms[:n_out])
 
 
-@njit(cache=True)
+@njit(cache=True, inline='always')
 def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, items, gtmp, nonneg):
     """grad[o, i] = sum_n err[n, o] x[n, i] and, if ``want_back``, back[n, i] = sum_o err[n, o] w[o, i].
 
@@ -124,17 +124,18 @@ def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, items, gt
     are all zero are skipped.
     """
     n_in, n_out, wo = d[N_IN], d[N_OUT], d[W_OFF]
+    one, pair = np.int64(1), np.int64(PAIR)  # not literals: see fxtrain.engine.gemm
     if n_out > n_in:
         per = _per(nonneg, True)  # the errors are int8
-        pack_words(err, 0, nb, n_out, n_out, 1, words, per)
-        word_gemm(words, n_out, x, 0, 1, n_in, nb, n_in, gtmp, 0, items, gtmp[:0], per)
+        pack_words(err, nb, n_out, n_out, one, words, per)
+        word_gemm(words, n_out, x, one, n_in, nb, n_in, gtmp, items, gtmp[:0], per)
         transpose(gtmp, n_in, n_out, grad)
     else:
-        pack_words(x, 0, nb, n_in, n_in, 1, words, PAIR)
-        word_gemm(words, n_in, err, 0, 1, n_out, nb, n_out, grad, 0, items, grad[:0], PAIR)
+        pack_words(x, nb, n_in, n_in, one, words, pair)
+        word_gemm(words, n_in, err, one, n_out, nb, n_out, grad, items, grad[:0], pair)
     if want_back:
-        pack_words(w, wo, n_out, n_in, n_in, 1, words, PAIR)
-        word_gemm(words, n_in, err, 0, n_out, 1, n_out, nb, back, 0, items, back[:0], PAIR)
+        pack_words(w[wo:], n_out, n_in, n_in, one, words, pair)
+        word_gemm(words, n_in, err, n_out, one, n_out, nb, back, items, back[:0], pair)
 
 
 # ---------------------------------------------------------------- dense, reference loops

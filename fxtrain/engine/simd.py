@@ -26,7 +26,7 @@ from numba.core import cgutils, config, types
 from numba.extending import intrinsic
 
 _I8, _I16, _I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-UNROLL = 8  # registers of sums per pass over a list: independent chains hide the latency
+UNROLL = 4  # registers of sums per pass over a list: independent chains hide the latency
 
 
 def _features():
@@ -96,9 +96,8 @@ def _list_codegen(lanes, product):
                            for ty, a in ((c_ty, args[0]), (p_ty, args[1]), (l_ty, args[3]), (i_ty, args[5])))
         n, cnt, start = (context.cast(builder, args[i], sig.args[i], types.intp) for i in (2, 4, 6))
         v32 = ir.VectorType(_I32, lanes)
-        one, step = ir.Constant(n.type, lanes), ir.Constant(n.type, lanes * UNROLL)
-        done_u = builder.mul(builder.sdiv(n, step), step)
-        done = builder.mul(builder.sdiv(n, one), one)
+        step = ir.Constant(n.type, lanes * UNROLL)
+        done = builder.mul(builder.sdiv(n, step), step)
 
         def at(base, j):
             return builder.bitcast(builder.gep(base, [j]), v32.as_pointer())
@@ -129,10 +128,8 @@ def _list_codegen(lanes, product):
             for acc, ptr in zip(accs, ptrs):
                 builder.store(builder.load(acc), ptr, align=4)
 
-        with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), done_u, step) as (j0, _):
+        with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), done, step) as (j0, _):
             chunks(j0, UNROLL)
-        with cgutils.for_range_slice(builder, done_u, done, one) as (j0, _):
-            chunks(j0, 1)
         return done
     return codegen
 
@@ -140,7 +137,7 @@ def _list_codegen(lanes, product):
 def make_list_sweep(lanes, product):
     """``sweep(c, P, n, items, cnt, init, start)``: c[j] = s[j] + sum over i < cnt of product(P[q_i*n + j], w_i)
     with ``items`` = (q_0, w_0, q_1, w_1, ...) and s = c itself, ``init`` or 0 for ``start`` = START_SUMS,
-    START_INIT or START_ZERO, for j below the largest multiple of ``lanes`` that is at most n; returns
+    START_INIT or START_ZERO, for j below the largest multiple of ``lanes * UNROLL`` that is at most n; returns
     that count. ``c`` and ``init`` int32 (int64: nothing is done, 0 is returned); ``P`` and ``items``
     int32; arrays contiguous, from index 0. ``lanes = 0`` makes a sweep that does nothing.
     """
