@@ -58,7 +58,8 @@ def write_perf_map():
     """Name every compiled function of the sr epochs (and what they linked in) for perf."""
     entries = []
     fns = [compiled(kind, *key) for spatial in (False, True)
-           for kind, key in (("int", (SR, spatial, False)), ("predict", (spatial, False)))]
+           for fast in (False, True)
+           for kind, key in (("int", (SR, spatial, False, fast)), ("predict", (spatial, False, fast)))]
     for cres in [c for fn in fns for c in fn.overloads.values()]:
         lib = cres.library
         for fn in lib._final_module.functions:  # numba internals: may move between releases

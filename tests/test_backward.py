@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fxtrain.engine import conv as C, kernels as K, requant as Q
+from fxtrain.engine.bulk import requant_sr_bulk
 from fxtrain.engine.draws import draw_buffer
 from fxtrain.engine.fixedpoint import new_rng, round_shift
 from fxtrain.engine.network import CONV, DENSE, POOL, LayerSpec, build_desc
@@ -185,10 +186,12 @@ def test_sr_requantised_error_is_within_one_step():
     acc = np.random.default_rng(7).integers(-(2**20), 2**20, 500).astype(np.int32)
     s = Q.tensor_shift(acc, 500)
     assert s == max(0, int(np.abs(acc).max()).bit_length() - 7)
-    out = np.zeros(500, np.int8)
-    Q.requant_sr(acc, 500, s, new_rng(3), out, draw_buffer())
+    out, bulk = np.zeros(500, np.int8), np.zeros(500, np.int8)
+    Q.requant_sr(acc, 500, s, new_rng(3), out)
     # tolerance: one step of the int8 grid, 2**s in accumulator units
     assert np.all(np.abs(out.astype(np.int64) * 2**s - acc) < 2**s)
+    requant_sr_bulk(acc, 500, s, new_rng(3), bulk, draw_buffer())
+    assert np.array_equal(bulk, out)  # the bulk draws give the same bytes
 
 
 def test_integer_softmax_error_matches_float_softmax():

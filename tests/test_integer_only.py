@@ -25,10 +25,13 @@ api.train(epochs=1, method="sr")
 api.train(epochs=1, method="r", momentum="0.75")
 api.train(epochs=1, method="sr", arch="conv:2:3,pool:2,dense:10", bits=4)
 api.train(epochs=1, method="bc")
+api.train(epochs=1, method="sr", arch="dense:128,dense:10")
 out = {}
-# keys: method, conv/pool layers, momentum (r's run above has it)
-for name, fn in (("sr", compiled("int", SR, False, False)), ("r", compiled("int", R, False, True)),
-                 ("sr conv", compiled("int", SR, True, False)), ("bc", compiled("int", BC, False, False))):
+# keys: method, conv/pool layers, momentum (r's run above has it), fast kernels (conv and dense:128 nets)
+for name, key in (("sr", (SR, False, False, False)), ("r", (R, False, True, False)),
+                  ("sr conv", (SR, True, False, True)), ("sr wide", (SR, False, False, True)),
+                  ("bc", (BC, False, False, False))):
+    fn = compiled("int", *key)
     irs = list(fn.inspect_llvm().values())
     out[name] = {"n_ir": len(irs), "float": {k: v for ir in irs for k, v in float_ops(ir).items()}}
 print(json.dumps(out))
@@ -43,7 +46,7 @@ def scan(tmp_path_factory):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", ["sr", "r", "sr conv"])
+@pytest.mark.parametrize("name", ["sr", "r", "sr conv", "sr wide"])
 def test_integer_epochs_hold_no_float_instruction(scan, name):
     # one compiled signature was scanned, and not one fadd, sitofp, llvm.log ... appears in it
     assert scan[name]["n_ir"] == 1 and scan[name]["float"] == {}

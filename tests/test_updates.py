@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
+from fxtrain.engine.bulk import update_momentum_bulk, update_weights_bulk
 from fxtrain.engine.draws import draw_buffer
 from fxtrain.engine.fixedpoint import new_rng, sr_shift, xorshift32
 from fxtrain.engine.numbers import qmax
@@ -18,6 +19,17 @@ from fxtrain.engine.updates import BC, R, SR, update_bc, update_bias_int, update
     update_weights_momentum
 from fxtrain.errors import ConfigError
 from fxtrain.training.config import lr_text, parse_lr, step_fixed
+
+
+SERIAL = {"update": update_weights_int, "momentum": update_weights_momentum}
+BULK = {"update": lambda *a: update_weights_bulk(*a, draw_buffer()),
+        "momentum": lambda *a: update_momentum_bulk(*a, draw_buffer())}
+
+
+@pytest.fixture(params=["serial", "bulk"])
+def impl(request):
+    """Both implementations of the weight updates: one draw at a time, and draws in bulk."""
+    return SERIAL if request.param == "serial" else BULK
 
 
 def draws(seed, n):
@@ -39,7 +51,8 @@ def exact_step(method, x, s, r):
 
 @pytest.mark.parametrize("method", [SR, R])
 @pytest.mark.parametrize("bits", [2, 4, 8, 16])
-def test_int_update_equals_exact_rounding(method, bits):
+def test_int_update_equals_exact_rounding(method, bits, impl):
+    update = impl["update"]
     rng_np = np.random.default_rng(bits * 10 + method)
     qm, n = qmax(bits), 2500  # more than one chunk of draws (draws.CHUNK)
     w = rng_np.integers(-qm, qm + 1, n).astype(np.int8 if bits <= 8 else np.int16)
@@ -48,7 +61,7 @@ def test_int_update_equals_exact_rounding(method, bits):
     expect = [clamp(int(wi) - exact_step(method, m * int(gi), s, r), -qm, qm)
               for wi, gi, r in zip(w, g, draws(5, n))]
     out = w.copy()
-    clipped = update_weights_int(method, bits, qm, out, g, m, s, new_rng(5), draw_buffer())
+    clipped = update(method, bits, qm, out, g, m, s, new_rng(5))
     # every weight equals its exact value, and the clip count is the number that left the range
     assert out.tolist() == expect
     unclipped = [int(wi) - exact_step(method, m * int(gi), s, r) for wi, gi, r in zip(w, g, draws(5, n))]
@@ -56,7 +69,8 @@ def test_int_update_equals_exact_rounding(method, bits):
 
 
 @pytest.mark.parametrize("method", [SR, R])
-def test_binary_update_equals_exact_rule(method):
+def test_binary_update_equals_exact_rule(method, impl):
+    update = impl["update"]
     rng_np = np.random.default_rng(11)
     n, m, s = 1100, 1, 20
     w = rng_np.choice(np.array([-1, 1], np.int8), n)
@@ -69,11 +83,12 @@ def test_binary_update_equals_exact_rule(method):
         # sr: +1 with probability (v + 1) / 2, decided by the draw's low 17 bits; r: the sign
         expect.append(2 * ((v + one + r % 2**17) >= 2**17) - 1 if method == SR else (1 if v >= 0 else -1))
     out = w.copy()
-    update_weights_int(method, 1, 1, out, g, m, s, new_rng(9), draw_buffer())
+    update(method, 1, 1, out, g, m, s, new_rng(9))
     assert out.tolist() == expect
 
 
-def test_momentum_update_equals_exact_rule():
+def test_momentum_update_equals_exact_rule(impl):
+    momentum = impl["momentum"]
     rng_np = np.random.default_rng(3)
     n, qm, m, s, j = 1300, 127, 5, 12, 3  # two draws a weight: three chunks of draws
     w = rng_np.integers(-qm, qm + 1, n).astype(np.int8)
@@ -87,7 +102,7 @@ def test_momentum_update_equals_exact_rule():
         exp_v.append(v)
         exp_w.append(clamp(int(wi) - exact_step(SR, v, 8, next(r)), -qm, qm))  # two draws per weight
     out_w, out_v = w.copy(), vel.copy()
-    update_weights_momentum(SR, 8, qm, out_w, out_v, g, m, s, j, new_rng(4), draw_buffer())
+    momentum(SR, 8, qm, out_w, out_v, g, m, s, j, new_rng(4))
     assert out_v.tolist() == exp_v and out_w.tolist() == exp_w
 
 

@@ -42,7 +42,7 @@ def gather_cols(d, x, nb, cols):
                             seg[ox] = src[ox - lo]
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def conv_forward_int(d, x, w, nb, out, words, cols, wide, items, terms):
     """HWC convolution in the accumulator's dtype, plus the bias terms: every filter sweeps the
     packed patches (``wide`` receives filter-major sums), then the result is transposed into ``out``."""
@@ -59,7 +59,7 @@ def conv_forward_int(d, x, w, nb, out, words, cols, wide, items, terms):
             out[p * c_out + o] = t(src[p] + term)
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
     """grad[o, j] = sum over positions p of err[p, o] * patch[p, j], as dot products over
     all positions of transposed copies; ``back`` (if wanted) by the reference scatter."""

@@ -1,4 +1,4 @@
-"""One training epoch as one jitted call, batched evaluation, and the checks in front of them.
+"""One training epoch as one jitted call, and batched evaluation.
 
 Order of generator draws within an epoch (the C runtime follows it):
 1. a Fisher-Yates shuffle of the training indices, ``n - 1`` draws;
@@ -6,15 +6,17 @@ Order of generator draws within an epoch (the C runtime follows it):
    the first: one draw per error value sent to the layer below, then (``sr``
    only) one per weight in weight order and one per bias.
 
-``sr``, ``r`` and ``bc`` each get their own compiled epoch (the method is a
-compile-time constant of a closure, so numba prunes the other methods' branches):
-the code compiled for ``sr`` and ``r`` holds no float instruction at all.
+Each compiled epoch is a closure whose method, net kind (conv/pool or dense only),
+momentum and kernel family are compile-time constants, so numba prunes the branches
+that cannot run: the code compiled for ``sr`` and ``r`` holds no float instruction.
+The kernel family (:func:`fxtrain.engine.checks.fast_kernels`) is the packed sweeps
+and bulk draws for large nets, the serial loops for small ones; both give the same bytes.
 
 The jitted functions take a few named bundles instead of dozens of arrays:
 :class:`Net` (structure and exponents), :class:`IntParams` (what training changes),
 :class:`Rule` (bits and step) and :class:`Scratch` (every buffer, allocated once).
 Call them through :func:`train_epoch` and :func:`predict`, which check dtype,
-shape and contiguity first.
+shape and contiguity first (:mod:`fxtrain.engine.checks`).
 """
 import math
 from collections import namedtuple
@@ -23,11 +25,11 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .draws import CHUNK, LANES
-from .gemm import BLOCK_WORDS
+from .bulk import update_momentum_bulk, update_weights_bulk
+from .checks import check_common, check_int, fast_kernels, require, spatial_net
 from .fixedpoint import xorshift32
 from .kernels import inputs_nonneg, pack_dense_weights
-from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
+from .network import B_OFF, KIND, N_W, OUT_C, POOL, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
 from .requant import N_SAT, SAT_BIAS, SAT_ERR, SAT_MOM, SAT_WEIGHT, softmax_error_float, softmax_error_int
 from .updates import BC, update_bc, update_bias_int, update_float, update_weights_int, update_weights_momentum
@@ -73,18 +75,25 @@ def gather(X, Y, perm, start, nb, x0, yb):
 
 
 @njit(cache=True, inline='always')
-def _update_int_layer(method, momentum, d, l, p, e_w, rule, grad, e_g, counts, buf):
-    """SR or R step of layer ``l``'s weights, through the int16 velocity with ``momentum``
-    (a compile-time constant: an epoch without momentum does not compile its update)."""
+def _update_int_layer(method, momentum, fast, d, l, p, e_w, rule, grad, e_g, counts, buf):
+    """SR or R step of layer ``l``'s weights, through the int16 velocity with ``momentum``; the bulk
+    draws with ``fast`` (compile-time constants: an epoch compiles only the update it runs)."""
     o, nw = d[W_OFF], d[N_W]
     w, g, s = p.wq[o:o + nw], grad[:nw], e_w[l] + rule.k - e_g
     if momentum:
-        mom_c, w_c = update_weights_momentum(method, rule.bits, rule.qm, w, p.mom[o:o + nw], g, rule.m, s,
-                                             rule.mom_j, p.rng, buf)
+        vel = p.mom[o:o + nw]
+        if fast:
+            mom_c, w_c = update_momentum_bulk(method, rule.bits, rule.qm, w, vel, g, rule.m, s, rule.mom_j, p.rng,
+                                              buf)
+        else:
+            mom_c, w_c = update_weights_momentum(method, rule.bits, rule.qm, w, vel, g, rule.m, s, rule.mom_j,
+                                                 p.rng)
         counts[l, SAT_MOM] += mom_c
         counts[l, SAT_WEIGHT] += w_c
+    elif fast:
+        counts[l, SAT_WEIGHT] += update_weights_bulk(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng, buf)
     else:
-        counts[l, SAT_WEIGHT] += update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng, buf)
+        counts[l, SAT_WEIGHT] += update_weights_int(method, rule.bits, rule.qm, w, g, rule.m, s, p.rng)
 
 
 @njit(cache=True, inline='always')
@@ -97,9 +106,9 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
                                        e_w[l], vel, np.float32(1.0 - 2.0 ** -rule.mom_j))
 
 
-def _integer_epoch(method, spatial, momentum):
+def _integer_epoch(method, spatial, momentum, fast):
     """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers;
-    ``momentum``: the params hold a velocity."""
+    ``momentum``: the params hold a velocity; ``fast``: packed sweeps and bulk draws (:func:`fast_kernels`)."""
 
     @njit(cache=True)
     def epoch(net, p, X, e_x, Y, rule, ws):
@@ -108,21 +117,23 @@ def _integer_epoch(method, spatial, momentum):
         n_cls = desc[n_layers - 1, OUT_C]
         shuffle(ws.perm, p.rng)
         ws.counts[:, :] = 0
-        nonneg = np.empty(n_layers, np.bool_)
-        inputs_nonneg(desc, X, nonneg)
+        nonneg = np.zeros(n_layers, np.bool_)
+        if fast:
+            inputs_nonneg(desc, X, nonneg)
         batches = 0
         for start in range(0, X.shape[0] - batch + 1, batch):
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
-            pack_dense_weights(desc, p.wq, ws.wpack, nonneg)  # the weights changed in the last step
-            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws, batch, spatial, ws.counts, nonneg)
+            if fast:
+                pack_dense_weights(desc, p.wq, ws.wpack, nonneg)  # the weights changed in the last step
+            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws, batch, spatial, ws.counts, nonneg, fast)
             ws.counts[n_layers - 1, SAT_ERR] += softmax_error_int(
                 ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
                 ws.terms[start:start + batch])
             e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
             for l in range(n_layers - 1, -1, -1):
                 e_below, clipped = backward_int(desc, l, p.wq, net.e_w, ws, ws.err[cur], e_err, ws.err[1 - cur],
-                                                p.rng, batch, spatial, nonneg)
+                                                p.rng, batch, spatial, nonneg, fast)
                 if l > 0:
                     ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
@@ -131,7 +142,7 @@ def _integer_epoch(method, spatial, momentum):
                     if method == BC:
                         _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
                     else:
-                        _update_int_layer(method, momentum, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts,
+                        _update_int_layer(method, momentum, fast, d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts,
                                           ws.draws)
                     # The bias gradient's exponent is the error's alone.
                     ws.counts[l, SAT_BIAS] += update_bias_int(method, p.bq[d[B_OFF]:d[B_OFF] + d[OUT_C]],
@@ -195,7 +206,7 @@ def _copy_rows(X, start, nb, x0):
             x0[i * f + j] = X[start + i, j]
 
 
-def _predictor(spatial, is_float):
+def _predictor(spatial, is_float, fast):
     """Jitted class predictions (first argmax), ``chunk`` samples at a time, integer or float32."""
 
     @njit(cache=True)
@@ -203,8 +214,8 @@ def _predictor(spatial, is_float):
         n_layers = net.desc.shape[0]
         n_cls = net.desc[n_layers - 1, OUT_C]
         counts = np.zeros((n_layers, N_SAT), dtype=np.int64)  # evaluation's saturations are not reported
-        nonneg = np.empty(n_layers, np.bool_)
-        if not is_float:
+        nonneg = np.zeros(n_layers, np.bool_)
+        if fast and not is_float:
             inputs_nonneg(net.desc, X, nonneg)
             pack_dense_weights(net.desc, params.wq, ws.wpack, nonneg)  # once: the weights are fixed here
         for start in range(0, X.shape[0], chunk):
@@ -214,7 +225,7 @@ def _predictor(spatial, is_float):
                 forward_float(net.desc, params.wf, params.bf, ws.acts, nb, spatial)
             else:
                 ws.e_act[0] = e_x
-                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws, nb, spatial, counts, nonneg)
+                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws, nb, spatial, counts, nonneg, fast)
             _argmax_rows(ws.acts[n_layers], nb, n_cls, out[start:start + nb])
 
     return predict_rows
@@ -234,58 +245,6 @@ def compiled(kind, *key):
 # ---------------------------------------------------------------- checked entry points
 
 
-def _require(name, a, dtypes, shape=None):
-    """Raise TypeError/ValueError unless ``a`` is a C-contiguous ndarray of one of ``dtypes``."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
-    if a.dtype not in [np.dtype(t) for t in dtypes]:
-        raise TypeError(f"{name} must have dtype {'/'.join(np.dtype(t).name for t in dtypes)}, got {a.dtype}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-    if shape is not None and a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
-
-
-def _check_common(net, X, Y, ws, float_mode):
-    n_layers = net.desc.shape[0]
-    _require("desc", net.desc, [np.int64])
-    n = X.shape[0]
-    _require("X", X, [np.float32] if float_mode else [np.int8])
-    _require("Y", Y, [np.int64], (n,))
-    widest = ws.acts.shape[1]
-    _require("acts", ws.acts, [np.float32] if float_mode else [np.int8], (n_layers + 1, widest))
-    _require("err", ws.err, [ws.acts.dtype], (2, widest))
-    _require("perm", ws.perm, [np.int64], (n,))
-    if Y.size and (Y.min() < 0 or Y.max() >= net.desc[-1, OUT_C]):
-        raise ValueError(f"labels must lie in [0, {net.desc[-1, OUT_C]})")
-
-
-def _check_int(net, p, ws, method):
-    n_layers = net.desc.shape[0]
-    n_w, n_b = int(net.desc[:, N_W].sum()), int(p.bq.shape[0])
-    _require("e_w", net.e_w, [np.int64], (n_layers,))
-    _require("e_b", net.e_b, [np.int64], (n_layers,))
-    _require("wq", p.wq, [np.int8, np.int16], (n_w,))
-    _require("bq", p.bq, [np.int32], (n_b,))
-    _require("rng", p.rng, [np.uint32], (1,))
-    _require("shadow", p.shadow, [np.float32], (n_w if method == BC else 0,))
-    _require("mom", p.mom, [np.float32 if method == BC else np.int16])
-    if p.mom.shape[0] not in (0, n_w):
-        raise ValueError(f"mom must have shape (0,) or ({n_w},), got {p.mom.shape}")
-    _require("acc", ws.acc, [np.int32, np.int64])
-    _require("grad", ws.grad, [np.int32, np.int64])
-    _require("counts", ws.counts, [np.int64], (n_layers, N_SAT))
-    _require("wpack", ws.wpack, [np.int32], (n_w,))
-    _require("words", ws.words, [np.int32])
-    _require("wide", ws.wide, [ws.acc.dtype])
-    _require("cols", ws.cols, [np.int8])
-    _require("errs", ws.errs, [np.int8])
-    _require("items", ws.items, [np.int32], (2 * BLOCK_WORDS,))
-    _require("gtmp", ws.gtmp, [ws.grad.dtype])
-    _require("bterm", ws.bterm, [ws.acc.dtype], (int(net.desc[:, OUT_C].max()),))
-    _require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))
-
-
 def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     """Train one epoch of ``sr``, ``r`` or ``bc`` (integer passes) in place.
 
@@ -301,16 +260,11 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     reporting only: it is computed here, outside the integer step) and the number
     of batches trained.
     """
-    _check_common(net, X, Y, ws, False)
-    _check_int(net, params, ws, method)
-    batches = compiled("int", method, _spatial(net), bool(params.mom.shape[0]))(net, params, X, int(e_x), Y, rule,
-                                                                                ws)
+    check_common(net, X, Y, ws, False)
+    check_int(net, params, ws, method)
+    key = (method, spatial_net(net), bool(params.mom.shape[0]), fast_kernels(net, rule.batch))
+    batches = compiled("int", *key)(net, params, X, int(e_x), Y, rule, ws)
     return _mean_loss(ws.terms, batches, rule.batch), batches
-
-
-def _spatial(net):
-    """True if the net has a conv or pool layer: the kernels a dense-only net never compiles."""
-    return bool((net.desc[:, KIND] != DENSE).any())
 
 
 @njit(cache=True)
@@ -331,8 +285,8 @@ def _mean_loss(terms, batches, batch):
 
 def train_epoch_float(net, params, X, Y, step, beta, batch, ws):
     """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features]."""
-    _check_common(net, X, Y, ws, True)
-    loss, batches = compiled("float", _spatial(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
+    check_common(net, X, Y, ws, True)
+    loss, batches = compiled("float", spatial_net(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
                                                       int(batch), ws)
     return loss / max(batches * batch, 1), batches
 
@@ -341,8 +295,9 @@ def predict(net, params, X, e_x, chunk, ws):
     """Classes (int64 [n]) of X: int8 (integer params, exponent ``e_x``) or float32 (FloatParams)."""
     out = np.zeros(X.shape[0], dtype=np.int64)
     is_float = isinstance(params, FloatParams)
-    _require("X", X, [np.float32] if is_float else [np.int8])
+    require("X", X, [np.float32] if is_float else [np.int8])
     if X.ndim != 2 or chunk * X.shape[1] > ws.acts.shape[1]:
         raise ValueError(f"X must be [n, features] with chunk * features <= {ws.acts.shape[1]}")
-    compiled("predict", _spatial(net), is_float)(net, params, X, int(e_x), int(chunk), ws, out)
+    compiled("predict", spatial_net(net), is_float, fast_kernels(net, chunk))(net, params, X, int(e_x), int(chunk), ws,
+                                                                           out)
     return out

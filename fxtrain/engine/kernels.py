@@ -69,7 +69,7 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
 # ---------------------------------------------------------------- dense, integer
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def inputs_nonneg(desc, X, out):
     """out[l] = True where layer l's input is never negative: ReLU outputs (and pools of them),
     and the data ``X`` itself if it has no negative value. Such inputs can be packed in quads."""
@@ -89,7 +89,7 @@ def _per(nonneg, signed_ok):
     return QUAD if nonneg and signed_ok and QUAD_LANES > 0 else PAIR
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def pack_dense_weights(desc, w, wpack, nonneg):
     """Pack each wide dense layer's weights for :func:`dense_forward_int`, at its weight offset:
     word (q, o) holds w[o, g*q .. g*q + g-1], g = 4 (quads) where ``nonneg[l]`` allows, else 2.
@@ -101,7 +101,7 @@ def pack_dense_weights(desc, w, wpack, nonneg):
             pack_words(w[d[W_OFF]:], d[N_IN], d[N_OUT], np.int64(1), d[N_IN], wpack[d[W_OFF]:], per)
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def dense_forward_int(d, x, w, wpack, nb, out, items, terms, nonneg):
     """out[n, o] = terms[o] + sum_i x[n, i] * w[o, i]: the sums start from the bias terms. Sweeps over
     the packed weights (``nonneg``: as :func:`pack_dense_weights` packed them), skipping groups of
@@ -114,7 +114,7 @@ def dense_forward_int(d, x, w, wpack, nb, out, items, terms, nonneg):
         dot_gemm(x, n_in, nb, w[wo:], n_out, out, terms[:n_out])
 
 
-@njit(cache=True, inline='always')
+@njit(cache=True)
 def dense_backward_int(d, x, err, w, nb, grad, back, want_back, words, items, gtmp, nonneg):
     """grad[o, i] = sum_n err[n, o] x[n, i] and, if ``want_back``, back[n, i] = sum_o err[n, o] w[o, i].
 

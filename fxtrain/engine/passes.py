@@ -5,9 +5,13 @@ tensors with one exponent each; the float passes mirror them in float32 for the
 reference method. Layer ``l`` reads row ``acts[l]`` and writes ``acts[l + 1]``;
 ``acts[0]`` holds the input batch. ``nb`` is the number of samples in use.
 
-``spatial`` is a compile-time constant: these passes are inlined into the epoch,
-where it is a closure constant, so for a net of dense layers only numba prunes the
-conv and pool branches and never compiles those kernels.
+``spatial`` and ``fast`` are compile-time constants: these passes are inlined into the
+epoch, where they are closure constants, so numba prunes the branches that cannot run.
+For a net of dense layers only it never compiles the conv and pool kernels; with
+``fast`` false (small nets) it compiles the integer passes from the type-generic
+reference loops and the serial-draw rounding, which cost a fraction of the compile
+time of the packed sweeps and bulk draws (:mod:`fxtrain.engine.gemm`,
+:mod:`fxtrain.engine.bulk`). Both give the same bytes.
 """
 import numpy as np
 from numba import njit
@@ -15,7 +19,9 @@ from numba import njit
 from .conv import conv_backward, conv_backward_int, conv_forward, conv_forward_int
 from .kernels import dense_backward, dense_backward_int, dense_forward, dense_forward_int, pool_backward, pool_forward
 from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
-from .requant import SAT_ACT, SAT_BIAS, bias_gradient, bias_terms, relu_mask, requant_round, requant_sr, tensor_shift
+from .bulk import requant_sr_bulk
+from .requant import (SAT_ACT, SAT_BIAS, add_terms, bias_gradient, bias_terms, relu_mask, requant_round, requant_sr,
+                      tensor_shift)
 
 
 @njit(cache=True, inline='always')
@@ -41,9 +47,14 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 
 @njit(cache=True, inline='always')
-def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg):
-    """Integer weighted sums plus the bias terms in ``ws.bterm``; dense layers read the weights
-    :func:`kernels.pack_dense_weights` packed (``nonneg``: the layer's input is never negative)."""
+def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg, fast):
+    """Integer weighted sums plus the bias terms in ``ws.bterm``. ``fast``: dense layers read the
+    weights :func:`kernels.pack_dense_weights` packed (``nonneg``: the layer's input is never
+    negative); else the reference loops."""
+    if not fast:
+        mac_forward(d, x, w, nb, out, spatial)
+        add_terms(out, nb * d[N_OUT] // d[OUT_C], d[OUT_C], ws.bterm)
+        return
     if spatial:
         if d[KIND] == CONV:
             conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.items, ws.bterm)
@@ -52,8 +63,12 @@ def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg):
 
 
 @njit(cache=True, inline='always')
-def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial, nonneg):
-    """Integer weight gradient, bias gradient and (if wanted) the unscaled error for the layer below."""
+def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial, nonneg, fast):
+    """Integer weight gradient, bias gradient and (if wanted) the unscaled error for the layer below
+    (``fast`` false: the reference loops)."""
+    if not fast:
+        mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial)
+        return
     if spatial:
         if d[KIND] == CONV:
             conv_backward_int(d, x, err, w, nb, grad, back, want_back, ws.cols, ws.errs)
@@ -64,11 +79,11 @@ def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial
 
 
 @njit(cache=True, inline='always')
-def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg):
+def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg, fast):
     """Integer forward pass over ``ws.acts`` (a Scratch); ``ws.e_act[l]`` is the exponent of ``acts[l]``.
 
-    ``ws.wpack`` must hold the dense weights packed by :func:`kernels.pack_dense_weights` with
-    the same ``nonneg`` (:func:`kernels.inputs_nonneg`).
+    With ``fast``, ``ws.wpack`` must hold the dense weights packed by
+    :func:`kernels.pack_dense_weights` with the same ``nonneg`` (:func:`kernels.inputs_nonneg`).
     Each layer's accumulator is shifted (round-half-up) by the smallest s that
     brings its largest magnitude into int8, chosen per batch. Saturated activations
     and clamped bias terms are added to ``counts[l]``.
@@ -84,14 +99,14 @@ def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg):
         n = nb * d[N_OUT]
         clamped = bias_terms(bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l], ws.bterm)
         counts[l, SAT_BIAS] += clamped * (n // d[OUT_C])
-        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial, nonneg[l])
+        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial, nonneg[l], fast)
         s = tensor_shift(acc, n)
         counts[l, SAT_ACT] += requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
         e_act[l + 1] = e_act[l] + e_w[l] + s
 
 
 @njit(cache=True, inline='always')
-def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial, nonneg):
+def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial, nonneg, fast):
     """Backward through layer ``l`` given int8 ``err`` (exponent ``e_err``) at its output.
 
     Fills ``ws.grad``/``ws.gbias`` (exponents e_err + e_act[l] and e_err) and writes the
@@ -107,12 +122,15 @@ def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial, 
             return e_err, 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial, nonneg[l])
+    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial, nonneg[l], fast)
     if l == 0:
         return e_err, 0
     n = nb * d[N_IN]
     s = tensor_shift(back, n)
-    clipped = requant_sr(back, n, s, rng, err_below, ws.draws)
+    if fast:
+        clipped = requant_sr_bulk(back, n, s, rng, err_below, ws.draws)
+    else:
+        clipped = requant_sr(back, n, s, rng, err_below)
     return e_err + e_w[l] + s, clipped
 
 

@@ -11,9 +11,8 @@ import numpy as np
 from numba import njit
 
 from .bounds import BIAS_TERM_LIMIT
-from .draws import CHUNK, fill_draws
-from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat
-from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, LOG2E_Q15, SR_MAX_BITS
+from .fixedpoint import EXP2_NEG_Q15, bitlen, round_shift, sat, sr_shift, xorshift32
+from .numbers import EXP2_FRAC_BITS, INT8_MAX, INT8_MIN, LOG2E_Q15
 
 # Columns of a run's saturation counters (one row per layer): forward activations,
 # the error at the layer's output, bias terms and stored biases, momentum velocities,
@@ -52,14 +51,20 @@ def bias_terms(bias, b_off, n_out, shift, terms):
 
 
 @njit(cache=True)
-def add_bias(acc, rows, bias, b_off, n_out, shift, terms):
-    """acc[r, o] += bias[b_off + o] as a clamped bias term (``terms``: a buffer of n_out in acc's
-    dtype); returns how many terms were clamped, counted once per row."""
+def add_terms(acc, rows, n_out, terms):
+    """acc[r, o] += terms[o] for r < rows."""
     t = acc.dtype.type
-    clamped = bias_terms(bias, b_off, n_out, shift, terms)
     for r in range(rows):  # rows outer, outputs inner: the sweep over acc stays contiguous
         for j in range(n_out):
             acc[r * n_out + j] = t(acc[r * n_out + j] + terms[j])
+
+
+@njit(cache=True)
+def add_bias(acc, rows, bias, b_off, n_out, shift, terms):
+    """acc[r, o] += bias[b_off + o] as a clamped bias term (``terms``: a buffer of n_out in acc's
+    dtype); returns how many terms were clamped, counted once per row."""
+    clamped = bias_terms(bias, b_off, n_out, shift, terms)
+    add_terms(acc, rows, n_out, terms)
     return clamped * rows
 
 
@@ -102,23 +107,16 @@ def requant_round(acc, n, s, relu, out):
 
 
 @njit(cache=True)
-def requant_sr(acc, n, s, rng, out, buf):
-    """int8 errors: stochastic shift by ``s`` (>= 0) with one draw per value, then saturate.
+def requant_sr(acc, n, s, rng, out):
+    """int8 errors: stochastic shift by ``s`` with one draw per value, then saturate.
 
-    The draws come CHUNK at a time into ``buf`` (``draws.draw_buffer``), so the loop
-    over values is branch-free and vectorises. Returns how many values saturated
-    (only +128 can, from a round-up of the largest).
+    Returns how many values saturated (only +128 can, from a round-up of the largest).
     """
-    post = min(s, SR_MAX_BITS)  # sr_shift: past 32 bits the excess is floor-shifted first
-    pre, mask = s - post, (np.int64(1) << post) - 1
     clipped = 0
-    for c0 in range(0, n, CHUNK):
-        a, o = acc[c0:min(n, c0 + CHUNK)], out[c0:min(n, c0 + CHUNK)]
-        fill_draws(rng, buf, a.shape[0], buf[CHUNK:])
-        for j in range(a.shape[0]):
-            v = ((np.int64(a[j]) >> pre) + (np.int64(buf[j]) & mask)) >> post
-            clipped += (v > INT8_MAX) | (v < INT8_MIN)
-            o[j] = min(max(v, INT8_MIN), INT8_MAX)
+    for j in range(n):
+        v = sr_shift(acc[j], s, xorshift32(rng))
+        clipped += v > INT8_MAX or v < INT8_MIN
+        out[j] = sat(v, INT8_MIN, INT8_MAX)
     return clipped
 
 

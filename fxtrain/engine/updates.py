@@ -20,9 +20,8 @@ int16 velocity ``V`` in units of 2**(e_w - 8), ``V <- V - round(V / 2**j) + Q(m 
 import numpy as np
 from numba import njit
 
-from .draws import CHUNK, fill_draws
 from .fixedpoint import round_shift, sat, sr_shift, xorshift32
-from .numbers import INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN, SR_MAX_BITS
+from .numbers import INT16_MAX, INT16_MIN, INT32_MAX, INT32_MIN
 
 SR, R, BC, FLOAT = 0, 1, 2, 3  # method codes; training/config.py names them
 # Fraction bits used to form the binary weight's updated value v before its coin flip.
@@ -36,101 +35,58 @@ def _rounded(method, x, s, rng):
 
 
 @njit(cache=True, inline='always')
-def _plan(method, s):
-    """(pre, add, mask, post, left) with which :func:`_apply` rounds x / 2**s by the method's rule.
-
-    Chosen once per loop, so the loop over weights has no branch: SR is ``sr_shift``
-    (past 32 bits, floor first), R is ``round_shift``; a negative s shifts left exactly.
-    """
-    if s <= 0:
-        return 0, np.int64(0), np.int64(0), 0, -s
-    if method == SR:
-        post = min(s, SR_MAX_BITS)
-        return s - post, np.int64(0), (np.int64(1) << post) - 1, post, 0
-    return 0, np.int64(1) << (s - 1), np.int64(0), s, 0
-
-
-@njit(cache=True, inline='always')
-def _apply(x, plan, r):
-    pre, add, mask, post, left = plan
-    return (((x >> pre) + add + (np.int64(r) & mask)) >> post) << left
-
-
-@njit(cache=True, inline='always')
-def _binary_step(w, x, plan_v, method, r):
-    """b = 1: v = w - u in 16 fraction bits (u = x rounded by ``plan_v``), clipped to [-1, 1];
-    SR sets +1 with probability (v + 1) / 2, decided by the draw ``r``, R takes the sign.
+def _binary_update(w, mg, s, method, rng):
+    """b = 1: v = w - u clipped to [-1, 1]; SR picks +1 with probability (v + 1) / 2.
 
     Returns (new weight, 1 if v was clipped).
     """
     one = np.int64(1) << BINARY_FRAC_BITS
-    v = (np.int64(w) << BINARY_FRAC_BITS) - _apply(x, plan_v, 0)
-    clipped = (v > one) | (v < -one)
-    v = min(max(v, -one), one)
+    v = (np.int64(w) << BINARY_FRAC_BITS) - round_shift(mg, s - BINARY_FRAC_BITS)
+    clipped = int(v > one or v < -one)
+    v = sat(v, -one, one)
     if method == SR:
-        return 2 * _apply(v + one, _plan(SR, BINARY_FRAC_BITS + 1), r) - 1, clipped
+        return 2 * sr_shift(v + one, BINARY_FRAC_BITS + 1, xorshift32(rng)) - 1, clipped
     return (1 if v >= 0 else -1), clipped
 
 
 @njit(cache=True, inline='always')
-def _draws(method, rng, buf, count):
-    """Fill the first ``count`` entries of ``buf`` with the next draws (SR only: R draws nothing)."""
-    if method == SR:
-        fill_draws(rng, buf, count, buf[CHUNK:])
+def _grid_step(method, bits, qm, w, x, s, rng):
+    """``w - Q(x / 2**s)`` on the b-bit grid with the method's rounding; returns (new w, clipped)."""
+    if bits == 1:
+        return _binary_update(w, x, s, method, rng)
+    v = w - _rounded(method, x, s, rng)
+    return sat(v, -qm, qm), int(v > qm or v < -qm)
 
 
 @njit(cache=True)
-def update_weights_int(method, bits, qm, w, g, m, s, rng, buf):
+def update_weights_int(method, bits, qm, w, g, m, s, rng):
     """SR or R update of the weight slice ``w`` by gradient ``g``; one draw per weight for SR.
 
-    ``buf`` is a draw buffer (``draws.draw_buffer``). Returns how many weights were
-    clipped to the grid's range.
+    Returns how many weights were clipped to the grid's range.
     """
     clipped = 0
-    plan, plan_v = _plan(method, s), _plan(R, s - BINARY_FRAC_BITS)
-    for c0 in range(0, w.shape[0], CHUNK):
-        wc, gc = w[c0:c0 + CHUNK], g[c0:c0 + CHUNK]
-        _draws(method, rng, buf, wc.shape[0])
-        if bits == 1:
-            for j in range(wc.shape[0]):
-                nw, c = _binary_step(wc[j], m * np.int64(gc[j]), plan_v, method, buf[j])
-                wc[j] = nw
-                clipped += c
-            continue
-        for j in range(wc.shape[0]):  # no branch but the clip: LLVM vectorises it
-            v = np.int64(wc[j]) - _apply(m * np.int64(gc[j]), plan, buf[j])
-            clipped += (v > qm) | (v < -qm)
-            wc[j] = min(max(v, -qm), qm)
+    for j in range(w.shape[0]):
+        nw, c = _grid_step(method, bits, qm, w[j], m * np.int64(g[j]), s, rng)
+        w[j] = nw
+        clipped += c
     return clipped
 
 
 @njit(cache=True)
-def update_weights_momentum(method, bits, qm, w, vel, g, m, s, j, rng, buf):
-    """SR or R update through the int16 velocity ``vel`` (see the module docstring); two draws
-    per weight for SR, the velocity's first.
+def update_weights_momentum(method, bits, qm, w, vel, g, m, s, j, rng):
+    """SR or R update through the int16 velocity ``vel`` (see the module docstring).
 
     Returns (velocities saturated at the int16 range, weights clipped to the grid's range).
     """
     mom_clipped = w_clipped = 0
-    decay, plan_g, plan_w = _plan(R, j), _plan(method, s - MOM_FRAC_BITS), _plan(method, MOM_FRAC_BITS)
-    plan_v = _plan(R, MOM_FRAC_BITS - BINARY_FRAC_BITS)
-    half = CHUNK // 2
-    for c0 in range(0, w.shape[0], half):
-        wc, vc, gc = w[c0:c0 + half], vel[c0:c0 + half], g[c0:c0 + half]
-        _draws(method, rng, buf, 2 * wc.shape[0])
-        for i in range(wc.shape[0]):
-            v0 = np.int64(vc[i])
-            v = v0 - _apply(v0, decay, 0) + _apply(m * np.int64(gc[i]), plan_g, buf[2 * i])
-            mom_clipped += (v > INT16_MAX) | (v < INT16_MIN)
-            v = min(max(v, INT16_MIN), INT16_MAX)
-            vc[i] = v
-            if bits == 1:
-                nw, c = _binary_step(wc[i], v, plan_v, method, buf[2 * i + 1])
-            else:
-                nv = np.int64(wc[i]) - _apply(v, plan_w, buf[2 * i + 1])
-                nw, c = min(max(nv, -qm), qm), (nv > qm) | (nv < -qm)
-            wc[i] = nw
-            w_clipped += c
+    for i in range(w.shape[0]):
+        v = vel[i] - round_shift(vel[i], j) + _rounded(method, m * np.int64(g[i]), s - MOM_FRAC_BITS, rng)
+        mom_clipped += v > INT16_MAX or v < INT16_MIN
+        v = sat(v, INT16_MIN, INT16_MAX)
+        vel[i] = v
+        nw, c = _grid_step(method, bits, qm, w[i], v, np.int64(MOM_FRAC_BITS), rng)
+        w[i] = nw
+        w_clipped += c
     return mom_clipped, w_clipped
 
 
