@@ -72,7 +72,7 @@ def conv_backward_int(d, x, err, w, nb, grad, back, want_back, cols, errs):
             e[p] = err[p * c_out + o]
     dot_gemm(errs, pos, c_out, cols, kk, grad, grad[:0])
     if want_back:
-        conv_back_error(d, err, w, nb, back)
+        conv_scatter(d, x, err, w, nb, grad, back, False, True)
 
 
 # ---------------------------------------------------------------- reference loops
@@ -116,50 +116,38 @@ def conv_forward(d, x, w, nb, out):
 def conv_backward(d, x, err, w, nb, grad, back, want_back):
     """grad[o, ky, kx, c] = sum over n, y, x of err[n, y, x, o] * x[n, y+ky-pad, x+kx-pad, c] and,
     if ``want_back``, back[n, iy, ix, c] = sum of err * w scattered through the kernel."""
-    t = grad.dtype.type
-    h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
-    oh, ow, c_out = d[OUT_H], d[OUT_W], d[OUT_C]
-    grad[:c_out * k * k * c_in] = 0
-    for n in range(nb):
-        for oy in range(oh):
-            for ox in range(ow):
-                for o in range(c_out):
-                    e = t(err[((n * oh + oy) * ow + ox) * c_out + o])
-                    if e == 0:
-                        continue
-                    for ky in range(k):
-                        iy = oy + ky - pad
-                        for kx in range(k):
-                            ix = ox + kx - pad
-                            if 0 <= iy < h and 0 <= ix < wd:
-                                g = grad[((o * k + ky) * k + kx) * c_in:((o * k + ky) * k + kx + 1) * c_in]
-                                xr = x[((n * h + iy) * wd + ix) * c_in:((n * h + iy) * wd + ix + 1) * c_in]
-                                for c in range(c_in):
-                                    g[c] = t(g[c] + e * t(xr[c]))
-    if want_back:
-        conv_back_error(d, err, w, nb, back)
+    conv_scatter(d, x, err, w, nb, grad, back, True, want_back)
 
 
 @njit(cache=True)
-def conv_back_error(d, err, w, nb, back):
-    """back[n, iy, ix, c] = sum over o, ky, kx of err[n, iy-ky+pad, ix-kx+pad, o] * w[o, ky, kx, c]."""
-    t = back.dtype.type
+def conv_scatter(d, x, err, w, nb, grad, back, want_grad, want_back):
+    """One sweep over the output errors for both backward products (either may be skipped)."""
+    t, tb = grad.dtype.type, back.dtype.type
     h, wd, c_in, k, pad = d[IN_H], d[IN_W], d[IN_C], d[KSIZE], d[PAD]
     oh, ow, c_out, wo = d[OUT_H], d[OUT_W], d[OUT_C], d[W_OFF]
-    back[:nb * h * wd * c_in] = 0
+    if want_grad:
+        grad[:c_out * k * k * c_in] = 0
+    if want_back:
+        back[:nb * h * wd * c_in] = 0
     for n in range(nb):
         for oy in range(oh):
             for ox in range(ow):
                 for o in range(c_out):
-                    e = t(err[((n * oh + oy) * ow + ox) * c_out + o])
+                    e = err[((n * oh + oy) * ow + ox) * c_out + o]
                     if e == 0:
                         continue
                     for ky in range(k):
                         iy = oy + ky - pad
                         for kx in range(k):
                             ix = ox + kx - pad
-                            if 0 <= iy < h and 0 <= ix < wd:
-                                b = back[((n * h + iy) * wd + ix) * c_in:((n * h + iy) * wd + ix + 1) * c_in]
-                                wr = w[wo + ((o * k + ky) * k + kx) * c_in:][:c_in]
+                            if iy < 0 or iy >= h or ix < 0 or ix >= wd:
+                                continue
+                            gb, xb = ((o * k + ky) * k + kx) * c_in, ((n * h + iy) * wd + ix) * c_in
+                            if want_grad:
+                                g, xr = grad[gb:gb + c_in], x[xb:xb + c_in]
                                 for c in range(c_in):
-                                    b[c] = t(b[c] + e * t(wr[c]))
+                                    g[c] = t(g[c] + t(e) * t(xr[c]))
+                            if want_back:
+                                b, wr = back[xb:xb + c_in], w[wo + gb:wo + gb + c_in]
+                                for c in range(c_in):
+                                    b[c] = tb(b[c] + tb(e) * tb(wr[c]))
