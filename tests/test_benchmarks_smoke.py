@@ -9,7 +9,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.mark.parametrize("script,expect", [
-    ("bench_engine.py", "vs PyTorch"),
+    ("bench_engine.py", "sr / PyTorch"),
     ("bench_scaling.py", "exponent"),
 ])
 def test_benchmark_quick_mode_prints_its_table(script, expect):
