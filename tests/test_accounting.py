@@ -26,20 +26,29 @@ def cost(method, bits=8, batch=16, arch=None):
 def test_default_buffers_follow_the_documented_formulas():
     c, layers = cost("sr")
     b, widest = 16, 64
-    expect = {"weights": 64 * 32 + 32 * 10, "biases": 4 * (32 + 10),
-              "activations[0] dense:32": b * 32, "activations[1] dense:10": b * 10,
-              "input batch": b * 64, "labels": b, "accumulator (int32)": 4 * b * widest,
-              "error ping-pong": 2 * b * widest, "gradient": 4 * 64 + 4 * 32, "softmax scratch": 4 * 10,
-              "exponents": 4 * 3, "shuffle index": 2 * 1437, "generator state": 4}
+    expect = {"weights": 64 * 32 + 32 * 10, "biases": 4 * (32 + 10), "act0": b * 32, "act1": b * 10,
+              "input": b * 64, "labels": b, "acc": 4 * b * widest, "err": 2 * b * widest, "grad": 4 * 64,
+              "gbias": 4 * 32, "probs": 4 * 10, "exponents": 4 * 3, "perm": 2 * 1437, "rng": 4,
+              "counters": 4 * 5 * 2}
     assert c.buffers == expect
     assert c.total_bytes == sum(expect.values())
+    assert c.labels["act0"] == "activations[0] dense:32" and c.labels["weights"] == "weights (8-bit slots, packed)"
+
+
+@pytest.mark.parametrize("bits, slot", [(1, 1), (2, 2), (3, 4), (4, 4), (6, 8), (8, 8), (12, 16), (16, 16)])
+def test_training_weights_are_packed_in_the_smallest_slot(bits, slot):
+    c, layers = cost("sr", bits=bits)
+    # each layer packs W_l weights in ceil(W_l * slot / 8) bytes, starting on a byte
+    assert c.buffers["weights"] == sum(-(-s.n_weights * slot // 8) for s in layers)
+    bc, _ = cost("bc", bits=bits)
+    assert bc.buffers["weights"] == c.buffers["weights"] and bc.buffers["shadow"] == 4 * (64 * 32 + 32 * 10)
 
 
 def test_bc_costs_exactly_its_shadow_more_than_sr():
     sr, layers = cost("sr")
     bc, _ = cost("bc")
     n_w = sum(s.n_weights for s in layers)
-    assert bc.buffers["shadow weights (float32)"] == 4 * n_w
+    assert bc.buffers["shadow"] == 4 * n_w
     # BC has no optimizer state (plain SGD), so the difference is the shadow alone
     assert bc.total_bytes - sr.total_bytes == 4 * n_w
     # bc's update as update_bc states it: 2 fmul and 4 fadd-class per weight (sr's 0 is held to the
@@ -174,9 +183,9 @@ def test_momentum_is_counted_as_optimizer_state():
     n_w = sum(s.n_weights for s in layers)
     base = account(layers, "bc", 8, 16, 1437, 64, 10)
     mom = account(layers, "bc", 8, 16, 1437, 64, 10, momentum=True)
-    assert mom.total_bytes - base.total_bytes == mom.buffers["momentum (float32)"] == 4 * n_w
+    assert mom.total_bytes - base.total_bytes == mom.buffers["momentum"] == 4 * n_w
     sr = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
-    assert sr.buffers["momentum (int16)"] == 2 * n_w
+    assert sr.buffers["momentum"] == 2 * n_w and sr.labels["momentum"] == "momentum (int16)"
 
 
 def test_wide_sums_are_counted_in_bytes_and_cycles():
@@ -187,7 +196,8 @@ def test_wide_sums_are_counted_in_bytes_and_cycles():
     grad_macs = 72 * 26 * 26 + 10 * 1352  # conv 8x3x3 over 26x26 positions, dense 1352 -> 10
     assert narrow.wide_macs_per_step == 0 and wide.wide_macs_per_step == 196 * grad_macs
     assert wide.int_macs_per_step + wide.wide_macs_per_step == 196 * (2 * grad_macs + 10 * 1352)
-    assert (narrow.buffers["gradient"], wide.buffers["gradient"]) == (4 * (1352 + 10), 8 * (1352 + 10))
+    assert (narrow.buffers["grad"], wide.buffers["grad"]) == (4 * 1352, 8 * 1352)
+    assert (narrow.buffers["gbias"], wide.buffers["gbias"]) == (4 * 10, 8 * 10)
     m0 = load_target("cortex-m0plus")
     fit = fit_for("conv:8:3,pool:2,dense:10", "sr", 8, 196, ((28, 28, 1), 10, 5000), m0)
     c = fit.cost

@@ -41,7 +41,7 @@ def saturation_text(history, plan=None):
 def memory_table(fit):
     """Buffers with bytes and share of the usable SRAM, then the totals."""
     usable = fit.target.usable_sram_bytes
-    rows = [[name, n, f"{100.0 * n / usable:.1f}%"] for name, n in fit.cost.buffers.items()]
+    rows = [[fit.cost.labels[name], n, f"{100.0 * n / usable:.1f}%"] for name, n in fit.cost.buffers.items()]
     rows.append(["total", fit.cost.total_bytes, f"{100.0 * fit.cost.total_bytes / usable:.1f}%"])
     return tabulate(rows, headers=["buffer", "bytes", f"of {usable:,} usable"], tablefmt="simple",
                     intfmt=",", colalign=("left", "right", "right"))

@@ -1,32 +1,9 @@
 """What a training run costs on the device: bytes per buffer, operations, cycles.
 
-Every count follows from the arch, the batch, the bit width and the data size,
-by the formulas below; a C training runtime is held to the byte counts exactly.
-Notation: B = batch, L = number of layers, n_l = values per sample in layer l's
-output, widest = max over the input and every layer's input/output of values per
-sample, W_l / Nb_l = layer l's weights / biases, N = training samples, F = features.
-
-SRAM buffers (integer methods; ``wb`` = 1 byte per weight for b <= 8, else 2):
-    weights          wb * sum W_l                  (unpacked: training writes them)
-    biases           4 * sum Nb_l                  (int32)
-    activations[l]   B * n_l                       (int8, kept for the backward pass)
-    input batch      B * F                         (int8)
-    labels           B                             (uint8)
-    accumulator      a * B * widest                (a = 4 for int32, 8 where a forward or input-error
-                                                   sum can exceed int32: engine/bounds.py)
-    error ping-pong  2 * B * widest                (int8)
-    gradient         g * max fan_in_l + g * max Nb_l  (g = 4 for int32, 8 for int64 gradients: one
-                                                   output row of one layer's weight gradient at a
-                                                   time, applied before the next row, plus the
-                                                   layer's bias gradient)
-    softmax scratch  4 * classes                   (Q15 probabilities)
-    exponents        4 * (L + 1)                   (per-tensor activation exponents)
-    shuffle index    2 * N                         (uint16 permutation)
-    generator state  4                             (xorshift32)
-bc adds ``shadow weights 4 * sum W_l`` (float32) as its own line. Optimizer state
-exists only with momentum: ``momentum 2 * sum W_l`` (int16 velocity) for sr/r,
-``4 * sum W_l`` (float32) for bc and float. ``float`` keeps every tensor in float32: 4 bytes per value and no
-exponents or generator beyond the shuffle's.
+Every count follows from the arch, the batch, the bit width and the data size.
+The SRAM buffers are listed, with their formulas, in :mod:`fxtrain.device.memory`;
+the C training runtime declares exactly those buffers, and ``fxtrain verify
+--train-step`` holds the linked ELF's symbol sizes to them.
 
 Flash: weights packed at b bits (``ceil(W_l * b / 8)`` per layer), biases, and the
 training set (N * F + N bytes) that on-device training reads every epoch.
@@ -40,6 +17,11 @@ sub, 2 saturate), 5 per r update, 2 per bc update, 30 per softmax output.
 bc float ops per weight per step: 2 fmul and 4 fadd-class (sub, 2 compares, add,
 floor). ``float`` does every MAC as 1 fmul + 1 fadd and every update as 1 fmul + 1 fadd.
 
+Packed weights: a weight in a slot narrower than a byte is unpacked at every read
+(shift, mask, sign-extend: 3 int ops), which happens once per forward MAC and per
+input-error MAC, and repacked at every write (read-modify-write of its byte: 4 int
+ops), once per update. 8- and 16-bit slots are plain loads and stores.
+
 Wide arithmetic: a MAC into an int64 accumulator (SMLAL) is counted apart from an
 int32 one, and so is the update's 32x32 -> 64 multiply ``m * G`` where it can exceed
 int32 (always for a batch that is not a power of two, whose step has a 24-bit
@@ -50,15 +32,21 @@ from dataclasses import dataclass
 
 from ..engine.bounds import plan_accumulators
 from ..engine.network import CONV, POOL
+from ..engine.numbers import storage_bits
+from .memory import buffers as declared_buffers
 
-INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30}
+INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30, "unpack": 3, "repack": 4}
 UPDATE_INT_OPS = {"sr": 12, "r": 5, "bc": 2, "float": 0}
 BC_FLOPS = {"fmul": 2, "fadd": 4}
 
 
 @dataclass(frozen=True)
 class Cost:
-    """Bytes and operations of one run configuration, independent of any chip."""
+    """Bytes and operations of one run configuration, independent of any chip.
+
+    ``buffers`` maps each SRAM buffer's name (its symbol suffix in the C runtime) to
+    bytes, ``labels`` the same names to what a table shows.
+    """
     buffers: dict
     flash: dict
     int_macs_per_step: int
@@ -68,6 +56,7 @@ class Cost:
     steps_per_epoch: int
     wide_macs_per_step: int = 0
     wide_muls_per_step: int = 0
+    labels: dict = None
 
     @property
     def total_bytes(self):
@@ -91,32 +80,8 @@ def _values(shape):
 def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, plan=None):
     """Ordered {buffer name: bytes} for the SRAM a run declares (``plan``: engine.bounds.AccumulatorPlan)."""
     plan = plan or plan_accumulators(layers, bits, batch, 1)
-    is_float = method == "float"
-    wb = 4 if is_float else (1 if bits <= 8 else 2)
-    vb = 4 if is_float else 1  # bytes per activation / error value
-    n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
-    widest = max([n_features] + [_values(s.in_shape) for s in layers] + [_values(s.out_shape) for s in layers])
-    buf = {"weights": wb * n_w, "biases": 4 * n_b}
-    if method == "bc":
-        buf["shadow weights (float32)"] = 4 * n_w
-    if momentum:
-        buf["momentum (int16)" if method in ("sr", "r") else "momentum (float32)"] = \
-            (2 if method in ("sr", "r") else 4) * n_w
-    for i, s in enumerate(layers):
-        buf[f"activations[{i}] {s.token()}"] = vb * batch * _values(s.out_shape)
-    buf["input batch"] = vb * batch * n_features
-    buf["labels"] = batch
-    if not is_float:
-        buf[f"accumulator (int{8 * plan.acc_bytes})"] = plan.acc_bytes * batch * widest
-    buf["error ping-pong"] = 2 * vb * batch * widest
-    gb = 4 if is_float else plan.grad_bytes
-    buf["gradient"] = gb * max(s.fan_in for s in layers if s.n_weights) + gb * max(s.n_bias for s in layers)
-    buf["softmax scratch"] = 4 * n_classes
-    if not is_float:
-        buf["exponents"] = 4 * (len(layers) + 1)
-    buf["shuffle index"] = 2 * n_train
-    buf["generator state"] = 4
-    return buf
+    return {b.name: b.bytes for b in declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes,
+                                                      momentum, plan)}
 
 
 def flash(layers, bits, method, n_train, n_features):
@@ -137,7 +102,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     second rounding), or 2 fmul + 1 fadd (bc, float).
     """
     plan = plan_accumulators(layers, bits, batch, step_m)
-    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan)
+    declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan)
+    mem, labels = {b.name: b.bytes for b in declared}, {b.name: b.label for b in declared}
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     macs = batch * (2 * macs_fwd + macs_back)
@@ -151,7 +117,7 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
         mom_mul, mom_add = (2 * n_w, n_w) if momentum else (0, 0)
         return Cost(mem, flash(layers, bits, method, n_train, n_features), 0,
                     INT_OPS["softmax"] * batch * layers[-1].out_shape[2],
-                    macs + upd + acts + mom_add, macs + upd + mom_mul, steps)
+                    macs + upd + acts + mom_add, macs + upd + mom_mul, steps, labels=labels)
     ops = (INT_OPS["act"] * acts + INT_OPS["err_sr"] * errs_below + INT_OPS["relu"] * relus
            + INT_OPS["softmax"] * batch * layers[-1].out_shape[2]
            + UPDATE_INT_OPS[method] * n_w + UPDATE_INT_OPS["sr" if method == "sr" else "r"] * n_b)
@@ -159,10 +125,12 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
     if momentum and method != "bc":
         ops += 6 * n_w
+    if storage_bits(bits) < 8:  # sub-byte slots: unpack at every weight read, repack at every write
+        ops += INT_OPS["unpack"] * (batch * (macs_fwd + macs_back) + n_w) + INT_OPS["repack"] * n_w
     wide = batch * ((macs_fwd + macs_back) * plan.acc_wide + macs_fwd * plan.grad_wide)
     wide_muls = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
     return Cost(mem, flash(layers, bits, method, n_train, n_features), macs - wide, ops, fadd, fmul, steps,
-                wide, wide_muls)
+                wide, wide_muls, labels)
 
 
 @dataclass(frozen=True)

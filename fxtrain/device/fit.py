@@ -94,7 +94,8 @@ def _floor_hint(fit, arch, method, bits, shape, momentum):
     """When no batch or width fits: the buffer that blocks it, and the smallest target that fits."""
     floor = fit_for(arch, method, bits, 1, shape, fit.target, momentum)
     name, size = max(floor.cost.buffers.items(), key=lambda kv: kv[1])
-    msg = (f"; even batch 1 needs {floor.cost.total_bytes:,} bytes (largest buffer: {name}, {size:,} bytes)")
+    msg = (f"; even batch 1 needs {floor.cost.total_bytes:,} bytes "
+           f"(largest buffer: {floor.cost.labels[name]}, {size:,} bytes)")
     for t in sorted(list_targets(), key=lambda t: t.usable_sram_bytes):
         if _fits(fit_for(arch, method, bits, fit.cost.buffers["labels"], shape, t, momentum)):
             return msg + f"; it fits {t.name} ({t.sram_bytes // 1024} KiB SRAM): --target {t.name}"

@@ -94,14 +94,16 @@ def _integer_epoch(method, spatial):
     """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers."""
 
     @njit(cache=True)
-    def epoch(net, p, X, e_x, Y, rule, ws):
+    def epoch(net, p, X, e_x, Y, rule, ws, first, stop):
         desc = net.desc
         n_layers, batch = desc.shape[0], rule.batch
         n_cls = desc[n_layers - 1, OUT_C]
-        shuffle(ws.perm, p.rng)
-        ws.counts[:, :] = 0
+        if first == 0:  # a new epoch: a new order, fresh counters
+            shuffle(ws.perm, p.rng)
+            ws.counts[:, :] = 0
         batches = 0
-        for start in range(0, X.shape[0] - batch + 1, batch):
+        for b in range(first, min(stop, X.shape[0] // batch)):
+            start = b * batch
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
             forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws.acts, ws.e_act, ws.acc, batch, spatial, ws.counts)
@@ -263,7 +265,7 @@ def _check_int(net, p, ws, method):
     _require("counts", ws.counts, [np.int64], (n_layers, N_SAT))
 
 
-def train_epoch(method, net, params, X, e_x, Y, rule, ws):
+def train_epoch(method, net, params, X, e_x, Y, rule, ws, first=0, stop=None):
     """Train one epoch of ``sr``, ``r`` or ``bc`` (integer passes) in place.
 
     Parameters
@@ -271,6 +273,9 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     method : SR, R or BC.
     net : Net; params : IntParams (updated in place); rule : Rule; ws : Scratch.
     X : int8 [n, features] (HWC flattened), exponent ``e_x``; Y : int64 [n] labels.
+    first, stop : train only batches ``first .. stop - 1`` of the epoch (all by default);
+        the shuffle happens at batch 0, so an epoch can be run a step at a time, as a
+        device does with ``fx_train_epoch_step``.
 
     Returns
     -------
@@ -280,8 +285,9 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     """
     _check_common(net, X, Y, ws, False)
     _check_int(net, params, ws, method)
-    batches = compiled("int", method, _spatial(net))(net, params, X, int(e_x), Y, rule, ws)
-    return _mean_loss(ws.terms, batches, rule.batch), batches
+    stop = X.shape[0] if stop is None else int(stop)
+    batches = compiled("int", method, _spatial(net))(net, params, X, int(e_x), Y, rule, ws, int(first), stop)
+    return _mean_loss(ws.terms[first * rule.batch:], batches, rule.batch), batches
 
 
 def _spatial(net):
