@@ -153,6 +153,13 @@ class Run:
         st.history.append(record)
         return record
 
+    def train_batches(self, first, stop):
+        """Train batches ``first .. stop - 1`` of the current epoch (the shuffle comes at batch 0),
+        without evaluation or history: a device's ``fx_train_epoch_step``, for step-by-step checks."""
+        rule = Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j)
+        train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x, self.data.y_train, rule,
+                    self.ws, first, stop)
+
     def saturations(self):
         """{"layerL.tensor": count} of the values saturated by design in the last epoch (non-zero only)."""
         if self.method == FLOAT:
