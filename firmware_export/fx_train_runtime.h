@@ -14,8 +14,8 @@
  *   FX_METHOD                  FX_METHOD_SR, FX_METHOD_R or FX_METHOD_BC
  *   FX_SLOT, FX_BITS           storage slot (1, 2, 4, 8, 16) and weight bits
  *   FX_MOMENTUM                1 with momentum
- * BinaryConnect's float32 update lives in fx_train_bc.h, included only for a bc run,
- * so this file holds no float at all.
+ * BinaryConnect's shadow-weight update lives in fx_train_bc.h, included only for a bc
+ * run, so this file and every sr or r export hold no floating-point code or type.
  *
  * Weights are packed in RAM at FX_SLOT bits each, LSB-first, each layer starting on
  * a byte (the format of fx_runtime.h's fx_weight): the passes unpack as they read
@@ -100,8 +100,8 @@ typedef struct {
     int64_t m; /* the per-sample step alpha / batch = m * 2^-k */
     uint8_t *w;
     int32_t *b;
-    void *shadow;          /* bc: float32 shadow weights (fx_train_bc.h) */
-    void *mom;             /* momentum velocity: int16 (sr, r) or float32 (bc) */
+    void *shadow;          /* bc: its shadow weights (fx_train_bc.h) */
+    void *mom;             /* momentum velocity: int16 (sr, r), or bc's (fx_train_bc.h) */
     int8_t *const *acts;   /* acts[0]: input batch; acts[l + 1]: output of layer l */
     uint8_t *labels;
     fx_acc_t *acc;

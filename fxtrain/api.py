@@ -84,6 +84,7 @@ class ExportResult:
     packed: bool
     test_accuracy: float
     deployed_test_accuracy: float
+    train_files: list = None
 
 
 @dataclass
@@ -151,18 +152,48 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
                          Path(plot) if plot else None)
 
 
-def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32):
-    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``."""
+def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, train_step=False):
+    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``.
+
+    With ``train_step``, also the on-device training runtime and the run's current state,
+    so a device continues the run bit for bit (``PREFIX_train.h``).
+    """
     from .firmware.export import export_run
-    s = export_run(run_dir, out, prefix, target, pack, vectors)
+    s = export_run(run_dir, out, prefix, target, pack, vectors, train_step)
     return ExportResult(out=Path(out), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
-        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy")})
+        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "train_files")})
 
 
-def verify(export_dir, target=None, host_only=False):
+@dataclass
+class TrainVerifyResult:
+    """Per place (host gcc, then QEMU): the first divergence from the simulator (None: bit-exact)
+    and seconds; the ELF's buffer sizes against the accounting; the device's final state."""
+    steps: int
+    results: list
+    memory: list
+    sections: dict
+    target: object
+    note: str
+    ok: bool
+    device_state: dict
+
+
+def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
-    require every output byte to equal the simulator's."""
-    from .firmware.export import verify_export
-    res = verify_export(export_dir, target, host_only)
-    return VerifyResult(res["results"], res["target"], res["ok"])
+    require every output byte to equal the simulator's.
+
+    With ``train_step``, run ``steps`` training steps (default 20; or ``epochs`` whole
+    epochs) of an export made with ``train_step`` and require the device's state to equal
+    the simulator's after every step; ``dump`` writes the device's final state as .npz.
+    """
+    if not train_step:
+        from .firmware.export import verify_export
+        res = verify_export(export_dir, target, host_only)
+        return VerifyResult(res["results"], res["target"], res["ok"])
+    from .firmware.train_verify import dump_state, steps_for, verify_training
+    k = steps_for(export_dir, steps, epochs)
+    res = verify_training(export_dir, k, target, host_only)
+    if dump:
+        dump_state(res["device_state"], dump)
+    return TrainVerifyResult(k, **res)

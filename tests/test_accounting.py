@@ -214,3 +214,10 @@ def test_a_batch_that_is_not_a_power_of_two_pays_wide_multiplies():
     assert account(layers, "sr", 8, 16, 1437, 64, 10, step_m=1).wide_muls_per_step == 0
     # bc's weight step is a float multiply; only its integer bias updates are wide
     assert account(layers, "bc", 8, 48, 1437, 64, 10, step_m=11_184_811).wide_muls_per_step == n_b
+
+
+def test_counters_buffer_matches_the_engine():
+    from fxtrain.device.memory import SAT_KINDS
+    from fxtrain.engine.requant import N_SAT
+    # the accounting's counter rows have as many kinds as the engine counts
+    assert SAT_KINDS == N_SAT

@@ -9,7 +9,7 @@ import sys
 import click
 
 from .options import train_options
-from .types import BitsList, Group, TargetName
+from .types import BitsList, Group, PositiveInt, TargetName
 
 
 def _echo_err(text):
@@ -178,7 +178,10 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
 @click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
               help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
-def export_cmd(run_dir, out, prefix, target, pack, vectors):
+@click.option("--train-step", is_flag=True,
+              help="Also export the on-device training runtime (PREFIX_train.h) with the run's current state, "
+                   "so the device continues training it bit for bit.")
+def export_cmd(run_dir, out, prefix, target, pack, vectors, train_step):
     """Export a trained run as C headers plus the header-only C99 runtime.
 
     Writes PREFIX_model.h (int8 weights, q7 biases, static shifts; no float
@@ -186,13 +189,19 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors):
     arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so the arrays
     can also go straight to arm_fully_connected_q7.
 
+    With --train-step it also writes PREFIX_train.h and fx_train_*.h: the integer
+    training step (sr or r on weights packed at b bits, or bc with its float32
+    shadow), static buffers sized for the run's batch, and the run's current state,
+    plus train_main.c and the training set for 'fxtrain verify --train-step'.
+
     \b
-    Example:
+    Examples:
       fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
+      fxtrain export runs/sr8 --out fw --train-step --target cortex-m4
     """
     from .. import api
     from .render import export_text
-    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors), run_dir))
+    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors, train_step), run_dir))
 
 
 @cli.command()
@@ -200,7 +209,14 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors):
 @click.option("--target", type=TargetName(), default=None,
               help="Also cross-compile for this profile and run it under QEMU (cortex-m3, cortex-m4, cortex-m7).")
 @click.option("--host-only", is_flag=True, help="Only compile and run on the host with gcc.")
-def verify(export_dir, target, host_only):
+@click.option("--train-step", is_flag=True,
+              help="Verify the training runtime of an export made with --train-step, step by step.")
+@click.option("--steps", type=PositiveInt(), default=None, help="Training steps to run with --train-step [default: 20].")
+@click.option("--epochs", type=PositiveInt(), default=None,
+              help="Or whole epochs of the exported training set, as fx_train_epoch runs them.")
+@click.option("--dump", type=click.Path(dir_okay=False), default=None,
+              help="With --train-step: write the device's final state (weights, biases, ...) to this .npz.")
+def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     """Compile the exported C and require bit-for-bit equality with the simulator.
 
     The host check builds with gcc -std=c99 -Wall -Wextra -Werror -pedantic; the
@@ -208,14 +224,24 @@ def verify(export_dir, target, host_only):
     runs under qemu-system-arm with semihosting, and reports text/data/bss
     against the profile's flash and SRAM.
 
+    With --train-step the device continues the run for --steps steps (or --epochs
+    epochs) and, after every step, a checksum of every layer's weights and biases
+    and of the generator state must equal the simulator's; the first step and
+    tensor that differ are named. The ELF's training buffers are held to the
+    accounting, buffer by buffer. A target without a QEMU board (cortex-m0plus,
+    stm32f103c8, ...) has its ELF measured and the steps checked on the host only.
+
     \b
-    Example:
+    Examples:
       fxtrain verify fw --target cortex-m4
+      fxtrain verify fw --train-step --steps 20 --target cortex-m4
     """
     from .. import api
-    from .render import verify_text
-    res = api.verify(export_dir, target, host_only)
-    click.echo(verify_text(res))
+    from .render import verify_text, verify_train_text
+    if not train_step and (steps or epochs or dump):
+        raise click.UsageError("--steps, --epochs and --dump go with --train-step")
+    res = api.verify(export_dir, target, host_only, train_step, steps, epochs, dump)
+    click.echo(verify_train_text(res, dump) if train_step else verify_text(res))
     if not res.ok:
         raise click.exceptions.Exit(1)
 

@@ -138,6 +138,9 @@ def compare_text(res, fmt):
 
 
 def export_text(res, run_dir):
+    if res.train_files and res.n_vectors == 0 and res.hash == "-":
+        return (f"exported the training runtime of {run_dir} to {res.out} (its weights are wider than the 8 bits "
+                "the inference export holds)\nfiles: " + ", ".join(Path(f).name for f in res.train_files))
     saved = res.flash_bytes_unpacked - res.flash_bytes
     flash = f"{res.flash_bytes:,} bytes" + (
         f" (packed; {saved:,} fewer than int8's {res.flash_bytes_unpacked:,})" if res.packed else
@@ -149,6 +152,10 @@ def export_text(res, run_dir):
             ["test vectors", res.n_vectors],
             ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (static shifts) vs "
                               f"{res.test_accuracy:.4f} in training"]]
+    if res.train_files:
+        shared = {Path(f).name for f in res.files}
+        rows.append(["training runtime", ", ".join(Path(f).name for f in res.train_files
+                                                   if Path(f).name not in shared)])
     return f"exported {run_dir} to {res.out}\n" + tabulate(rows, tablefmt="simple", disable_numparse=True)
 
 
@@ -166,4 +173,30 @@ def verify_text(res):
                      f"-> flash {flash:,} of {t.flash_bytes:,} ({100 * flash / t.flash_bytes:.1f}%), "
                      f"static RAM {ram:,} of {t.sram_bytes:,} ({100 * ram / t.sram_bytes:.1f}%); "
                      f"QEMU ran {q['qemu_seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+def verify_train_text(res, dump=None):
+    """``fxtrain verify --train-step``: per place, bit-exact or the first divergence; then memory."""
+    rows = [[where, res.steps, "bit-exact" if diff is None else "DIVERGED", f"{secs:.2f}"]
+            for where, diff, secs in res.results]
+    lines = [tabulate(rows, headers=["where", "steps", "state after every step", "seconds"], tablefmt="simple")]
+    lines += [f"{where}: {diff}" for where, diff, _ in res.results if diff is not None]
+    if res.note:
+        lines.append(res.note)
+    if res.memory:
+        t = res.target
+        mem = [[label, pred, got, "yes" if eq else "NO"] for _, label, pred, eq, got in res.memory]
+        total = sum(m[2] or 0 for m in res.memory)
+        mem.append(["total", sum(m[2] or 0 for m in res.memory if m[2] is not None), total, ""])
+        lines += ["", f"Training buffers in the {t.name} ELF against the accounting:",
+                  tabulate(mem, headers=["buffer", "accounting B", "ELF B", "equal"], tablefmt="simple", intfmt=",")]
+        sec = res.sections
+        flash, ram = sec.get(".text", 0) + sec.get(".rodata", 0) + sec.get(".data", 0), \
+            sec.get(".data", 0) + sec.get(".bss", 0)
+        lines.append(f"{t.name} image: text {sec.get('.text', 0):,}, rodata {sec.get('.rodata', 0):,}, "
+                     f"data {sec.get('.data', 0):,}, bss {sec.get('.bss', 0):,} bytes -> flash {flash:,} of "
+                     f"{t.flash_bytes:,}, static RAM {ram:,} of {t.sram_bytes:,} (the rest of RAM: harness and C library)")
+    if dump:
+        lines.append(f"wrote the device's final state to {dump}")
     return "\n".join(lines)

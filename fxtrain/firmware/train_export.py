@@ -25,7 +25,7 @@ from ..engine.numbers import qmax, storage_bits
 from ..errors import ConfigError, TargetError
 from ..training.artifacts import REPORT_FILE
 from ..training.checkpoint import checkpoint_digest
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, parse_lr
 from ..training.job import prepare
 from .codegen import MANIFEST, assert_no_float, c_array, c_int
 from .packing import pack_slots
@@ -98,8 +98,8 @@ def _init_arrays(run, prefix):
 def _summary(run):
     cfg, st = run.cfg, run.state
     lines = [f"method: {cfg.method}   bits: {cfg.bits} ({storage_bits(cfg.bits)}-bit slots)   arch: {run.arch}",
-             f"state after epoch {st.epoch}, seed {cfg.seed}, batch {cfg.batch}, lr {cfg.lr} "
-             f"(step {run.m} * 2^-{run.k} per sample)",
+             f"state after epoch {st.epoch}, seed {cfg.seed}, batch {cfg.batch}, learning rate "
+             f"{'*2^-'.join(map(str, parse_lr(cfg.lr)))} (step {run.m}*2^-{run.k} per sample)",
              "accumulators: " + ", ".join(run.acc_plan.describe() or ["int32 for every sum"])]
     return "\n".join(f" * {ln}" for ln in lines)
 
@@ -161,9 +161,12 @@ def check_fits(run, target):
     return fit
 
 
-def export_training(run_dir, out, prefix="fx", target=None):
-    """Write the training runtime and the run's state into ``out``; returns a summary dict."""
-    run = load_training_run(run_dir)
+def export_training(run_dir, out, prefix="fx", target=None, run=None):
+    """Write the training runtime and the run's state into ``out``; returns a summary dict.
+
+    Files an inference export already listed in ``out/export.json`` stay listed beside these.
+    """
+    run = run or load_training_run(run_dir)
     if target:
         check_fits(run, target)
     values = _values(run, prefix)
@@ -179,10 +182,11 @@ def export_training(run_dir, out, prefix="fx", target=None):
     folder = ensure_dir(out, "export folder")
     for name, text in texts.items():
         write_text_atomic(folder / name, text)
-    manifest = {"fxtrain_version": __version__, "kind": "train-step", "prefix": prefix,
+    old = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
+    files = {**old.get("files", {}), **{n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in texts.items()}}
+    manifest = {**old, "fxtrain_version": __version__, "kind": "train-step", "prefix": prefix,
                 "run": str(Path(run_dir).resolve()), "checkpoint_sha256": checkpoint_digest(run_dir),
-                "method": run.cfg.method, "epoch": run.state.epoch,
-                "files": {n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in texts.items()}}
+                "method": run.cfg.method, "epoch": run.state.epoch, "files": files}
     write_json_atomic(folder / MANIFEST, manifest)
     return {"files": sorted(str(folder / n) for n in [*texts, MANIFEST]), "run": run,
             "weight_bytes": weight_bytes(run.layers, run.cfg.bits)}

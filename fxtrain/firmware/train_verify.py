@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import data_dir
+from .._files import data_dir, write_npz_atomic
 from ..device.fit import fit_for
 from ..device.profiles import load_target
 from ..device.simulate import data_shape
 from ..engine.numbers import MASK32, fnv_words
-from ..errors import ToolchainError
+from ..errors import ConfigError, ToolchainError
 from ..training.checkpoint import checkpoint_digest
-from .train_export import load_training_run
+from .train_export import DEFAULT_STEPS, load_training_run
 from .verify import CROSS_FLAGS, HOST_CFLAGS, _compile, _run, check_manifest, require_tool
 
 BC_FLAGS = ("-ffp-contract=off", "-fno-fast-math")  # BinaryConnect's float update, exactly as numba
@@ -202,6 +202,28 @@ def verify_training(export_dir, steps=20, target=None, host_only=False):
     ok = all(r[1] is None for r in results) and (memory is None or all(r[3] for r in memory))
     return {"results": results, "memory": memory, "sections": sections, "target": t, "note": note, "ok": ok,
             "device_state": state}
+
+
+def steps_for(export_dir, steps=None, epochs=None):
+    """Steps to run: ``steps``, or ``epochs`` whole epochs of the exported training set (default 20 steps)."""
+    if steps is not None and epochs is not None:
+        raise ConfigError("pass --steps or --epochs, not both")
+    if epochs is None:
+        steps = DEFAULT_STEPS if steps is None else steps
+        if steps < 1:
+            raise ConfigError(f"--steps must be a positive number of training steps, got {steps}")
+        return steps
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be a positive number of epochs, got {epochs}")
+    manifest = check_manifest(export_dir)
+    run = load_training_run(manifest["run"])
+    return epochs * (len(run.data.y_train) // run.cfg.batch)
+
+
+def dump_state(state, path):
+    """Write the device's final state (tag -> values as int64) as an .npz, atomically."""
+    arrays = {f"device_{tag}": np.array(vals, dtype=np.int64) for tag, vals in state.items()}
+    write_npz_atomic(path, arrays)
 
 
 def _memory_rows(manifest, target, measured):
