@@ -127,7 +127,8 @@ def test_training_runtime_constants_equal_python(tmp_path):
            '    printf("%ld %d %d %d\\n", (long)FX_BIAS_TERM_LIMIT, FX_BINARY_FRAC_BITS, FX_MOM_FRAC_BITS, '
            'FX_SOFTMAX_EXPONENT);\n'
            '    printf("%u %u\\n", FX_FNV_OFFSET, FX_FNV_PRIME);\n'
-           '    printf("%d %d %d %d %d %d\\n", FX_SAT_ACT, FX_SAT_ERR, FX_SAT_BIAS, FX_SAT_MOM, FX_SAT_WEIGHT, FX_N_SAT);\n'
+           '    printf("%d %d %d %d %d %d\\n", FX_SAT_ACT, FX_SAT_ERR, FX_SAT_BIAS, FX_SAT_MOM, FX_SAT_WEIGHT, '
+           'FX_N_SAT);\n'
            '    printf("%d %d %d %d %d %d\\n", FX_METHOD_SR, FX_METHOD_R, FX_METHOD_BC, FX_KIND_DENSE, FX_KIND_CONV, '
            'FX_KIND_POOL);\n    return 0;\n}\n')
     from fxtrain.engine.epoch import SOFTMAX_EXPONENT

@@ -211,7 +211,8 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors, train_step):
 @click.option("--host-only", is_flag=True, help="Only compile and run on the host with gcc.")
 @click.option("--train-step", is_flag=True,
               help="Verify the training runtime of an export made with --train-step, step by step.")
-@click.option("--steps", type=PositiveInt(), default=None, help="Training steps to run with --train-step [default: 20].")
+@click.option("--steps", type=PositiveInt(), default=None,
+              help="Training steps to run with --train-step [default: 20].")
 @click.option("--epochs", type=PositiveInt(), default=None,
               help="Or whole epochs of the exported training set, as fx_train_epoch runs them.")
 @click.option("--dump", type=click.Path(dir_okay=False), default=None,

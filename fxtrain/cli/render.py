@@ -196,7 +196,8 @@ def verify_train_text(res, dump=None):
             sec.get(".data", 0) + sec.get(".bss", 0)
         lines.append(f"{t.name} image: text {sec.get('.text', 0):,}, rodata {sec.get('.rodata', 0):,}, "
                      f"data {sec.get('.data', 0):,}, bss {sec.get('.bss', 0):,} bytes -> flash {flash:,} of "
-                     f"{t.flash_bytes:,}, static RAM {ram:,} of {t.sram_bytes:,} (the rest of RAM: harness and C library)")
+                     f"{t.flash_bytes:,}, static RAM {ram:,} of {t.sram_bytes:,} "
+                     "(beyond the buffers: the harness and the C library)")
     if dump:
         lines.append(f"wrote the device's final state to {dump}")
     return "\n".join(lines)

@@ -59,7 +59,6 @@ def _training_only(run_dir, out, prefix, target, run):
             "scratch_bytes": 0, "n_vectors": 0, "packed": False, "deployed_test_accuracy": None,
             "test_accuracy": run.state.history[-1]["test_accuracy"] if run.state.history else None,
             "train_files": files}
-    return summary
 
 
 def verify_export(export_dir, target=None, host_only=False):

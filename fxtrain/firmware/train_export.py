@@ -20,7 +20,7 @@ from .. import __version__
 from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
 from ..device.memory import weight_bytes
 from ..device.profiles import load_target
-from ..engine.network import CONV, DENSE, POOL
+from ..engine.network import DENSE, POOL
 from ..engine.numbers import qmax, storage_bits
 from ..errors import ConfigError, TargetError
 from ..training.artifacts import REPORT_FILE
