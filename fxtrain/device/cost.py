@@ -23,7 +23,8 @@ SRAM buffers (integer methods; ``wb`` = 1 byte per weight for b <= 8, else 2):
     generator state  4                             (xorshift32)
 bc adds ``shadow weights 4 * sum W_l`` (float32) as its own line. Optimizer state
 exists only with momentum: ``momentum 2 * sum W_l`` (int16 velocity) for sr/r,
-``4 * sum W_l`` (float32) for bc and float. ``float`` keeps every tensor in float32: 4 bytes per value and no
+``4 * sum W_l`` (float32) for bc and float; Adam (bc and float only) keeps
+``adam moments 8 * sum W_l + 4`` (two float32 per weight and a step counter). ``float`` keeps every tensor in float32: 4 bytes per value and no
 exponents or generator beyond the shuffle's.
 
 Flash: weights packed at b bits (``ceil(W_l * b / 8)`` per layer), biases, and the
@@ -46,6 +47,8 @@ from ..engine.network import CONV, POOL
 INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30}
 UPDATE_INT_OPS = {"sr": 12, "r": 5, "bc": 2, "float": 0}
 BC_FLOPS = {"fmul": 2, "fadd": 4}
+# Adam per weight and step: moments 5 fmul + 2 fadd, bias corrections 2 fmul, sqrt, add, divide, scale.
+ADAM_FLOPS = {"fmul": 10, "fadd": 3}
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def _values(shape):
     return math.prod(shape)
 
 
-def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
+def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, adam=False):
     """Ordered {buffer name: bytes} for the SRAM a run declares."""
     is_float = method == "float"
     wb = 4 if is_float else (1 if bits <= 8 else 2)
@@ -91,6 +94,8 @@ def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum
     if momentum:
         buf["momentum (int16)" if method in ("sr", "r") else "momentum (float32)"] = \
             (2 if method in ("sr", "r") else 4) * n_w
+    if adam:
+        buf["adam moments (2 x float32)"] = 8 * n_w + 4
     for i, s in enumerate(layers):
         buf[f"activations[{i}] {s.token()}"] = vb * batch * _values(s.out_shape)
     buf["input batch"] = vb * batch * n_features
@@ -117,13 +122,15 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False):
+def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, adam=False):
     """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
 
     Momentum adds per weight and step: 6 int ops (sr/r: decay shift, add, saturate,
-    second rounding), or 2 fmul + 1 fadd (bc, float).
+    second rounding), or 2 fmul + 1 fadd (bc, float). Adam (bc, float) adds
+    ADAM_FLOPS per weight and step; its division and square root are counted
+    as fmul, which understates them on a core without an FPU.
     """
-    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum)
+    mem = memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum, adam)
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     macs = batch * (2 * macs_fwd + macs_back)
@@ -135,6 +142,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     if method == "float":
         upd = n_w + n_b
         mom_mul, mom_add = (2 * n_w, n_w) if momentum else (0, 0)
+        if adam:
+            mom_mul, mom_add = ADAM_FLOPS["fmul"] * n_w, ADAM_FLOPS["fadd"] * n_w
         return Cost(mem, flash(layers, bits, method, n_train, n_features), 0,
                     INT_OPS["softmax"] * batch * layers[-1].out_shape[2],
                     macs + upd + acts + mom_add, macs + upd + mom_mul, steps)
@@ -143,6 +152,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
            + UPDATE_INT_OPS[method] * n_w + UPDATE_INT_OPS["sr" if method == "sr" else "r"] * n_b)
     fadd = (BC_FLOPS["fadd"] + (1 if momentum else 0)) * n_w if method == "bc" else 0
     fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
+    if adam and method == "bc":
+        fadd, fmul = fadd + ADAM_FLOPS["fadd"] * n_w, fmul + ADAM_FLOPS["fmul"] * n_w
     if momentum and method != "bc":
         ops += 6 * n_w
     return Cost(mem, flash(layers, bits, method, n_train, n_features), macs, ops, fadd, fmul, steps)

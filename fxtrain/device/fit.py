@@ -12,14 +12,14 @@ from .profiles import list_targets
 MAX_WIDTH = 1 << 16
 
 
-def fit_for(arch, method, bits, batch, shape, target, momentum=False):
+def fit_for(arch, method, bits, batch, shape, target, momentum=False, adam=False):
     """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train)."""
     input_shape, n_classes, n_train = shape
     layers = parse_arch(arch, input_shape, n_classes)
     n_features = 1
     for d in input_shape:
         n_features *= d
-    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum), target)
+    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, adam), target)
 
 
 def _fits(fit):

@@ -136,12 +136,10 @@ def run_sweep(cells, out, scheduler="auto", workers=None, on_progress=None):
     if todo:
         from .dask_exec import executor, warm_kernels
         with executor(scheduler, workers) as run_all:
-            if run_all is None:
-                results = _serial(todo, progress, on_progress)
-            else:
-                # compile once here so that workers load the kernels instead of compiling them each
-                warm_kernels(todo)
-                results = run_all(todo, progress, on_progress)
+            # compile once here, so that workers load the kernels instead of each compiling them,
+            # and so that no cell's epoch times include a compilation
+            warm_kernels(todo)
+            results = _serial(todo, progress, on_progress) if run_all is None else run_all(todo, progress, on_progress)
             for result in results:
                 save_result(out, result)
                 progress.done += 1
