@@ -60,6 +60,7 @@ def test_constant_schedule_cell_equals_fxtrain_train_byte_for_byte():
 
 def test_set_lr_changes_the_step_exactly_and_the_schedule_rounds_to_device_rates():
     from fractions import Fraction
+
     from fxtrain.experiments.spec import train_config
     from fxtrain.training.job import prepare
     run = prepare(train_config(train_cell({"batch": 16})))

@@ -84,8 +84,10 @@ def test_batch_same_steps_table_matches_the_step_count(run_quick):
 
 def test_bits_r_freezes_on_a_coarse_grid_where_sr_moves(run_quick):
     rows, _, recs, _ = run_quick("bits")
-    r2 = [h for rec in recs if rec["cell"]["method"] == "r" and rec["cell"]["bits"] == 2 for h in rec["report"]["history"]]
-    sr2 = [h for rec in recs if rec["cell"]["method"] == "sr" and rec["cell"]["bits"] == 2 for h in rec["report"]["history"]]
+    def hist(method):
+        return [h for rec in recs if rec["cell"]["method"] == method and rec["cell"]["bits"] == 2
+                for h in rec["report"]["history"]]
+    r2, sr2 = hist("r"), hist("sr")
     # at 2 bits alpha*|g| < Delta/2 for every weight: R never changes one; SR does in every epoch
     assert all(h["changed_fraction"] == 0 for h in r2) and all(h["changed_fraction"] > 0 for h in sr2)
     assert {r["bits"] for r in rows if r["method"] == "float"} == {"f32"}

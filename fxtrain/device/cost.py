@@ -24,8 +24,9 @@ SRAM buffers (integer methods; ``wb`` = 1 byte per weight for b <= 8, else 2):
 bc adds ``shadow weights 4 * sum W_l`` (float32) as its own line. Optimizer state
 exists only with momentum: ``momentum 2 * sum W_l`` (int16 velocity) for sr/r,
 ``4 * sum W_l`` (float32) for bc and float; Adam (bc and float only) keeps
-``adam moments 8 * sum W_l + 4`` (two float32 per weight and a step counter). ``float`` keeps every tensor in float32: 4 bytes per value and no
-exponents or generator beyond the shuffle's.
+``adam moments 8 * sum W_l + 4`` (two float32 per weight and a step counter).
+``float`` keeps every tensor in float32: 4 bytes per value and no exponents or
+generator beyond the shuffle's.
 
 Flash: weights packed at b bits (``ceil(W_l * b / 8)`` per layer), biases, and the
 training set (N * F + N bytes) that on-device training reads every epoch.

@@ -64,7 +64,8 @@ def _rows(recs):
                 bound = sr_bound(c["d"], delta, g) if delta else None
                 rows.append({"problem": c["problem"], "schedule": c["schedule"], "weights": label,
                              "delta": delta, "floor_mean": float(mean[i]), "floor_std": float(std[i]),
-                             "G": g, "sr_bound": bound, "floor_over_bound": float(mean[i]) / bound if bound else None,
+                             "G": g, "sr_bound": bound,
+                             "floor_over_bound": float(mean[i]) / bound if bound else None,
                              "float_floor": float(ref[(c["problem"], c["schedule"])]), "seeds": len(c["seeds"])})
     return rows
 
@@ -81,7 +82,8 @@ def _slopes(rows):
         out.append({"problem": key[0], "schedule": key[1], "weights": key[2],
                     "slope (all Delta)": slope(d, f), "slope (floor > 2x float)": slope(d, f, sel[0]["float_floor"]),
                     f"floor at {d[0]:g}": f[0], f"floor at 2^{int(np.log2(d[-1]))}": f[-1],
-                    "float floor": sel[0]["float_floor"], "floor/bound min": min(ratios), "floor/bound max": max(ratios)})
+                    "float floor": sel[0]["float_floor"], "floor/bound min": min(ratios),
+                    "floor/bound max": max(ratios)})
     return out
 
 

@@ -97,13 +97,21 @@ def _analyze_runtime(name, plan, records):
                     row[f"{t.name} s/epoch (estimated, cost model)"] = fit_for(arch_text, method, bits, 16, shape,
                                                                                 t).seconds_per_epoch
                 rows.append(row)
-    panels = [Panel(f"{t}: estimated seconds per epoch", "weight bits", "seconds per epoch (cost model)",
-                    [(f"{r0['arch']} {m}", plan.grid["bits"],
-                      [r[f"{t} s/epoch (estimated, cost model)"] for r in rows if r["arch"] == r0["arch"]
-                       and r["method"] == m], None) for r0 in rows[::len(rows) // 2] for m in ("sr", "bc", "float")],
-                    logy=True) for t in TARGETS]
+    panels = [_device_panel(rows, t, plan.grid["bits"]) for t in TARGETS]
     notes = ["device seconds are ESTIMATES of fxtrain's cost model (cycles per operation from each profile), "
              "not measurements; simulator seconds are measured on this machine (per epoch, with evaluation)",
-             f"(test accuracy is not the point here; sr mlp: {pm(final(select(records, method='sr', arch='default')))})"]
+             f"(accuracy is not the point here; sr mlp: {pm(final(select(records, method='sr', arch='default')))})"]
     return Result(name, plan.grid, [("Seconds per epoch: simulator (measured) and devices (estimated)", rows)],
                   rows, panels, notes + failed_note(records))
+
+
+def _device_panel(rows, target, bits):
+    """Estimated seconds per epoch on ``target`` against bits, one line per (arch, method)."""
+    col = f"{target} s/epoch (estimated, cost model)"
+    lines = []
+    for arch in ARCHS:
+        for method in ("sr", "bc", "float"):
+            ys = [r[col] for r in rows if r["arch"] == arch and r["method"] == method]
+            lines.append((f"{arch} {method}", bits, ys, None))
+    return Panel(f"{target}: estimated seconds per epoch", "weight bits", "seconds per epoch (cost model)", lines,
+                 logy=True)
