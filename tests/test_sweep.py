@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from test_cli_train import invoke, one_line_error
+from test_targets import write
 
-from fxtrain.cli import cli
 from fxtrain.experiments.spec import load_spec, train_cell
 from fxtrain.experiments.sweep import cell_key, run_sweep
 
@@ -27,23 +27,8 @@ arch = "dense:8,dense:10"
 """
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *needles):
-    """Exit 1, a single 'Error:' line naming the problem, and no traceback."""
-    assert result.exit_code == 1, result.output
-    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
-def spec(tmp_path, text, name="spec.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+def spec(tmp_path, text):
+    return write(tmp_path, text, "spec.toml")
 
 
 def free_port():
