@@ -15,9 +15,8 @@ from .common import cells, curve, failed_note, final, pm, select
 from .report import Panel, Plan, Result
 from .spec import train_config
 
-LR_FULL = {"lr_exps": list(range(1, 13)) + [14, 16], "seed": [0, 1, 2, 3, 4], "epochs": 30}
-LR_QUICK = {"lr_exps": [2, 6, 14], "seed": [0], "epochs": 3}
-LR_BITS = 8
+LR_FULL = {"lr_exps": list(range(1, 13)) + [14, 16], "seed": [0, 1, 2, 3, 4], "epochs": 30, "bits": [4, 8]}
+LR_QUICK = {"lr_exps": [2, 6, 14], "seed": [0], "epochs": 3, "bits": [8]}
 WC_FULL = {"bits": [1, 2, 4, 8], "seed": [0, 1, 2, 3, 4], "epochs": 30}
 WC_QUICK = {"bits": [2, 8], "seed": [0], "epochs": 3}
 LR = "0.0625"
@@ -31,9 +30,9 @@ def plan(name, quick):
                     {"methods": "sr, bc", "bits": g["bits"], "seeds": g["seed"], "epochs": g["epochs"], "lr": LR})
     g = LR_QUICK if quick else LR_FULL
     lrs = [f"{2.0 ** -e!r}" for e in g["lr_exps"]]
-    return Plan(cells({"method": ["sr", "r", "bc"], "lr": lrs, "seed": g["seed"]},
-                      {"epochs": g["epochs"], "bits": LR_BITS}),
-                {"methods": "sr, r, bc", "bits": LR_BITS, "lr": "2^-" + ",".join(map(str, g["lr_exps"])),
+    return Plan(cells({"bits": g["bits"], "method": ["sr", "r", "bc"], "lr": lrs, "seed": g["seed"]},
+                      {"epochs": g["epochs"]}),
+                {"methods": "sr, r, bc", "bits": g["bits"], "lr": "2^-" + ",".join(map(str, g["lr_exps"])),
                  "seeds": g["seed"], "epochs": g["epochs"], "batch": 16, "arch": "dense:32,dense:10"})
 
 
@@ -79,9 +78,19 @@ def analyze(name, plan, records):
 
 
 def _analyze_lr(name, plan, records):
-    ok = [r for r in records if r["status"] == "ok"]
-    lrs = list(dict.fromkeys(c["lr"] for c in plan.cells))
-    gmax = max_grad_over_step(plan.cells[0])
+    tables, rows, panels, notes = [], [], [], []
+    for bits in plan.grid["bits"]:
+        t, r, p, n = _lr_at_bits([c for c in plan.cells if c["bits"] == bits], records, bits)
+        tables.append((f"Test accuracy against learning rate ({bits}-bit)", t))
+        rows, panels, notes = rows + r, panels + p, notes + n
+    return Result(name, plan.grid, tables, rows, panels, notes + failed_note(records))
+
+
+def _lr_at_bits(plan_cells, records, bits):
+    """(table, CSV rows, panels, notes) of one bit width."""
+    ok = [r for r in records if r["status"] == "ok" and r["cell"]["bits"] == bits]
+    lrs = list(dict.fromkeys(c["lr"] for c in plan_cells))
+    gmax = max_grad_over_step(plan_cells[0])
     rows, table, lines = [], [], {}
     for lr in lrs:
         row = {"lr": lr, "alpha*max|g|/Delta (estimated)": float(lr) * gmax}
@@ -89,24 +98,22 @@ def _analyze_lr(name, plan, records):
             recs = select(ok, method=m, lr=lr)
             s = final(recs)
             changed = max((h["changed_fraction"] for r in recs for h in r["report"]["history"]), default=None)
-            rows.append({"lr": lr, "method": m, "step_over_delta": row["alpha*max|g|/Delta (estimated)"], **s,
-                         "max_changed_fraction": changed,
-                         "test_accuracy_by_epoch": curve(recs, "test_accuracy")[1] if recs else None})
+            rows.append({"bits": bits, "lr": lr, "method": m, "step_over_delta": row["alpha*max|g|/Delta (estimated)"],
+                         **s, "max_changed_fraction": changed})
             row[m] = pm(s)
             row[f"{m} max changed"] = changed
             lines.setdefault(m, []).append((float(lr), s["mean"], s["std"]))
         table.append(row)
-    panels = [Panel("final test accuracy vs learning rate", "learning rate", "test accuracy",
+    panels = [Panel(f"{bits}-bit: final test accuracy vs learning rate", "learning rate", "test accuracy",
                     [(m, [p[0] for p in v], [p[1] for p in v], [p[2] for p in v]) for m, v in lines.items()],
                     logx=True)]
     for m in ("sr", "r", "bc"):
-        panels.append(Panel(f"{m}: test accuracy vs epoch", "epoch", "test accuracy",
+        panels.append(Panel(f"{bits}-bit {m}: test accuracy vs epoch", "epoch", "test accuracy",
                             [(f"lr {lr}", *curve(select(ok, method=m, lr=lr), "test_accuracy"), None)
                              for lr in lrs if select(ok, method=m, lr=lr)]))
-    notes = [f"R changes no weight when alpha*max|g|/Delta < 1/2; max|g|/Delta = {gmax:.4g} (float64 backward of "
-             "the initial net of seed 0: an estimate)"]
-    return Result(name, plan.grid, [(f"Test accuracy against learning rate ({LR_BITS}-bit)", table)], rows,
-                  panels, notes + failed_note(records))
+    notes = [f"{bits}-bit: R changes no weight when alpha*max|g|/Delta < 1/2; max|g|/Delta = {gmax:.4g} "
+             "(float64 backward of the initial net of seed 0: an estimate)"]
+    return table, rows, panels, notes
 
 
 def _analyze_wc(name, plan, records):
