@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import __version__
 from .._files import ensure_dir, write_bytes_atomic, write_json_atomic
-from ..errors import FxtrainError
+from ..errors import ConfigError, FxtrainError
 
 CELLS_DIR = "cells"
 SCHEDULERS = ("auto", "serial", "local")
@@ -95,7 +95,6 @@ class Progress:
 
 def check_scheduler(scheduler):
     """Return ``scheduler`` if it is a name or an address, else a ConfigError."""
-    from ..errors import ConfigError
     if scheduler in SCHEDULERS or "://" in scheduler or scheduler.rpartition(":")[2].isdigit():
         return scheduler
     raise ConfigError(f"scheduler '{scheduler}' is neither auto, serial, local nor an address like "
