@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from .experiments import experiment, sweep
 from .options import train_options
 from .types import BitsList, Group, PositiveInt, TargetName
 
@@ -245,6 +246,10 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     click.echo(verify_train_text(res, dump) if train_step else verify_text(res))
     if not res.ok:
         raise click.exceptions.Exit(1)
+
+
+cli.add_command(sweep)
+cli.add_command(experiment)
 
 
 def main():

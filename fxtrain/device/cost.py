@@ -38,6 +38,8 @@ from .memory import buffers as declared_buffers
 INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30, "unpack": 3, "repack": 4}
 UPDATE_INT_OPS = {"sr": 12, "r": 5, "bc": 2, "float": 0}
 BC_FLOPS = {"fmul": 2, "fadd": 4}
+# Adam per weight and step: moments 5 fmul + 2 fadd, bias corrections 2 fmul, sqrt, add, divide, scale.
+ADAM_FLOPS = {"fmul": 10, "fadd": 3}
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,11 @@ def _values(shape):
     return math.prod(shape)
 
 
-def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, plan=None):
+def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, plan=None, adam=False):
     """Ordered {buffer name: bytes} for the SRAM a run declares (``plan``: engine.bounds.AccumulatorPlan)."""
     plan = plan or plan_accumulators(layers, bits, batch, 1)
     return {b.name: b.bytes for b in declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes,
-                                                      momentum, plan)}
+                                                      momentum, plan, adam)}
 
 
 def flash(layers, bits, method, n_train, n_features):
@@ -94,15 +96,18 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, step_m=1):
+def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, step_m=1, adam=False):
     """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
 
     ``step_m`` is the integer mantissa of the per-sample step ``alpha / batch``.
     Momentum adds per weight and step: 6 int ops (sr/r: decay shift, add, saturate,
-    second rounding), or 2 fmul + 1 fadd (bc, float).
+    second rounding), or 2 fmul + 1 fadd (bc, float). Adam (bc, float; the
+    simulator's only, the C runtime has none) adds ADAM_FLOPS per weight and step;
+    its division and square root are counted as fmul, which understates them on a
+    core without an FPU.
     """
     plan = plan_accumulators(layers, bits, batch, step_m)
-    declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan)
+    declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam)
     mem, labels = {b.name: b.bytes for b in declared}, {b.name: b.label for b in declared}
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
@@ -115,6 +120,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     if method == "float":
         upd = n_w + n_b
         mom_mul, mom_add = (2 * n_w, n_w) if momentum else (0, 0)
+        if adam:
+            mom_mul, mom_add = ADAM_FLOPS["fmul"] * n_w, ADAM_FLOPS["fadd"] * n_w
         return Cost(mem, flash(layers, bits, method, n_train, n_features), 0,
                     INT_OPS["softmax"] * batch * layers[-1].out_shape[2],
                     macs + upd + acts + mom_add, macs + upd + mom_mul, steps, labels=labels)
@@ -123,6 +130,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
            + UPDATE_INT_OPS[method] * n_w + UPDATE_INT_OPS["sr" if method == "sr" else "r"] * n_b)
     fadd = (BC_FLOPS["fadd"] + (1 if momentum else 0)) * n_w if method == "bc" else 0
     fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
+    if adam and method == "bc":
+        fadd, fmul = fadd + ADAM_FLOPS["fadd"] * n_w, fmul + ADAM_FLOPS["fmul"] * n_w
     if momentum and method != "bc":
         ops += 6 * n_w
     if storage_bits(bits) < 8:  # sub-byte slots: unpack at every weight read, repack at every write

@@ -13,7 +13,7 @@ from .profiles import list_targets
 MAX_WIDTH = 1 << 16
 
 
-def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625"):
+def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625", adam=False):
     """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train)."""
     input_shape, n_classes, n_train = shape
     layers = parse_arch(arch, input_shape, n_classes)
@@ -21,7 +21,7 @@ def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625
     for d in input_shape:
         n_features *= d
     step_m = step_fixed(*parse_lr(lr), batch)[0]
-    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m), target)
+    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m, adam), target)
 
 
 def _fits(fit):

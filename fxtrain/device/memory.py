@@ -12,6 +12,8 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     biases       4 * sum Nb_l              int32 (float32 for float)
     shadow       4 * sum W_l               bc only: the float32 shadow weights
     momentum     2 * sum W_l               int16 velocity for sr/r; 4 * sum W_l float32 for bc, float
+    adam         8 * sum W_l + 4           Adam's two float32 moments and a step count (bc and float,
+                                           in the simulator only: the C runtime has no Adam)
     act<l>       B * n_l                   int8 output of layer l, kept for the backward pass
     input        B * F                     int8 input batch
     labels       B                         uint8
@@ -55,7 +57,7 @@ def widest(layers, n_features):
     return max([n_features] + [math.prod(s.in_shape) for s in layers] + [math.prod(s.out_shape) for s in layers])
 
 
-def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan):
+def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam=False):
     """The ordered list of :class:`Buffer` a run of ``method`` declares (``plan``: engine.bounds)."""
     is_float = method == "float"
     vb = 4 if is_float else 1  # bytes per activation, error and input value
@@ -69,6 +71,8 @@ def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     if momentum:
         q = method in ("sr", "r")
         out.append(Buffer("momentum", f"momentum ({'int16' if q else 'float32'})", (2 if q else 4) * n_w))
+    if adam:
+        out.append(Buffer("adam", "adam moments (2 x float32)", 8 * n_w + 4))
     out += [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
             for i, s in enumerate(layers)]
     out += [Buffer("input", "input batch", vb * batch * n_features), Buffer("labels", "labels", batch)]

@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .adam import ADAM, adam_bc, adam_float
 from .fixedpoint import xorshift32
 from .network import B_OFF, DENSE, KIND, N_W, OUT_C, POOL, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
@@ -85,6 +86,10 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
     """BinaryConnect step of layer ``l``: float32 shadow, then re-quantised integer weights."""
     o, nw = d[W_OFF], d[N_W]
     step = np.float32(rule.m * 2.0 ** (e_g - rule.k))
+    if rule.mom_j == ADAM:
+        adam_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step, e_w[l], p.mom, o,
+                rule.m * 2.0 ** -rule.k * rule.batch)
+        return
     vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
     counts[l, SAT_WEIGHT] += update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step,
                                        e_w[l], vel, np.float32(1.0 - 2.0 ** -rule.mom_j))
@@ -159,8 +164,11 @@ def _float_epoch(spatial):
                 d = desc[l]
                 if d[KIND] != POOL:
                     o, nw = d[W_OFF], d[N_W]
-                    vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
-                    update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
+                    if beta < 0:  # Adam (engine/adam.py)
+                        adam_float(p.wf[o:o + nw], ws.grad[:nw], step, p.mom, o, step * batch)
+                    else:
+                        vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
+                        update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
                     update_float(p.bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], step, p.mom[:0], beta)
                 cur = 1 - cur
         return loss, batches
@@ -258,8 +266,8 @@ def _check_int(net, p, ws, method):
     _require("rng", p.rng, [np.uint32], (1,))
     _require("shadow", p.shadow, [np.float32], (n_w if method == BC else 0,))
     _require("mom", p.mom, [np.float32 if method == BC else np.int16])
-    if p.mom.shape[0] not in (0, n_w):
-        raise ValueError(f"mom must have shape (0,) or ({n_w},), got {p.mom.shape}")
+    if p.mom.shape[0] not in (0, n_w) and not (method == BC and p.mom.shape[0] == 2 * n_w + 1):
+        raise ValueError(f"mom must have shape (0,), ({n_w},) or (bc's Adam) ({2 * n_w + 1},), got {p.mom.shape}")
     _require("acc", ws.acc, [np.int32, np.int64])
     _require("grad", ws.grad, [np.int32, np.int64])
     _require("counts", ws.counts, [np.int64], (n_layers, N_SAT))

@@ -220,9 +220,16 @@ def steps_for(export_dir, steps=None, epochs=None):
     return epochs * (len(run.data.y_train) // run.cfg.batch)
 
 
+DUMP_NAMES = {"W": "weights", "B": "biases", "H": "shadow_bits", "M": "momentum", "C": "counters", "R": "rng"}
+
+
 def dump_state(state, path):
-    """Write the device's final state (tag -> values as int64) as an .npz, atomically."""
-    arrays = {f"device_{tag}": np.array(vals, dtype=np.int64) for tag, vals in state.items()}
+    """Write the device's final state as an .npz, atomically: ``weights``, ``biases``, ``counters`` and
+    ``momentum`` as signed int32 values, ``shadow_bits`` and ``rng`` as uint32 bit patterns."""
+    arrays = {}
+    for tag, vals in state.items():
+        a = np.array(vals, dtype=np.uint32)
+        arrays[DUMP_NAMES[tag]] = a if tag in ("H", "R") else a.view(np.int32)
     write_npz_atomic(path, arrays)
 
 

@@ -98,6 +98,14 @@ class Run:
     def n_weights(self):
         return sum(s.n_weights for s in self.layers)
 
+    def set_lr(self, lr):
+        """Apply a new learning rate from the next epoch on (a schedule's hook).
+
+        ``lr`` is exact text, read like ``TrainConfig.lr`` (``m * 2**-k``); the report's
+        ``lr`` stays the configured starting rate.
+        """
+        self.m, self.k = step_fixed(*parse_lr(lr), self.cfg.batch)
+
     def _init_state(self):
         rng = new_rng(self.cfg.seed)
         mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
