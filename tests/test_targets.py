@@ -71,7 +71,8 @@ def test_soft_float_costs_over_50_times_hardware_float():
     m0 = load_target("cortex-m0plus").cycles
     m4 = load_target("cortex-m4").cycles
     assert m0.fadd > 50 * m4.fadd
-    assert (m0.fadd, m0.fmul, m0.fdiv) == (102, 166, 475)
+    # fadd and fmul measured (libgcc's soft float per call, fxtrain measure), fdiv an estimate
+    assert (m0.fadd, m0.fmul, m0.fdiv) == (62, 130, 475)
     assert m4 == Cycles(int_mac=1, int_op=1, load_store=2, fadd=1, fmul=1, fdiv=14, int_mac_wide=1, mul_wide=1)
 
 
