@@ -122,10 +122,10 @@ def run_host(folder, prefix, steps, bc, timeout=600):
     return proc.stdout, secs
 
 
-def cross_build(folder, prefix, steps, bc, target, elf):
-    """Link train_main.c for a Cortex-M profile; returns the ELF path."""
+def cross_build(folder, prefix, steps, bc, target, elf, extra=()):
+    """Link train_main.c for a Cortex-M profile (``extra``: more compiler flags); returns the ELF path."""
     fw = data_dir("firmware_export")
-    flags = [*target.cflags, *CROSS_FLAGS, "-T", str(fw / "mps2.ld")]
+    flags = [*target.cflags, *CROSS_FLAGS, *extra, "-T", str(fw / "mps2.ld")]
     _build(folder, prefix, steps, bc, require_tool("arm-none-eabi-gcc"), flags, (fw / "startup_cm.c",), elf)
     return elf
 
