@@ -2,6 +2,7 @@
 
     import fxtrain
     res = fxtrain.train(method="sr", bits=4, epochs=10)
+    fxtrain.measure("runs/sr4", "cortex-m0plus").phases["update"]["cycles"]
     res.test_accuracy, res.history[-1]
     sim = fxtrain.simulate("cortex-m4", bits=4)
     sim.memory["total_bytes"], sim.compute["est_seconds_per_epoch"]
@@ -41,8 +42,12 @@ class TrainResult:
 
 @dataclass
 class SimulateResult(TrainResult):
-    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``)."""
+    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``); with
+    ``measured=True``, ``measured`` is ``fxtrain measure``'s report of the trained run (or None, and
+    ``measured_note`` says why)."""
     fit: object = None
+    measured: dict = None
+    measured_note: str = None
 
     @property
     def target(self):
@@ -85,6 +90,8 @@ class ExportResult:
     test_accuracy: float
     deployed_test_accuracy: float
     train_files: list = None
+    inference: dict = None       # with a Cortex-M target: measured instructions and cycles per fx_predict
+    inference_note: str = None   # why it was not measured, when it was not
 
 
 @dataclass
@@ -117,19 +124,47 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
-             momentum="0", out=None, on_epoch=None):
+             momentum="0", out=None, on_epoch=None, measured=False):
     """Check that a run fits ``target`` (a profile name or .toml path), then train it.
 
     Raises TargetError, naming what overflowed and what would fit, before any training.
+    With ``measured``, the trained run is then measured (:func:`measure`, 4 steps) and
+    its measured seconds per epoch stand beside the estimate, if arm-none-eabi-gcc is
+    installed (else ``measured_note`` says so and the estimate stands).
     """
+    import tempfile
+
     from .device.simulate import plan, run_simulation
     from .firmware.calibration import add_deployed_accuracy
     from .training.job import output_folder
     cfg = _config(locals())
+    note = _measurable(target) if measured else None
     run, fit = plan(cfg, target)
-    with output_folder(out, run) as folder:
-        report = add_deployed_accuracy(run, run_simulation(run, fit, out=folder, on_epoch=on_epoch), folder)
-    return SimulateResult(report, run, folder, fit)
+    with tempfile.TemporaryDirectory(prefix="fxtrain-simulate-") as tmp:
+        keep = out if (out or not measured or note) else Path(tmp) / "run"
+        with output_folder(keep, run) as folder:
+            report = add_deployed_accuracy(run, run_simulation(run, fit, out=folder, on_epoch=on_epoch), folder)
+        rep = None if (note or not measured) else measure(folder, fit.target).report
+    if rep:
+        report["target"]["measured"] = {k: rep[k] for k in ("steps", "opt", "per_step", "seconds_per_epoch")}
+        if out:
+            from ._files import write_json_atomic
+            from .training.artifacts import REPORT_FILE
+            write_json_atomic(Path(out) / REPORT_FILE, report)
+    return SimulateResult(report, run, Path(out) if out else None, fit, rep, note)
+
+
+def _measurable(target):
+    """None if ``target`` can be measured here; a note if no cross compiler is installed. Raises for a
+    core Unicorn cannot run, and for missing extras."""
+    import shutil
+
+    from .firmware.measure import measurable, require_extras
+    measurable(target)
+    require_extras()
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return "arm-none-eabi-gcc is not installed, so the estimate stands (apt-get install gcc-arm-none-eabi)"
+    return None
 
 
 def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train=False, epochs=30, lr="0.0625",
@@ -160,9 +195,28 @@ def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, train
     """
     from .firmware.export import export_run
     s = export_run(run_dir, out, prefix, target, pack, vectors, train_step)
-    return ExportResult(out=Path(out), **{k: s[k] for k in (
+    res = ExportResult(out=Path(out), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
         "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "train_files")})
+    if target and res.n_vectors:
+        res.inference, res.inference_note = _inference_cycles(out, target)
+    return res
+
+
+def _inference_cycles(out, target):
+    """(measured cycles per inference, None), or (None, why not): a missing tool is a note, not an error."""
+    import shutil
+
+    from .errors import FxtrainError, TargetError
+    from .firmware.measure import measure_inference
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return None, "not measured: arm-none-eabi-gcc is not installed"
+    try:
+        return measure_inference(out, target), None
+    except TargetError:
+        return None, "not measured: only a Cortex-M core can be measured"
+    except FxtrainError as exc:
+        return None, f"not measured: {exc}"
 
 
 @dataclass
@@ -197,3 +251,39 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
     if dump:
         dump_state(res["device_state"], dump)
     return TrainVerifyResult(k, **res)
+
+
+@dataclass
+class MeasureResult:
+    """``fxtrain measure``: per phase, instructions and measured-instruction cycles per step (the shuffle
+    per epoch), the cost model's estimate and estimate / measured; ``report`` is all of it as plain data."""
+    report: dict
+
+    @property
+    def phases(self):
+        return self.report["phases"]
+
+    @property
+    def per_step(self):
+        return self.report["per_step"]
+
+    @property
+    def seconds_per_epoch(self):
+        """Measured-instruction cycles of an epoch at the profile's clock."""
+        return self.report["seconds_per_epoch"]
+
+    @property
+    def ok(self):
+        """True when the state after the measured steps equals the simulator's."""
+        return self.report["divergence"] is None
+
+
+def measure(run_dir, target, steps=4):
+    """Count the instructions the exported training step executes on ``target``'s core, phase by phase.
+
+    Exports the run in ``run_dir``, links ``train_main.c`` with the profile's cflags
+    at -O2, runs ``steps`` steps under Unicorn and checks the final state against the
+    simulator's. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
+    """
+    from .firmware.measure import measure as run
+    return MeasureResult(run(run_dir, target, steps))

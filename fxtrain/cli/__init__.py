@@ -97,7 +97,10 @@ def train(**kw):
 @train_options()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for model.npz, report.json (with a 'target' section) and checkpoints.")
-def simulate(target, **kw):
+@click.option("--measured", is_flag=True,
+              help="Then measure the trained run's training step under Unicorn ('fxtrain measure') and report "
+                   "its measured seconds per epoch (needs fxtrain[measure] and arm-none-eabi-gcc).")
+def simulate(target, measured, **kw):
     """Check that a training run fits a chip, then train it and report the device costs.
 
     Before training, the run's buffers are held against the target's usable SRAM and
@@ -113,7 +116,8 @@ def simulate(target, **kw):
     from .. import api
     from .render import simulate_text
     _compile_notice()
-    click.echo(simulate_text(_with_bar(kw, lambda on_epoch: api.simulate(target, **kw, on_epoch=on_epoch))))
+    click.echo(simulate_text(_with_bar(kw, lambda on_epoch: api.simulate(target, **kw, on_epoch=on_epoch,
+                                                                         measured=measured))))
 
 
 @cli.group(invoke_without_command=True)
@@ -244,6 +248,37 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
         raise click.UsageError("--steps, --epochs and --dump go with --train-step")
     res = api.verify(export_dir, target, host_only, train_step, steps, epochs, dump)
     click.echo(verify_train_text(res, dump) if train_step else verify_text(res))
+    if not res.ok:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--target", type=TargetName(), required=True,
+              help="A Cortex-M profile: cortex-m0plus, cortex-m3, cortex-m4, cortex-m7 (or a chip with one).")
+@click.option("--steps", type=PositiveInt(), default=4, show_default=True, help="Training steps to run and count.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def measure(run_dir, target, steps, fmt):
+    """Count the instructions the exported training step executes on a core, phase by phase.
+
+    Exports the run's training runtime, links it with the profile's cflags at -O2,
+    runs --steps steps under the Unicorn emulator and counts every executed
+    instruction by class (ALU, multiply, load/store, branch, saturate, FPU, libgcc's
+    soft-float and integer helpers, counted where they are called). The profile's
+    instruction cycles turn them into measured-instruction cycles, printed per phase
+    beside the cost model's estimate, with seconds per epoch at the profile's clock.
+    The state after the steps must equal the simulator's. Needs
+    pip install 'fxtrain[measure]' and arm-none-eabi-gcc.
+
+    \b
+    Examples:
+      fxtrain measure runs/sr8 --target cortex-m0plus
+      fxtrain measure runs/bc8 --target cortex-m4 --steps 8 --format json
+    """
+    from .. import api
+    from .render import measure_text
+    res = api.measure(run_dir, target, steps)
+    click.echo(measure_text(res, fmt))
     if not res.ok:
         raise click.exceptions.Exit(1)
 

@@ -47,7 +47,8 @@ def memory_table(fit):
                     intfmt=",", colalign=("left", "right", "right"))
 
 
-def compute_table(fit):
+def compute_table(fit, measured=None):
+    """Operations, cycles and seconds per epoch; with ``measured`` (a measure report), its numbers too."""
     c = fit.compute_report()
     rows = [["int MACs / epoch", f"{c['int_macs_per_epoch']:,}"],
             *([["int64 MACs / epoch", f"{c['wide_macs_per_epoch']:,}"]] if c["wide_macs_per_epoch"] else []),
@@ -56,25 +57,29 @@ def compute_table(fit):
             ["float ops / epoch", f"{c['float_ops_per_epoch']:,}"],
             ["cycles / epoch", f"{c['cycles_per_epoch']:,.0f}"],
             ["est. seconds / epoch", f"{c['est_seconds_per_epoch']:.3f}"],
+            *([["measured cycles / step", f"{measured['per_step']['cycles']:,.0f}"],
+               ["measured seconds / epoch", f"{measured['seconds_per_epoch']:.3f}"]] if measured else []),
             ["budget seconds / epoch", f"{c['budget_seconds']:.1f}"]]
     return tabulate(rows, tablefmt="simple", colalign=("left", "right"), disable_numparse=True)
 
 
 def simulate_text(res):
     """The whole ``fxtrain simulate`` report: fit, history, accuracy, memory and compute."""
-    fit, t, report, cfg = res.fit, res.fit.target, res.report, res.run.cfg
+    fit, t, report, cfg, m = res.fit, res.fit.target, res.report, res.run.cfg, res.measured
     dep = res.deployed_test_accuracy
+    secs = (f"measured {m['seconds_per_epoch']:.3f} s per epoch ({m['steps']} steps under Unicorn, {m['opt']}; "
+            f"est. {fit.seconds_per_epoch:.3f})" if m else f"est. {fit.seconds_per_epoch:.3f} s per epoch")
     lines = [f"{t.name}: {t.description}",
              f"fits: {fit.cost.total_bytes:,} of {t.usable_sram_bytes:,} usable SRAM bytes "
-             f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
-             f"(budget {t.budget_seconds_per_epoch:g} s)",
+             f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), {secs} (budget {t.budget_seconds_per_epoch:g} s)",
+             *([res.measured_note] if res.measured_note else []),
              history_table(res.history), "",
              *([saturation_text(res.history, res.run.acc_plan), ""]
                if saturation_text(res.history, res.run.acc_plan) else []),
              f"test accuracy {report['test_accuracy']:.4f} (training arithmetic)"
              + (f", {dep:.4f} deployed (static shifts, as exported)" if dep is not None else ""), "",
              f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit), "",
-             f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit), "",
+             f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit, m), "",
              f"fits: {str(fit.sram_fits and fit.time_fits).lower()}"
              + (f"; wrote {res.out}/report.json" if res.out else "")]
     return "\n".join(lines)
@@ -152,6 +157,14 @@ def export_text(res, run_dir):
             ["test vectors", res.n_vectors],
             ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (static shifts) vs "
                               f"{res.test_accuracy:.4f} in training"]]
+    if res.inference:
+        i = res.inference
+        rows.append(["cycles per inference",
+                     f"{i['cycles']:,.0f} measured-instruction cycles ({i['instructions']:,.0f} instructions; "
+                     f"{1e6 * i['cycles'] / i['clock_hz']:,.1f} us at {i['clock_hz'] / 1e6:g} MHz) on {i['target']}, "
+                     f"{i['opt']}"])
+    elif res.inference_note:
+        rows.append(["cycles per inference", res.inference_note])
     if res.train_files:
         shared = {Path(f).name for f in res.files}
         rows.append(["training runtime", ", ".join(Path(f).name for f in res.train_files
@@ -201,3 +214,35 @@ def verify_train_text(res, dump=None):
     if dump:
         lines.append(f"wrote the device's final state to {dump}")
     return "\n".join(lines)
+
+
+def _phase_rows(report):
+    rows = []
+    for name, p in report["phases"].items():
+        label = name + (" (per epoch)" if name == "shuffle" else "")
+        rows.append([label, f"{p['instructions']:,.0f}", f"{p['cycles']:,.0f}", f"{p['estimate']:,.0f}",
+                     f"{p['ratio']:.2f}" if p["ratio"] else "-", f"{p['soft_float_instructions']:,.0f}",
+                     f"{p['integer_helper_instructions']:,.0f}"])
+    s = report["per_step"]
+    rows.append(["per step (shuffle shared)", f"{s['instructions']:,.0f}", f"{s['cycles']:,.0f}",
+                 f"{s['estimate']:,.0f}", f"{s['ratio']:.2f}", "", ""])
+    return rows
+
+
+def measure_text(res, fmt="table"):
+    """``fxtrain measure``: per phase, measured instructions and cycles against the estimate."""
+    r = res.report
+    if fmt == "json":
+        return json.dumps(r, indent=2)
+    head = ["phase", "instructions", "cycles", "estimate", "est/meas", "soft-float instr", "int-helper instr"]
+    state = ("the state after every step equals the simulator's" if r["divergence"] is None
+             else f"DIVERGED from the simulator: {r['divergence']}")
+    return "\n".join([
+        f"{r['method']} {r['bits']}-bit {r['arch']} (epoch {r['epoch']}, batch {r['batch']}) on {r['target']} "
+        f"({r['core']}): {r['steps']} steps under Unicorn, {' '.join(r['cflags'])} {r['opt']}",
+        tabulate(_phase_rows(r), headers=head, tablefmt="simple", disable_numparse=True,
+                 colalign=("left",) + ("right",) * 6),
+        f"seconds per epoch at {r['clock_hz'] / 1e6:g} MHz ({r['steps_per_epoch']} steps): "
+        f"{r['seconds_per_epoch']:.3f} measured, {r['est_seconds_per_epoch']:.3f} estimated",
+        "cycles are measured-instruction cycles (executed instructions x the profile's instruction_cycles), "
+        "not silicon; " + state])
