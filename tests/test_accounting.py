@@ -190,14 +190,8 @@ def test_compare_train_reports_accuracy():
 
 
 def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
-    import builtins
-    real = builtins.__import__
-
-    def no_mpl(name, *a, **k):
-        if name.startswith("matplotlib"):
-            raise ImportError(name)
-        return real(name, *a, **k)
-    monkeypatch.setattr(builtins, "__import__", no_mpl)
+    from cli_helpers import hide_module
+    hide_module(monkeypatch, "matplotlib")
     r = invoke("compare", "--target", "cortex-m4", "--plot", tmp_path / "x.png")
     assert r.exit_code == 1 and "pip install" in r.output and not (tmp_path / "x.png").exists()
 

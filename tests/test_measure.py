@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import fxtrain
-from cli_helpers import invoke, one_line_error
+from cli_helpers import hide_module, invoke, one_line_error
 from fxtrain.device.profiles import UNIT_NAMES, load_target
 from fxtrain.device.work import PHASES, UNITS
 
@@ -123,14 +123,7 @@ def test_a_core_that_is_not_cortex_m_is_one_line(runs, target):
 
 
 def test_missing_extras_name_the_pip_command(runs, monkeypatch):
-    import builtins
-    real = builtins.__import__
-
-    def no_unicorn(name, *a, **k):
-        if name.startswith("unicorn"):
-            raise ImportError(name)
-        return real(name, *a, **k)
-    monkeypatch.setattr(builtins, "__import__", no_unicorn)
+    hide_module(monkeypatch, "unicorn")
     one_line_error(invoke("measure", runs(TINY), "--target", "cortex-m4"), "unicorn", "pip install 'fxtrain[measure]'")
 
 

@@ -107,6 +107,8 @@ def target_table(t):
                                          "budget_seconds_per_epoch", "qemu_machine")]
     rows += [["cflags", " ".join(t.cflags) or "-"]]
     rows += [[f"cycles.{k}", v] for k, v in vars(t.cycles).items()]
+    rows += [[f"instruction_cycles.{k}", v] for k, v in t.instruction_cycles]
+    rows += [[f"unit_cycles.{k}", v] for k, v in t.unit_cycles]
     rows += [[f"source.{k}", v] for k, v in t.source]
     return tabulate(rows, tablefmt="simple", colalign=("left", "left"), maxcolwidths=[None, 88],
                     disable_numparse=True)

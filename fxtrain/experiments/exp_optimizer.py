@@ -1,7 +1,8 @@
 """Experiments ``optimizer`` (SGD, Robbins-Monro, momentum, Adam) and ``runtime`` (seconds per epoch).
 
-runtime's device figures are estimates of the cost model (``fxtrain.device``):
-no measured on-device cost exists in fxtrain yet, and the table says so.
+runtime's device figures are estimates of the cost model (``fxtrain.device``), whose
+prices are fitted to measured instructions (``fxtrain measure``); the table says they
+are estimates.
 """
 import statistics
 
@@ -98,8 +99,9 @@ def _analyze_runtime(name, plan, records):
                                                                                 t).seconds_per_epoch
                 rows.append(row)
     panels = [_device_panel(rows, t, plan.grid["bits"]) for t in TARGETS]
-    notes = ["device seconds are ESTIMATES of fxtrain's cost model (cycles per operation from each profile), "
-             "not measurements; simulator seconds are measured on this machine (per epoch, with evaluation)",
+    notes = ["device seconds are ESTIMATES of fxtrain's cost model (each profile's cycles per unit of work, fitted "
+             "to measured instructions: fxtrain measure), not measurements; simulator seconds are measured on this "
+             "machine (per epoch, with evaluation)",
              f"(accuracy is not the point here; sr mlp: {pm(final(select(records, method='sr', arch='default')))})"]
     return Result(name, plan.grid, [("Seconds per epoch: simulator (measured) and devices (estimated)", rows)],
                   rows, panels, notes + failed_note(records))
