@@ -23,6 +23,12 @@ WEIGHT_BITS = (1, 2, 3, 4, 6, 8, 12, 16)
 # Weights the exported C (CMSIS-NN q7 layout) can hold.
 EXPORT_MAX_BITS = 8
 
+# Deployment rounding rules of the requantisation; the index is the C code
+# (FX_ROUNDING_CMSIS = 0, FX_ROUNDING_TFLM = 1). Training never uses "tflm".
+ROUNDING_MODES = ("cmsis", "tflm")
+# What `fxtrain export --to` writes: C headers for fx_runtime.h, or a .tflite for TFLM.
+EXPORT_FORMATS = ("c", "tflite")
+
 # exp2 table for the integer softmax: EXP2_NEG_Q15[f] = round(2**(-f/256) * 2**15).
 EXP2_FRAC_BITS = 8
 EXP2_Q = 15
