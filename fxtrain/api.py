@@ -72,7 +72,11 @@ class CompareResult:
 
 @dataclass
 class ExportResult:
-    """Files written, content hash, flash and scratch bytes, and the deployed accuracy."""
+    """Files written, content hash, flash and scratch bytes, and the deployed accuracy.
+
+    For ``to="tflite"`` the flash bytes are the ``.tflite`` file's and the scratch bytes
+    are TFLM's tensor arena as measured on the host (``arena_bytes``).
+    """
     out: Path
     files: list
     hash: str
@@ -84,6 +88,9 @@ class ExportResult:
     packed: bool
     test_accuracy: float
     deployed_test_accuracy: float
+    to: str = "c"
+    rounding: str = "cmsis"
+    arena_bytes: int = None
 
 
 @dataclass
@@ -151,18 +158,25 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
                          Path(plot) if plot else None)
 
 
-def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32):
-    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``."""
+def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, to="c", rounding=None):
+    """Export the run saved in ``run_dir`` into ``out``.
+
+    ``to="c"``: C headers plus the C99 runtime, requantised with ``rounding`` "cmsis"
+    (CMSIS-NN's NN_ROUND, the default) or "tflm". ``to="tflite"``: model.tflite and
+    model_data.cc/.h for TensorFlow Lite Micro, which always rounds "tflm" (the default
+    None picks it; "cmsis" is refused), and needs ``pip install 'fxtrain[tflite]'``.
+    """
     from .firmware.export import export_run
-    s = export_run(run_dir, out, prefix, target, pack, vectors)
-    return ExportResult(out=Path(out), **{k: s[k] for k in (
+    s = export_run(run_dir, out, prefix, target, pack, vectors, to, rounding)
+    return ExportResult(out=Path(out), arena_bytes=s.get("arena_bytes"), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
-        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy")})
+        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "to", "rounding")})
 
 
 def verify(export_dir, target=None, host_only=False):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
-    require every output byte to equal the simulator's."""
+    require every output byte to equal the simulator's. A TFLite export runs in tflite-micro
+    instead, on its vectors and on the test set."""
     from .firmware.export import verify_export
     res = verify_export(export_dir, target, host_only)
     return VerifyResult(res["results"], res["target"], res["ok"])

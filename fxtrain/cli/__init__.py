@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
 from .types import BitsList, Group, TargetName
 
@@ -178,21 +179,33 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
 @click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
               help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
-def export_cmd(run_dir, out, prefix, target, pack, vectors):
-    """Export a trained run as C headers plus the header-only C99 runtime.
+@click.option("--to", "to", type=click.Choice(EXPORT_FORMATS), default="c", show_default=True,
+              help="c: headers for fx_runtime.h; tflite: model.tflite and model_data.cc/.h for TFLM.")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
+              help="Requantisation: cmsis (CMSIS-NN's NN_ROUND; the default for --to c) or tflm "
+                   "(TensorFlow Lite Micro's; --to tflite always uses it).")
+def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding):
+    """Export a trained run as C headers plus the header-only C99 runtime, or as a .tflite.
 
-    Writes PREFIX_model.h (int8 weights, q7 biases, static shifts; no float
-    anywhere), fx_runtime.h, PREFIX_vectors.h and an example main.c. The
-    arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so the arrays
-    can also go straight to arm_fully_connected_q7.
+    --to c (the default) writes PREFIX_model.h (int8 weights, q7 biases, static
+    shifts; no float anywhere), fx_runtime.h, PREFIX_vectors.h and an example
+    main.c. The arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so
+    the arrays can also go straight to arm_fully_connected_q7; --rounding tflm
+    gives the C runtime TensorFlow Lite Micro's rounding instead.
+
+    --to tflite writes model.tflite (int8 tensors, power-of-two scales), the same
+    bytes as a C array in model_data.cc/.h, and vectors.npz; TFLM runs it with
+    outputs byte-identical to fxtrain's deployed predictions. It needs
+    pip install 'fxtrain[tflite]'.
 
     \b
-    Example:
+    Examples:
       fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
+      fxtrain export runs/sr8 --to tflite --out tfl && fxtrain verify tfl
     """
     from .. import api
     from .render import export_text
-    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors), run_dir))
+    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors, to, rounding), run_dir))
 
 
 @cli.command()
@@ -206,11 +219,13 @@ def verify(export_dir, target, host_only):
     The host check builds with gcc -std=c99 -Wall -Wextra -Werror -pedantic; the
     target check cross-compiles with arm-none-eabi-gcc and the profile's cflags,
     runs under qemu-system-arm with semihosting, and reports text/data/bss
-    against the profile's flash and SRAM.
+    against the profile's flash and SRAM. A TFLite export (--to tflite) runs in
+    tflite-micro's interpreter instead, on its vectors and on the whole test set.
 
     \b
-    Example:
+    Examples:
       fxtrain verify fw --target cortex-m4
+      fxtrain verify tfl
     """
     from .. import api
     from .render import verify_text
