@@ -173,7 +173,8 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 
 @cli.command("export")
 @click.argument("run_dir", type=click.Path())
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the C sources.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the exported files (C sources, or model.tflite and model_data.cc/.h).")
 @click.option("--prefix", default="fx", show_default=True, help="C identifier prefix for generated names.")
 @click.option("--target", type=TargetName(), default=None, help="Refuse an export that exceeds this profile.")
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
