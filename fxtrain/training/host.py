@@ -42,6 +42,7 @@ def check_host_memory(layout, layers, cfg, x_shape):
     """Raise ConfigError, with the estimate, if the run would need more memory than the host has."""
     need, have = estimate_bytes(layout, layers, cfg, x_shape), available_bytes()
     if have is not None and need > have:
-        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of host memory (arch {cfg.arch or 'the default'}, "
+        arch = cfg.arch or "the default"
+        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of host memory (arch {arch}, "
                           f"batch {cfg.batch}) but only {have / 2**30:.1f} GiB is available; "
                           "use a narrower --arch or a smaller --batch")
