@@ -114,25 +114,15 @@ typedef struct {
 
 /* ------------------------------------------------------- packed weights */
 
-/* Weight i of a layer packed at FX_SLOT bits (constant: the switch folds away). */
+/* Weight i of a layer packed at FX_SLOT bits (a constant: the branches fold away). Slots of
+ * 1, 2, 4 and 8 bits are the inference runtime's format, decoded by its fx_weight. */
 static inline int32_t fx_w_get(const uint8_t *w, uint32_t i)
 {
-    uint32_t v;
-    switch (FX_SLOT) {
-    case 1:
-        return ((w[i >> 3] >> (i & 7u)) & 1u) ? 1 : -1;
-    case 2:
-        v = ((uint32_t)w[i >> 2] >> ((i & 3u) * 2u)) & 3u;
-        return (int32_t)v - (int32_t)((v & 2u) << 1);
-    case 4:
-        v = ((uint32_t)w[i >> 1] >> ((i & 1u) * 4u)) & 15u;
-        return (int32_t)v - (int32_t)((v & 8u) << 1);
-    case 8:
-        return (int32_t)w[i] - (int32_t)((w[i] & 0x80u) << 1);
-    default:
-        v = (uint32_t)w[2u * i] | ((uint32_t)w[2u * i + 1u] << 8);
+    if (FX_SLOT == 16) {
+        uint32_t v = (uint32_t)w[2u * i] | ((uint32_t)w[2u * i + 1u] << 8);
         return (int32_t)v - (int32_t)((v & 0x8000u) << 1);
     }
+    return fx_weight(w, i, FX_SLOT);
 }
 
 /* Rewrite weight i's slot with v (in range for FX_BITS; b = 1 stores +1 as bit 1). */

@@ -77,7 +77,11 @@ class CompareResult:
 
 @dataclass
 class ExportResult:
-    """Files written, content hash, flash and scratch bytes, and the deployed accuracy."""
+    """Files written, content hash, flash and scratch bytes, and the deployed accuracy.
+
+    For ``to="tflite"`` the flash bytes are the ``.tflite`` file's and the scratch bytes
+    are TFLM's tensor arena as measured on the host (``arena_bytes``).
+    """
     out: Path
     files: list
     hash: str
@@ -90,6 +94,9 @@ class ExportResult:
     test_accuracy: float
     deployed_test_accuracy: float
     train_files: list = None
+    to: str = "c"
+    rounding: str = "cmsis"
+    arena_bytes: int = None
     inference: dict = None       # with a Cortex-M target: measured instructions and cycles per fx_predict
     inference_note: str = None   # why it was not measured, when it was not
 
@@ -187,18 +194,23 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
                          Path(plot) if plot else None)
 
 
-def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, train_step=False):
-    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``.
+def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, to="c", rounding=None,
+           train_step=False):
+    """Export the run saved in ``run_dir`` into ``out``.
 
-    With ``train_step``, also the on-device training runtime and the run's current state,
-    so a device continues the run bit for bit (``PREFIX_train.h``).
+    ``to="c"``: C headers plus the C99 runtime, requantised with ``rounding`` "cmsis"
+    (CMSIS-NN's NN_ROUND, the default) or "tflm". ``to="tflite"``: model.tflite and
+    model_data.cc/.h for TensorFlow Lite Micro, which always rounds "tflm" (the default
+    None picks it; "cmsis" is refused), and needs ``pip install 'fxtrain[tflite]'``.
+    With ``train_step`` (C only), also the on-device training runtime and the run's
+    current state, so a device continues the run bit for bit (``PREFIX_train.h``).
     """
     from .firmware.export import export_run
-    s = export_run(run_dir, out, prefix, target, pack, vectors, train_step)
-    res = ExportResult(out=Path(out), **{k: s[k] for k in (
+    s = export_run(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step)
+    res = ExportResult(out=Path(out), arena_bytes=s.get("arena_bytes"), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
-        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "train_files")})
-    if target and res.n_vectors:
+        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "to", "rounding", "train_files")})
+    if target and res.n_vectors and res.to == "c":
         res.inference, res.inference_note = _inference_cycles(out, target)
     return res
 
@@ -235,7 +247,8 @@ class TrainVerifyResult:
 
 def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
-    require every output byte to equal the simulator's.
+    require every output byte to equal the simulator's. A TFLite export runs in tflite-micro
+    instead, on its vectors and on the test set.
 
     With ``train_step``, run ``steps`` training steps (default 20; or ``epochs`` whole
     epochs) of an export made with ``train_step`` and require the device's state to equal

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import fxtrain
@@ -213,3 +214,17 @@ def test_bc_build_refuses_flags_that_break_bit_identity(exported, tmp_path, flag
     # the header stops a build that could fuse or reorder BinaryConnect's float operations
     assert proc.returncode != 0 and needle in proc.stderr
 
+
+
+@needs_gcc
+@needs_arm
+def test_int64_gradient_sums_match_on_the_device(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X=rng.integers(0, 255, (250, 28, 28, 1)).astype(float), y=rng.integers(0, 2, 250))
+    fxtrain.train(data=str(tmp_path / "d.npz"), arch="conv:2:3,pool:2,dense:2", batch=196, epochs=1,
+                  out=tmp_path / "run")
+    fxtrain.export(tmp_path / "run", tmp_path / "fw", train_step=True)
+    # batch 196 on 28x28 puts the conv gradient past int32: the C runtime accumulates it in int64 too
+    assert "#define FX_GRAD_WIDE 1" in (tmp_path / "fw" / "fx_train.h").read_text()
+    res = verify_training(tmp_path / "fw", steps=2, target="cortex-m4")
+    assert [diff for _, diff, _ in res["results"]] == [None, None] and res["ok"]

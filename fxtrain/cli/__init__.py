@@ -9,6 +9,7 @@ import sys
 import click
 
 from .experiments import experiment, sweep
+from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
 from .types import BitsList, Group, PositiveInt, TargetName
 
@@ -177,22 +178,34 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 
 @cli.command("export")
 @click.argument("run_dir", type=click.Path())
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the C sources.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the exported files (C sources, or model.tflite and model_data.cc/.h).")
 @click.option("--prefix", default="fx", show_default=True, help="C identifier prefix for generated names.")
 @click.option("--target", type=TargetName(), default=None, help="Refuse an export that exceeds this profile.")
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
 @click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
               help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
+@click.option("--to", "to", type=click.Choice(EXPORT_FORMATS), default="c", show_default=True,
+              help="c: headers for fx_runtime.h; tflite: model.tflite and model_data.cc/.h for TFLM.")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
+              help="Requantisation: cmsis (CMSIS-NN's NN_ROUND; the default for --to c) or tflm "
+                   "(TensorFlow Lite Micro's; --to tflite always uses it).")
 @click.option("--train-step", is_flag=True,
               help="Also export the on-device training runtime (PREFIX_train.h) with the run's current state, "
-                   "so the device continues training it bit for bit.")
-def export_cmd(run_dir, out, prefix, target, pack, vectors, train_step):
-    """Export a trained run as C headers plus the header-only C99 runtime.
+                   "so the device continues training it bit for bit (--to c).")
+def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step):
+    """Export a trained run as C headers plus the header-only C99 runtime, or as a .tflite.
 
-    Writes PREFIX_model.h (int8 weights, q7 biases, static shifts; no float
-    anywhere), fx_runtime.h, PREFIX_vectors.h and an example main.c. The
-    arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so the arrays
-    can also go straight to arm_fully_connected_q7.
+    --to c (the default) writes PREFIX_model.h (int8 weights, q7 biases, static
+    shifts; no float anywhere), fx_runtime.h, PREFIX_vectors.h and an example
+    main.c. The arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so
+    the arrays can also go straight to arm_fully_connected_q7; --rounding tflm
+    gives the C runtime TensorFlow Lite Micro's rounding instead.
+
+    --to tflite writes model.tflite (int8 tensors, power-of-two scales), the same
+    bytes as a C array in model_data.cc/.h, and vectors.npz; TFLM runs it with
+    outputs byte-identical to fxtrain's deployed predictions. It needs
+    pip install 'fxtrain[tflite]'.
 
     With --train-step it also writes PREFIX_train.h and fx_train_*.h: the integer
     training step (sr or r on weights packed at b bits, or bc with its float32
@@ -203,10 +216,12 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors, train_step):
     Examples:
       fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
       fxtrain export runs/sr8 --out fw --train-step --target cortex-m4
+      fxtrain export runs/sr8 --to tflite --out tfl && fxtrain verify tfl
     """
     from .. import api
     from .render import export_text
-    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors, train_step), run_dir))
+    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step),
+                           run_dir))
 
 
 @cli.command()
@@ -228,7 +243,8 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     The host check builds with gcc -std=c99 -Wall -Wextra -Werror -pedantic; the
     target check cross-compiles with arm-none-eabi-gcc and the profile's cflags,
     runs under qemu-system-arm with semihosting, and reports text/data/bss
-    against the profile's flash and SRAM.
+    against the profile's flash and SRAM. A TFLite export (--to tflite) runs in
+    tflite-micro's interpreter instead, on its vectors and on the whole test set.
 
     With --train-step the device continues the run for --steps steps (or --epochs
     epochs) and, after every step, a checksum of every layer's weights and biases
@@ -241,6 +257,7 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     Examples:
       fxtrain verify fw --target cortex-m4
       fxtrain verify fw --train-step --steps 20 --target cortex-m4
+      fxtrain verify tfl
     """
     from .. import api
     from .render import verify_text, verify_train_text

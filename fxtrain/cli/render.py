@@ -144,10 +144,24 @@ def compare_text(res, fmt):
     return "\n".join(out) + (f"\n\nwrote {res.plot}" if res.plot else "")
 
 
+def _tflite_export_rows(res):
+    return [["files", ", ".join(Path(f).name for f in res.files)],
+            ["content hash", res.hash],
+            ["model.tflite", f"{res.flash_bytes:,} bytes (int8 tensors, power-of-two scales)"],
+            ["tensor arena", f"{res.arena_bytes:,} bytes (measured by tflite-micro on this host)"],
+            ["rounding", f"{res.rounding} (TensorFlow Lite Micro's own)"],
+            ["test vectors", res.n_vectors],
+            ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (as TFLM runs it) vs "
+                              f"{res.test_accuracy:.4f} in training"]]
+
+
 def export_text(res, run_dir):
     if res.train_files and res.n_vectors == 0 and res.hash == "-":
         return (f"exported the training runtime of {run_dir} to {res.out} (its weights are wider than the 8 bits "
                 "the inference export holds)\nfiles: " + ", ".join(Path(f).name for f in res.train_files))
+    if res.to == "tflite":
+        rows = _tflite_export_rows(res)
+        return f"exported {run_dir} to {res.out}\n" + tabulate(rows, tablefmt="simple", disable_numparse=True)
     saved = res.flash_bytes_unpacked - res.flash_bytes
     flash = f"{res.flash_bytes:,} bytes" + (
         f" (packed; {saved:,} fewer than int8's {res.flash_bytes_unpacked:,})" if res.packed else
@@ -156,6 +170,7 @@ def export_text(res, run_dir):
             ["content hash", res.hash],
             ["weights + biases in flash", flash],
             ["scratch buffer", f"{res.scratch_bytes:,} bytes"],
+            ["rounding", res.rounding],
             ["test vectors", res.n_vectors],
             ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (static shifts) vs "
                               f"{res.test_accuracy:.4f} in training"]]
@@ -180,6 +195,10 @@ def verify_text(res):
         ok = r["n_mismatch"] == 0 and r.get("complete", True)
         rows.append([where, r["n_vectors"], r["n_mismatch"], "bit-exact" if ok else "MISMATCH", f"{r['seconds']:.2f}"])
     lines = [tabulate(rows, headers=["where", "vectors", "mismatches", "result", "seconds"], tablefmt="simple")]
+    for where, r in res.results:
+        if "n_bytes" in r:  # tflite-micro: every output byte compared
+            acc = f"; TFLM's test accuracy {r['accuracy']:.4f}" if "accuracy" in r else ""
+            lines.append(f"{where}: {r['n_diff_bytes']:,} of {r['n_bytes']:,} output bytes differ{acc}")
     t = res.target
     if t and len(res.results) > 1:
         q = res.results[-1][1]

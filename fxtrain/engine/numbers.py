@@ -26,6 +26,11 @@ EXPORT_MAX_BITS = 8
 # FNV-1a over 32-bit words: the per-tensor checksums a device prints while it trains.
 FNV_OFFSET = 2166136261
 FNV_PRIME = 16777619
+# Deployment rounding rules of the requantisation; the index is the C code
+# (FX_ROUNDING_CMSIS = 0, FX_ROUNDING_TFLM = 1). Training never uses "tflm".
+ROUNDING_MODES = ("cmsis", "tflm")
+# What `fxtrain export --to` writes: C headers for fx_runtime.h, or a .tflite for TFLM.
+EXPORT_FORMATS = ("c", "tflite")
 
 # exp2 table for the integer softmax: EXP2_NEG_Q15[f] = round(2**(-f/256) * 2**15).
 EXP2_FRAC_BITS = 8
