@@ -192,11 +192,12 @@ def test_price_tables_are_checked_and_shown(tmp_path):
     from cli_helpers import invoke, one_line_error
     from fxtrain._files import data_dir
     text = (data_dir("targets") / "cortex-m4.toml").read_text().replace('name = "cortex-m4"', 'name = "mine"')
-    bad = write(tmp_path, text.replace("\nmac = 14.5", "\nmaac = 14.5"), "mine.toml")
+    bad = write(tmp_path, text.replace("[unit_cycles]\nmac =", "[unit_cycles]\nmaac ="), "mine.toml")
     # a typo in the fitted table is one line naming the field and the near miss, like any other
     one_line_error(invoke("targets", "show", bad), "unit_cycles.maac", "did you mean 'unit_cycles.mac'")
     bad = write(tmp_path, text.replace("\nalu = 1", "\nalu = 0"), "mine.toml")
     one_line_error(invoke("targets", "show", bad), "instruction_cycles.alu", "positive")
     r = invoke("targets", "show", "cortex-m4")
     rows = {ln.split()[0]: ln.split()[1] for ln in r.output.splitlines() if ln.split() and "_cycles." in ln}
-    assert rows["instruction_cycles.fpu_div"] == "14" and rows["unit_cycles.mac"] == "14.5"
+    assert rows["instruction_cycles.fpu_div"] == "14"
+    assert float(rows["unit_cycles.mac"]) == dict(load_target("cortex-m4").unit_cycles)["mac"]

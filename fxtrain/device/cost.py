@@ -9,11 +9,10 @@ Flash: weights packed at b bits (``ceil(W_l * b / 8)`` per layer), biases, and t
 training set (N * F + N bytes) that on-device training reads every epoch.
 
 Cycles: the step's work in units per phase (:mod:`fxtrain.device.work`: dense MACs,
-conv taps, activations, softmax outputs, weight updates, ...) at the profile's price
-per unit, plus surcharges at its per-operation ``[cycles]`` prices for what the fitted
-units do not cover: unpacking at every read of a weight in a sub-byte slot (3 int
-ops, once per forward and input-error MAC and per update) and repacking at every write
-(4), momentum (6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc), Adam, int64
+conv taps, activations, softmax outputs, weight updates, unpacking a weight from a
+sub-byte slot, ...) at the profile's price per unit, plus surcharges at its
+per-operation ``[cycles]`` prices for what the fitted units do not cover: momentum
+(6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc), Adam, int64
 accumulators (``int_mac_wide - int_mac`` a MAC) and 32x32 -> 64 update multiplies
 (``mul_wide`` a weight and bias: always for a batch that is not a power of two, whose
 step has a 24-bit mantissa), and float's float work (an fadd and an fmul a MAC and an
@@ -100,16 +99,12 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def _surcharges(layers, method, bits, batch, momentum, adam, plan):
+def _surcharges(layers, method, batch, momentum, adam, plan):
     """{phase: {surcharge: count}}: the work the fitted units leave out (see the module docstring)."""
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
     ext = {p: {} for p in PHASES}
-    if storage_bits(bits) < 8:
-        ext["forward"]["int_op"] = INT_OPS["unpack"] * batch * macs_fwd
-        ext["backward"]["int_op"] = INT_OPS["unpack"] * batch * macs_back
-        ext["update"]["int_op"] = (INT_OPS["unpack"] + INT_OPS["repack"]) * n_w
     upd = ext["update"]
     if momentum:
         if method in ("bc", "float"):
@@ -144,8 +139,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam)
     mem, labels = {b.name: b.bytes for b in declared}, {b.name: b.label for b in declared}
     steps, fl = n_train // batch, flash(layers, bits, method, n_train, n_features)
-    units = work(layers, method, batch, n_train, n_features, n_classes)
-    extra = _surcharges(layers, method, bits, batch, momentum, adam, plan)
+    units = work(layers, method, bits, batch, n_train, n_features, n_classes)
+    extra = _surcharges(layers, method, batch, momentum, adam, plan)
     macs_fwd = sum(_macs(s) for s in layers)
     macs_back = macs_fwd - _macs(layers[0])
     macs = batch * (2 * macs_fwd + macs_back)

@@ -44,7 +44,8 @@ INSTRUCTION_CLASSES = ("alu", "mul", "mac", "mul_long", "mac_long", "div", "sat"
 # Cycles per unit of work of the training step (fxtrain.device.work.UNITS names them), fitted to
 # measured instructions; a unit left out is priced from [cycles].
 UNIT_NAMES = ("mac", "conv_tap", "pool", "scan", "act", "softmax", "relu", "err", "back_mac", "back_tap",
-              "pool_back", "grad_mac", "grad_tap", "update_sr", "update_r", "update_bc", "bias", "copy", "shuffle")
+              "pool_back", "grad_mac", "grad_tap", "update_sr", "update_r", "update_bc", "bias", "unpack", "repack",
+              "copy", "shuffle")
 # A shipped profile must say where its headline numbers come from; a user file need not.
 _SHIPPED_SOURCES = ("clock_hz", "sram_bytes", "flash_bytes", "cycles")
 

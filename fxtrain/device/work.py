@@ -6,7 +6,8 @@ The C training runtime runs a step as phases (``fx_forward``, ``fx_loss``,
 a dense MAC, a conv kernel tap, an activation rounded and stored, a softmax output,
 a weight updated. :func:`work` counts the units of each phase from the arch, the
 batch and the data size (B batch, W_l weights, n_in/n_out values per sample, N
-training samples, F features); the counts are exact trips, except that the loops
+training samples, F features, M_l a layer's MACs per sample); the counts are exact
+trips, except that the loops
 that skip a zero error (backward and gradient MACs) are counted as if none were
 zero, so their prices absorb the share of zero errors of the run they were fitted
 on.
@@ -18,6 +19,7 @@ price falls back to a proxy (:data:`PROXY`), then to its operations
 priced at the profile's ``[cycles]`` per-operation prices.
 """
 from ..engine.network import DENSE, POOL
+from ..engine.numbers import storage_bits
 
 PHASES = ("forward", "loss", "backward", "update", "step", "shuffle")
 STEP_PHASES = PHASES[:-1]  # every step runs these; the shuffle runs once per epoch
@@ -26,23 +28,25 @@ STEP_PHASES = PHASES[:-1]  # every step runs these; the shuffle runs once per ep
 # operations are the Cortex-M4 instructions of the unit (multiplies, loads and stores by
 # register moved, everything else), fitted like the prices (benchmarks/calibrate_cost.py).
 UNITS = {
-    "mac": ("a dense MAC: two int8 loads, unpack, multiply-accumulate, loop", (1, 3, 5)),
-    "conv_tap": ("a conv kernel position: bounds checks, addresses, one channel's MAC", (4, 24, 26)),
+    "mac": ("a dense MAC: two int8 loads, unpack, multiply-accumulate, loop", (1, 2, 2)),
+    "conv_tap": ("a conv kernel position: bounds checks, addresses, one channel's MAC", (4, 20, 23)),
     "pool": ("one input compared by max pooling, forward", (2, 7, 14)),
     "scan": ("one value scanned for the tensor's shift (requant.tensor_shift)", (0, 1, 13)),
     "act": ("one output value: bias added, rounded, saturated, stored", (0, 10, 41)),
-    "softmax": ("one softmax output: exp2 table, int64 division, error, saturation", (7, 40, 112)),
+    "softmax": ("one softmax output: exp2 table, int64 division, error, saturation", (7, 40, 114)),
     "relu": ("one error masked by the ReLU", (1, 7, 6)),
-    "err": ("one error sent below: a draw, stochastic rounding to int8", (0, 6, 42)),
-    "back_mac": ("an input-error MAC (dense), counted as if no error were zero", (0, 1, 2)),
+    "err": ("one error sent below: a draw, stochastic rounding to int8", (0, 4, 42)),
+    "back_mac": ("an input-error MAC (dense), counted as if no error were zero", (0, 1, 1)),
     "back_tap": ("an input-error kernel position (conv), as if no error were zero", (1, 3, 4)),
-    "pool_back": ("one input compared by max pooling, backward (the error routed)", (3, 13, 20)),
+    "pool_back": ("one input compared by max pooling, backward (the error routed)", (3, 13, 19)),
     "grad_mac": ("a weight-gradient MAC (dense), counted as if no error were zero", (0, 2, 1)),
     "grad_tap": ("a weight-gradient kernel position (conv), as if no error were zero", (1, 3, 4)),
-    "update_sr": ("one weight's SR update: 64-bit step, a draw, rounding, saturation, repack", (0, 18, 43)),
-    "update_r": ("one weight's R update: 64-bit step, rounding half up, saturation, repack", (0, 14, 30)),
-    "update_bc": ("one weight's BinaryConnect update in float32, re-quantised", (0, 44, 191)),
-    "bias": ("one bias update, int64 with a draw", (0, 14, 42)),
+    "update_sr": ("one weight's SR update: 64-bit step, a draw, rounding, saturation, repack", (0, 15, 38)),
+    "update_r": ("one weight's R update: 64-bit step, rounding half up, saturation, repack", (0, 12, 30)),
+    "update_bc": ("one weight's BinaryConnect update in float32, re-quantised", (0, 43, 191)),
+    "bias": ("one bias update, int64 with a draw", (0, 9, 41)),
+    "unpack": ("a weight read from a sub-byte slot (forward and input-error MACs): shift, mask, sign", (0, 0, 3)),
+    "repack": ("a weight updated in a sub-byte slot: read, unpack, merge into its byte", (0, 1, 7)),
     "copy": ("one input byte copied into the batch", (0, 1, 0)),
     "shuffle": ("one sample shuffled: a draw, a 32-bit modulo, a swap", (1, 5, 11)),
 }
@@ -68,19 +72,22 @@ def _add(parts, part, unit, n):
         units[unit] = units.get(unit, 0) + n
 
 
-def _layer(parts, l, s, method, b):
-    """Units of layer ``l`` in the forward, backward and update phases (``b``: batch)."""
+def _layer(parts, l, s, method, b, packed):
+    """Units of layer ``l`` in the forward, backward and update phases (``b``: batch; ``packed``: the
+    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks)."""
     n_in, n_out = _size(s.in_shape), _size(s.out_shape)
     if s.kind == POOL:
         _add(parts, "forward.pool", "pool", b * n_out * s.k * s.k)
         _add(parts, "backward.pool", "pool_back", b * n_out * s.k * s.k)
         return
     taps, c_in = valid_taps(s) * b, s.in_shape[2]
+    macs = b * s.n_weights if s.kind == DENSE else taps * c_in
     if s.kind == DENSE:
-        _add(parts, "forward.dense", "mac", b * s.n_weights)
+        _add(parts, "forward.dense", "mac", macs)
     else:
         _add(parts, "forward.conv", "conv_tap", taps)
         _add(parts, "forward.conv", "mac", taps * (c_in - 1))
+    _add(parts, "forward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
     _add(parts, "forward.shift", "scan", b * n_out)
     _add(parts, "forward", "act", b * n_out)
     if s.relu:
@@ -93,25 +100,27 @@ def _layer(parts, l, s, method, b):
         else:
             _add(parts, "backward.conv", "back_tap", taps)
             _add(parts, "backward.conv", "back_mac", taps * (c_in - 1))
+        _add(parts, "backward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
     if s.kind == DENSE:
         _add(parts, "update.gradient", "grad_mac", b * s.n_weights)
     else:
         _add(parts, "update.gradient", "grad_tap", taps)
         _add(parts, "update.gradient", "grad_mac", taps * (c_in - 1))
     _add(parts, "update.weights", f"update_{method}", s.n_weights)
+    _add(parts, "update.weights", "repack", s.n_weights * packed)
     _add(parts, "update", "bias", s.n_bias)
 
 
-def work(layers, method, batch, n_train, n_features, n_classes):
+def work(layers, method, bits, batch, n_train, n_features, n_classes):
     """{part: {unit: count}} of one training step; ``"shuffle"`` counts one epoch's shuffle.
 
     A part is a phase (``"forward"``) or one loop of it (``"forward.dense"``), as
     ``fxtrain measure`` attributes instructions; :func:`by_phase` merges them.
     ``method`` "float" is counted as "r" (the same loops; cost.py adds its float work).
     """
-    parts = {}
+    parts, packed = {}, int(storage_bits(bits) < 8 and method != "float")
     for l, s in enumerate(layers):
-        _layer(parts, l, s, "r" if method == "float" else method, batch)
+        _layer(parts, l, s, "r" if method == "float" else method, batch, packed)
     _add(parts, "loss", "softmax", batch * n_classes)
     _add(parts, "step", "copy", batch * n_features)
     _add(parts, "shuffle", "shuffle", n_train)

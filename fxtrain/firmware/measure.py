@@ -50,11 +50,10 @@ def measurable(target):
 
 def roots(prefix):
     """{function name: phase}: the runtime's phase functions and the step functions around them."""
-    out = {"fx_forward": "forward", "fx_loss": "loss", "fx_backward": "backward", "fx_update": "update",
-           "fx_shuffle": "shuffle", "fx_epoch_begin": "shuffle", f"{prefix}_train_epoch_begin": "shuffle",
-           "fx_step": "step", "fx_epoch_step": "step", f"{prefix}_train_step": "step",
-           f"{prefix}_train_epoch_step": "step", f"{prefix}_train_epoch": "step"}
-    return out
+    return {"fx_forward": "forward", "fx_loss": "loss", "fx_backward": "backward", "fx_update": "update",
+            "fx_shuffle": "shuffle", "fx_epoch_begin": "shuffle", f"{prefix}_train_epoch_begin": "shuffle",
+            "fx_step": "step", "fx_epoch_step": "step", f"{prefix}_train_step": "step",
+            f"{prefix}_train_epoch_step": "step", f"{prefix}_train_epoch": "step"}
 
 
 def run_program(elf, target, root_names, unit, per_instruction=False):
@@ -67,7 +66,7 @@ def run_program(elf, target, root_names, unit, per_instruction=False):
 
 
 def build_training(run_dir, target, steps, folder, run=None):
-    """Export ``run_dir``'s training runtime into ``folder`` and link it for ``target``; (elf, manifest)."""
+    """Export ``run_dir``'s training runtime into ``folder`` and link it for ``target``; (ELF path, Run)."""
     from .train_export import export_training
     from .train_verify import cross_build
     summary = export_training(run_dir, folder, "fx", run=run)
@@ -107,7 +106,7 @@ def _phase_row(t, table, per):
             "integer_helper_instructions": t.helper_instructions("integer") / per,
             "helper_calls": {h: n / per for h, n in sorted(t.calls.items())},
             "helper_cycles": {h: price(c, table) / per for h, c in sorted(t.helpers.items())},
-            "classes": {c: n for c, n in sorted(t.classes.items()) if n}}
+            "classes": {c: n / per for c, n in sorted(t.classes.items()) if n}}
 
 
 def estimate(report, target=None):
@@ -141,8 +140,7 @@ def summarise(m):
               for p in PHASES}
     total = {key: sum(phases[p][key] for p in STEP_PHASES) + phases["shuffle"][key] / per_epoch
              for key in ("instructions", "cycles")}
-    parts = {name: {"instructions": tl.instructions / (m["epochs_begun"] if name == "shuffle" else k),
-                    "cycles": tl.cycles(table) / (m["epochs_begun"] if name == "shuffle" else k)}
+    parts = {name: _phase_row(tl, table, m["epochs_begun"] if name == "shuffle" else k)
              for name, tl in sorted(m["tallies"].items()) if name != HARNESS}
     report = {"target": t.name, "core": t.core, "clock_hz": t.clock_hz, "cflags": list(t.cflags), "opt": OPT_LEVEL,
               "arch": run.arch, "method": cfg.method, "bits": cfg.bits, "batch": cfg.batch, "lr": cfg.lr,
