@@ -21,6 +21,11 @@
  * The calibration in fxtrain/deploy.py bounds |acc| for every int8 input, so the
  * int32 sum never overflows in any summation order.
  *
+ * That is the rounding rule FX_ROUNDING_CMSIS. The *_r layer functions also take
+ * FX_ROUNDING_TFLM, TensorFlow Lite Micro's requantisation for the scale 2^-s
+ * (fxtrain/firmware/rounding.py, docs/design.md): the accumulator starts at the bias
+ * alone and is rounded once at the end by fx_round_shift_tflm().
+ *
  * Signed right shifts: in C99, ">>" on a negative value is implementation-defined
  * (gcc and clang shift arithmetically). fx_floor_shift() and fx_asr32() compute
  * floor(x / 2^s) without relying on that, and gcc compiles them to a single
@@ -52,6 +57,7 @@ typedef enum {
     FX_ERR_PAD,
     FX_ERR_SHIFT,
     FX_ERR_BITS,
+    FX_ERR_ROUNDING,
     FX_STATUS_COUNT
 } fx_status;
 
@@ -63,7 +69,8 @@ static const char *const FX_STATUS_STRINGS[] = {
     "FX_ERR_SHAPE: a dimension is zero or the kernel does not fit the input",
     "FX_ERR_PAD: padding must be 0 (valid) or k/2 with an odd k (same)",
     "FX_ERR_SHIFT: a shift is outside 0 to 30",
-    "FX_ERR_BITS: weight bit width must be 1, 2, 4 or 8"
+    "FX_ERR_BITS: weight bit width must be 1, 2, 4 or 8",
+    "FX_ERR_ROUNDING: rounding must be FX_ROUNDING_CMSIS or FX_ROUNDING_TFLM"
 };
 
 /* Compile-time check (C99 has no static_assert): the table has one entry per code. */
@@ -88,6 +95,10 @@ static inline const char *fx_status_str(fx_status s)
 #define FX_XORSHIFT_ZERO_FALLBACK 0x6D2B79F5u
 /* One 32-bit draw feeds one stochastic rounding, so SR resolves at most 32 bits. */
 #define FX_SR_MAX_BITS 32
+
+/* Deployment rounding rules, in the order of numbers.ROUNDING_MODES. */
+#define FX_ROUNDING_CMSIS 0
+#define FX_ROUNDING_TFLM 1
 
 #define FX_EXP2_FRAC_BITS 8
 #define FX_EXP2_Q 15
@@ -186,6 +197,19 @@ static inline int64_t fx_round_shift(int64_t x, int s)
     return fx_floor_shift(x + ((int64_t)1 << (s - 1)), s);
 }
 
+/* TFLM's requantisation by 2^-s in one rounding (rounding.round_shift_tflm):
+ * (x + NN_ROUND(s) + d) >> s, where d = +1 for x >= 0 and -1 for x < 0 (d = 0 if s < 2).
+ * It equals TFLM's SaturatingRoundingDoublingHighMul by 2^30 followed by
+ * RoundingDivideByPOT(s - 1) for every int32 x (s = 0: while |x| < 2^30). */
+static inline int64_t fx_round_shift_tflm(int64_t x, int s)
+{
+    int64_t d = s < 2 ? 0 : (x >= 0 ? 1 : -1);
+    if (s <= 0) {
+        return x;
+    }
+    return fx_floor_shift(x + ((int64_t)1 << (s - 1)) + d, s);
+}
+
 /* Stochastic rounding of x / 2^s with the 32-bit draw r (fixedpoint.sr_shift):
  * rounds up with probability equal to the dropped fraction. Past 32 bits the
  * excess is floor-shifted first, because one draw only covers 32 bits. */
@@ -246,9 +270,28 @@ static inline int8_t fx_requant(int32_t acc, uint32_t out_shift)
     return (int8_t)fx_sat(fx_asr32(acc, out_shift), -128, 127);
 }
 
+/* Accumulator start under `rounding`: CMSIS-NN adds NN_ROUND here, TFLM rounds at the end. */
+static inline int32_t fx_acc_init_r(int8_t bias, uint32_t bias_shift, uint32_t out_shift, uint32_t rounding)
+{
+    if (rounding == FX_ROUNDING_TFLM) {
+        return (int32_t)bias * ((int32_t)1 << bias_shift);
+    }
+    return fx_acc_init(bias, bias_shift, out_shift);
+}
+
+/* SSAT8 of the accumulator rounded by `rounding` (the counterpart of fx_acc_init_r). */
+static inline int8_t fx_requant_r(int32_t acc, uint32_t out_shift, uint32_t rounding)
+{
+    if (rounding == FX_ROUNDING_TFLM) {
+        return (int8_t)fx_sat(fx_round_shift_tflm(acc, (int)out_shift), -128, 127);
+    }
+    return fx_requant(acc, out_shift);
+}
+
 /* Checks shared by dense and conv layers. */
 static inline fx_status fx_check_layer(const void *x, const void *w, const void *bias, const void *y,
-                                       uint32_t bits, uint32_t bias_shift, uint32_t out_shift)
+                                       uint32_t bits, uint32_t bias_shift, uint32_t out_shift,
+                                       uint32_t rounding)
 {
     if (x == NULL || w == NULL || bias == NULL || y == NULL) {
         return FX_ERR_NULL;
@@ -259,19 +302,22 @@ static inline fx_status fx_check_layer(const void *x, const void *w, const void 
     if (bias_shift > 30u || out_shift > 30u) {
         return FX_ERR_SHIFT;
     }
+    if (rounding != FX_ROUNDING_CMSIS && rounding != FX_ROUNDING_TFLM) {
+        return FX_ERR_ROUNDING;
+    }
     return FX_OK;
 }
 
 /*
- * Fully connected layer, y = SSAT8((W x + b) >> out_shift), W row-major [n_out][n_in]
- * stored with `bits` bits per weight (8 = int8). y must not alias x.
+ * Fully connected layer, y = SSAT8((W x + b) >> out_shift) rounded by `rounding`,
+ * W row-major [n_out][n_in] stored with `bits` bits per weight (8 = int8). y must not alias x.
  */
-static inline fx_status fx_dense_packed(const int8_t *x, uint32_t n_in, const uint8_t *w, uint32_t bits,
-                                        const int8_t *bias, uint32_t n_out, uint32_t bias_shift,
-                                        uint32_t out_shift, int8_t *y)
+static inline fx_status fx_dense_packed_r(const int8_t *x, uint32_t n_in, const uint8_t *w, uint32_t bits,
+                                          const int8_t *bias, uint32_t n_out, uint32_t bias_shift,
+                                          uint32_t out_shift, uint32_t rounding, int8_t *y)
 {
     uint32_t o, i;
-    fx_status st = fx_check_layer(x, w, bias, y, bits, bias_shift, out_shift);
+    fx_status st = fx_check_layer(x, w, bias, y, bits, bias_shift, out_shift, rounding);
     if (st != FX_OK) {
         return st;
     }
@@ -279,14 +325,22 @@ static inline fx_status fx_dense_packed(const int8_t *x, uint32_t n_in, const ui
         return FX_ERR_SHAPE;
     }
     for (o = 0; o < n_out; o++) {
-        int32_t acc = fx_acc_init(bias[o], bias_shift, out_shift);
+        int32_t acc = fx_acc_init_r(bias[o], bias_shift, out_shift, rounding);
         uint32_t row = o * n_in;
         for (i = 0; i < n_in; i++) {
             acc += (int32_t)x[i] * fx_weight(w, row + i, bits);
         }
-        y[o] = fx_requant(acc, out_shift);
+        y[o] = fx_requant_r(acc, out_shift, rounding);
     }
     return FX_OK;
+}
+
+/* fx_dense_packed_r with CMSIS-NN's rounding. */
+static inline fx_status fx_dense_packed(const int8_t *x, uint32_t n_in, const uint8_t *w, uint32_t bits,
+                                        const int8_t *bias, uint32_t n_out, uint32_t bias_shift,
+                                        uint32_t out_shift, int8_t *y)
+{
+    return fx_dense_packed_r(x, n_in, w, bits, bias, n_out, bias_shift, out_shift, FX_ROUNDING_CMSIS, y);
 }
 
 /* fx_dense_packed with int8 weights: the arm_fully_connected_q7 arithmetic. */
@@ -333,17 +387,17 @@ static inline int32_t fx_conv_window(const int8_t *in, uint32_t h, uint32_t w, u
 /*
  * 2-D convolution, stride 1, HWC input [h][w][c_in], weights [c_out][k][k][c_in]
  * with `bits` bits each (8 = int8), output HWC [oh][ow][c_out] where
- * oh = h + 2 pad - k + 1; pad = 0 is "valid", pad = k/2 (odd k) is "same".
- * out must not alias in.
+ * oh = h + 2 pad - k + 1; pad = 0 is "valid", pad = k/2 (odd k) is "same";
+ * requantised by `rounding`. out must not alias in.
  */
-static inline fx_status fx_conv_hwc_packed(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
-                                           const uint8_t *wt, uint32_t bits, uint32_t c_out, uint32_t k,
-                                           uint32_t pad, const int8_t *bias, uint32_t bias_shift,
-                                           uint32_t out_shift, int8_t *out)
+static inline fx_status fx_conv_hwc_packed_r(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
+                                             const uint8_t *wt, uint32_t bits, uint32_t c_out, uint32_t k,
+                                             uint32_t pad, const int8_t *bias, uint32_t bias_shift,
+                                             uint32_t out_shift, uint32_t rounding, int8_t *out)
 {
     uint32_t oh = fx_conv_out_dim(h, k, pad), ow = fx_conv_out_dim(w, k, pad);
     uint32_t oy, ox, o;
-    fx_status st = fx_check_layer(in, wt, bias, out, bits, bias_shift, out_shift);
+    fx_status st = fx_check_layer(in, wt, bias, out, bits, bias_shift, out_shift, rounding);
     if (st != FX_OK) {
         return st;
     }
@@ -356,13 +410,23 @@ static inline fx_status fx_conv_hwc_packed(const int8_t *in, uint32_t h, uint32_
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             for (o = 0; o < c_out; o++) {
-                int32_t acc = fx_acc_init(bias[o], bias_shift, out_shift);
+                int32_t acc = fx_acc_init_r(bias[o], bias_shift, out_shift, rounding);
                 acc = fx_conv_window(in, h, w, c_in, wt, bits, k, pad, oy, ox, o, acc);
-                out[(oy * ow + ox) * c_out + o] = fx_requant(acc, out_shift);
+                out[(oy * ow + ox) * c_out + o] = fx_requant_r(acc, out_shift, rounding);
             }
         }
     }
     return FX_OK;
+}
+
+/* fx_conv_hwc_packed_r with CMSIS-NN's rounding. */
+static inline fx_status fx_conv_hwc_packed(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
+                                           const uint8_t *wt, uint32_t bits, uint32_t c_out, uint32_t k,
+                                           uint32_t pad, const int8_t *bias, uint32_t bias_shift,
+                                           uint32_t out_shift, int8_t *out)
+{
+    return fx_conv_hwc_packed_r(in, h, w, c_in, wt, bits, c_out, k, pad, bias, bias_shift, out_shift,
+                                FX_ROUNDING_CMSIS, out);
 }
 
 /* fx_conv_hwc_packed with int8 weights: the arm_convolve_HWC_q7_basic arithmetic. */

@@ -1,7 +1,7 @@
 """fxtrain: integer-only on-device training, simulated bit for bit.
 
 The public API (``fxtrain.train``, ``simulate``, ``compare``, ``export``,
-``verify``) lives in :mod:`fxtrain.api` and is imported on first use, so
+``verify``, ``measure``) lives in :mod:`fxtrain.api` and is imported on first use, so
 ``import fxtrain`` and ``fxtrain --help`` stay fast and never load numba.
 """
 import hashlib
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 __version__ = "0.2.0"
-__all__ = ["train", "simulate", "compare", "export", "verify", "__version__"]
+__all__ = ["train", "simulate", "compare", "export", "verify", "measure", "__version__"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -35,7 +35,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
 
 
 def __getattr__(name):
-    if name in ("train", "simulate", "compare", "export", "verify"):
+    if name in ("train", "simulate", "compare", "export", "verify", "measure"):
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module 'fxtrain' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
     import fxtrain
     res = fxtrain.train(method="sr", bits=4, epochs=10)
+    fxtrain.measure("runs/sr4", "cortex-m0plus").phases["update"]["cycles"]
     res.test_accuracy, res.history[-1]
     sim = fxtrain.simulate("cortex-m4", bits=4)
     sim.memory["total_bytes"], sim.compute["est_seconds_per_epoch"]
@@ -41,8 +42,12 @@ class TrainResult:
 
 @dataclass
 class SimulateResult(TrainResult):
-    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``)."""
+    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``); with
+    ``measured=True``, ``measured`` is ``fxtrain measure``'s report of the trained run (or None, and
+    ``measured_note`` says why)."""
     fit: object = None
+    measured: dict = None
+    measured_note: str = None
 
     @property
     def target(self):
@@ -72,7 +77,11 @@ class CompareResult:
 
 @dataclass
 class ExportResult:
-    """Files written, content hash, flash and scratch bytes, and the deployed accuracy."""
+    """Files written, content hash, flash and scratch bytes, and the deployed accuracy.
+
+    For ``to="tflite"`` the flash bytes are the ``.tflite`` file's and the scratch bytes
+    are TFLM's tensor arena as measured on the host (``arena_bytes``).
+    """
     out: Path
     files: list
     hash: str
@@ -84,6 +93,12 @@ class ExportResult:
     packed: bool
     test_accuracy: float
     deployed_test_accuracy: float
+    train_files: list = None
+    to: str = "c"
+    rounding: str = "cmsis"
+    arena_bytes: int = None
+    inference: dict = None       # with a Cortex-M target: measured instructions and cycles per fx_predict
+    inference_note: str = None   # why it was not measured, when it was not
 
 
 @dataclass
@@ -116,19 +131,47 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
-             momentum="0", out=None, on_epoch=None):
+             momentum="0", out=None, on_epoch=None, measured=False):
     """Check that a run fits ``target`` (a profile name or .toml path), then train it.
 
     Raises TargetError, naming what overflowed and what would fit, before any training.
+    With ``measured``, the trained run is then measured (:func:`measure`, 4 steps) and
+    its measured seconds per epoch stand beside the estimate, if arm-none-eabi-gcc is
+    installed (else ``measured_note`` says so and the estimate stands).
     """
+    import tempfile
+
     from .device.simulate import plan, run_simulation
     from .firmware.calibration import add_deployed_accuracy
     from .training.job import output_folder
     cfg = _config(locals())
+    note = _measurable(target) if measured else None
     run, fit = plan(cfg, target)
-    with output_folder(out, run) as folder:
-        report = add_deployed_accuracy(run, run_simulation(run, fit, out=folder, on_epoch=on_epoch), folder)
-    return SimulateResult(report, run, folder, fit)
+    with tempfile.TemporaryDirectory(prefix="fxtrain-simulate-") as tmp:
+        keep = out if (out or not measured or note) else Path(tmp) / "run"
+        with output_folder(keep, run) as folder:
+            report = add_deployed_accuracy(run, run_simulation(run, fit, out=folder, on_epoch=on_epoch), folder)
+        rep = None if (note or not measured) else measure(folder, fit.target).report
+    if rep:
+        report["target"]["measured"] = {k: rep[k] for k in ("steps", "opt", "per_step", "seconds_per_epoch")}
+        if out:
+            from ._files import write_json_atomic
+            from .training.artifacts import REPORT_FILE
+            write_json_atomic(Path(out) / REPORT_FILE, report)
+    return SimulateResult(report, run, Path(out) if out else None, fit, rep, note)
+
+
+def _measurable(target):
+    """None if ``target`` can be measured here; a note if no cross compiler is installed. Raises for a
+    core Unicorn cannot run, and for missing extras."""
+    import shutil
+
+    from .firmware.measure import measurable, require_extras
+    measurable(target)
+    require_extras()
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return "arm-none-eabi-gcc is not installed, so the estimate stands (apt-get install gcc-arm-none-eabi)"
+    return None
 
 
 def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train=False, epochs=30, lr="0.0625",
@@ -151,18 +194,109 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
                          Path(plot) if plot else None)
 
 
-def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32):
-    """Export the run saved in ``run_dir`` as C headers plus the C99 runtime into ``out``."""
+def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, to="c", rounding=None,
+           train_step=False):
+    """Export the run saved in ``run_dir`` into ``out``.
+
+    ``to="c"``: C headers plus the C99 runtime, requantised with ``rounding`` "cmsis"
+    (CMSIS-NN's NN_ROUND, the default) or "tflm". ``to="tflite"``: model.tflite and
+    model_data.cc/.h for TensorFlow Lite Micro, which always rounds "tflm" (the default
+    None picks it; "cmsis" is refused), and needs ``pip install 'fxtrain[tflite]'``.
+    With ``train_step`` (C only), also the on-device training runtime and the run's
+    current state, so a device continues the run bit for bit (``PREFIX_train.h``).
+    """
     from .firmware.export import export_run
-    s = export_run(run_dir, out, prefix, target, pack, vectors)
-    return ExportResult(out=Path(out), **{k: s[k] for k in (
+    s = export_run(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step)
+    res = ExportResult(out=Path(out), arena_bytes=s.get("arena_bytes"), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
-        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy")})
+        "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "to", "rounding", "train_files")})
+    if target and res.n_vectors and res.to == "c":
+        res.inference, res.inference_note = _inference_cycles(out, target)
+    return res
 
 
-def verify(export_dir, target=None, host_only=False):
+def _inference_cycles(out, target):
+    """(measured cycles per inference, None), or (None, why not): a missing tool is a note, not an error."""
+    import shutil
+
+    from .errors import FxtrainError, TargetError
+    from .firmware.measure import measure_inference
+    if shutil.which("arm-none-eabi-gcc") is None:
+        return None, "not measured: arm-none-eabi-gcc is not installed"
+    try:
+        return measure_inference(out, target), None
+    except TargetError:
+        return None, "not measured: only a Cortex-M core can be measured"
+    except FxtrainError as exc:
+        return None, f"not measured: {exc}"
+
+
+@dataclass
+class TrainVerifyResult:
+    """Per place (host gcc, then QEMU): the first divergence from the simulator (None: bit-exact)
+    and seconds; the ELF's buffer sizes against the accounting; the device's final state."""
+    steps: int
+    results: list
+    memory: list
+    sections: dict
+    target: object
+    note: str
+    ok: bool
+    device_state: dict
+
+
+def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
-    require every output byte to equal the simulator's."""
-    from .firmware.export import verify_export
-    res = verify_export(export_dir, target, host_only)
-    return VerifyResult(res["results"], res["target"], res["ok"])
+    require every output byte to equal the simulator's. A TFLite export runs in tflite-micro
+    instead, on its vectors and on the test set.
+
+    With ``train_step``, run ``steps`` training steps (default 20; or ``epochs`` whole
+    epochs) of an export made with ``train_step`` and require the device's state to equal
+    the simulator's after every step; ``dump`` writes the device's final state as .npz.
+    """
+    if not train_step:
+        from .firmware.export import verify_export
+        res = verify_export(export_dir, target, host_only)
+        return VerifyResult(res["results"], res["target"], res["ok"])
+    from .firmware.train_verify import dump_state, steps_for, verify_training
+    k = steps_for(export_dir, steps, epochs)
+    res = verify_training(export_dir, k, target, host_only)
+    if dump:
+        dump_state(res["device_state"], dump)
+    return TrainVerifyResult(k, **res)
+
+
+@dataclass
+class MeasureResult:
+    """``fxtrain measure``: per phase, instructions and measured-instruction cycles per step (the shuffle
+    per epoch), the cost model's estimate and estimate / measured; ``report`` is all of it as plain data."""
+    report: dict
+
+    @property
+    def phases(self):
+        return self.report["phases"]
+
+    @property
+    def per_step(self):
+        return self.report["per_step"]
+
+    @property
+    def seconds_per_epoch(self):
+        """Measured-instruction cycles of an epoch at the profile's clock."""
+        return self.report["seconds_per_epoch"]
+
+    @property
+    def ok(self):
+        """True when the state after the measured steps equals the simulator's."""
+        return self.report["divergence"] is None
+
+
+def measure(run_dir, target, steps=4):
+    """Count the instructions the exported training step executes on ``target``'s core, phase by phase.
+
+    Exports the run in ``run_dir``, links ``train_main.c`` with the profile's cflags
+    at -O2, runs ``steps`` steps under Unicorn and checks the final state against the
+    simulator's. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
+    """
+    from .firmware.measure import measure as run
+    return MeasureResult(run(run_dir, target, steps))

@@ -17,3 +17,15 @@ def one_line_error(result, *needles):
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def hide_module(monkeypatch, prefix):
+    """Make every ``import`` of a module named ``prefix...`` fail, as if it were not installed."""
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith(prefix):
+            raise ImportError(name)
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", fake)

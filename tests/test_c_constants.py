@@ -117,3 +117,25 @@ def test_runtime_header_compiles_strictly_and_as_cpp(tmp_path):
     cpp.mkdir()
     # the extern "C" guard and the C99 code also build as C++
     assert compile_and_run(src, cpp, cc="g++", cflags=("-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-Werror")) == []
+
+
+def test_training_runtime_constants_equal_python(tmp_path):
+    from fxtrain.engine import bounds, network, requant, updates
+    src = ('#include <stdio.h>\n#define FX_ACC_WIDE 0\n#define FX_GRAD_WIDE 0\n#define FX_PERM_WIDE 0\n'
+           '#define FX_METHOD 0\n#define FX_TRAIN_BC 0\n#define FX_SLOT 8\n#define FX_BITS 8\n#define FX_MOMENTUM 0\n'
+           '#include "fx_train_runtime.h"\nint main(void)\n{\n'
+           '    printf("%ld %d %d %d\\n", (long)FX_BIAS_TERM_LIMIT, FX_BINARY_FRAC_BITS, FX_MOM_FRAC_BITS, '
+           'FX_SOFTMAX_EXPONENT);\n'
+           '    printf("%u %u\\n", FX_FNV_OFFSET, FX_FNV_PRIME);\n'
+           '    printf("%d %d %d %d %d %d\\n", FX_SAT_ACT, FX_SAT_ERR, FX_SAT_BIAS, FX_SAT_MOM, FX_SAT_WEIGHT, '
+           'FX_N_SAT);\n'
+           '    printf("%d %d %d %d %d %d\\n", FX_METHOD_SR, FX_METHOD_R, FX_METHOD_BC, FX_KIND_DENSE, FX_KIND_CONV, '
+           'FX_KIND_POOL);\n    return 0;\n}\n')
+    from fxtrain.engine.epoch import SOFTMAX_EXPONENT
+    want = [f"{bounds.BIAS_TERM_LIMIT} {updates.BINARY_FRAC_BITS} {updates.MOM_FRAC_BITS} {SOFTMAX_EXPONENT}",
+            f"{numbers.FNV_OFFSET} {numbers.FNV_PRIME}",
+            " ".join(map(str, [requant.SAT_ACT, requant.SAT_ERR, requant.SAT_BIAS, requant.SAT_MOM,
+                               requant.SAT_WEIGHT, requant.N_SAT])),
+            " ".join(map(str, [updates.SR, updates.R, updates.BC, network.DENSE, network.CONV, network.POOL]))]
+    # every constant the training runtime shares with the engine has the same value on both sides
+    assert compile_and_run(src, tmp_path) == want

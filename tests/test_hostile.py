@@ -223,3 +223,15 @@ def test_a_run_beyond_the_hosts_memory_is_refused_with_the_estimate(monkeypatch,
     line = one_line_error(invoke("train", "--arch", "dense:100000,dense:10", "--epochs", 1, "--out", out),
                           "GiB of host memory", "available")
     assert "narrower --arch" in line and not out.exists()  # refused before anything was written
+
+
+def test_checkpoint_cost_per_epoch_stays_constant(tmp_path):
+    sizes = {}
+    for epochs in (2, 8):
+        out = tmp_path / f"e{epochs}"
+        assert invoke("train", "--epochs", epochs, "--out", out).exit_code == 0
+        sizes[epochs] = (out / "checkpoint.npz").stat().st_size
+        lines = (out / "history.jsonl").read_text().splitlines()
+        assert len(lines) == epochs  # the history grows by one appended line an epoch
+    # the checkpoint itself does not grow with the run's length
+    assert sizes[2] == sizes[8]

@@ -10,7 +10,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "fxtrain"
 # Each stage may import only from stages to its left (and from the shared modules).
-STAGES = ["engine", "training", "device", "firmware", "cli"]
+STAGES = ["engine", "training", "device", "firmware", "experiments", "cli"]
 SHARED = {"errors", "_files", "data", "__init__"}
 
 

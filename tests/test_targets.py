@@ -71,7 +71,8 @@ def test_soft_float_costs_over_50_times_hardware_float():
     m0 = load_target("cortex-m0plus").cycles
     m4 = load_target("cortex-m4").cycles
     assert m0.fadd > 50 * m4.fadd
-    assert (m0.fadd, m0.fmul, m0.fdiv) == (102, 166, 475)
+    # fadd and fmul measured (libgcc's soft float per call, fxtrain measure), fdiv an estimate
+    assert (m0.fadd, m0.fmul, m0.fdiv) == (62, 130, 475)
     assert m4 == Cycles(int_mac=1, int_op=1, load_store=2, fadd=1, fmul=1, fdiv=14, int_mac_wide=1, mul_wide=1)
 
 
@@ -185,3 +186,18 @@ def test_shipped_profile_must_cite_its_numbers(tmp_path, monkeypatch):
     write(tmp_path, GOOD, "my-board.toml")  # cites clock_hz only
     with pytest.raises(TargetError, match="my-board.toml: missing field 'source.sram_bytes'"):
         load_target("my-board")
+
+
+def test_price_tables_are_checked_and_shown(tmp_path):
+    from cli_helpers import invoke, one_line_error
+    from fxtrain._files import data_dir
+    text = (data_dir("targets") / "cortex-m4.toml").read_text().replace('name = "cortex-m4"', 'name = "mine"')
+    bad = write(tmp_path, text.replace("[unit_cycles]\nmac =", "[unit_cycles]\nmaac ="), "mine.toml")
+    # a typo in the fitted table is one line naming the field and the near miss, like any other
+    one_line_error(invoke("targets", "show", bad), "unit_cycles.maac", "did you mean 'unit_cycles.mac'")
+    bad = write(tmp_path, text.replace("\nalu = 1", "\nalu = 0"), "mine.toml")
+    one_line_error(invoke("targets", "show", bad), "instruction_cycles.alu", "positive")
+    r = invoke("targets", "show", "cortex-m4")
+    rows = {ln.split()[0]: ln.split()[1] for ln in r.output.splitlines() if ln.split() and "_cycles." in ln}
+    assert rows["instruction_cycles.fpu_div"] == "14"
+    assert float(rows["unit_cycles.mac"]) == dict(load_target("cortex-m4").unit_cycles)["mac"]

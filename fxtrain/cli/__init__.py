@@ -8,8 +8,10 @@ import sys
 
 import click
 
+from .experiments import experiment, sweep
+from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
-from .types import BitsList, Group, TargetName
+from .types import BitsList, Group, PositiveInt, TargetName
 
 
 def _echo_err(text):
@@ -96,7 +98,10 @@ def train(**kw):
 @train_options()
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for model.npz, report.json (with a 'target' section) and checkpoints.")
-def simulate(target, **kw):
+@click.option("--measured", is_flag=True,
+              help="Then measure the trained run's training step under Unicorn ('fxtrain measure') and report "
+                   "its measured seconds per epoch (needs fxtrain[measure] and arm-none-eabi-gcc).")
+def simulate(target, measured, **kw):
     """Check that a training run fits a chip, then train it and report the device costs.
 
     Before training, the run's buffers are held against the target's usable SRAM and
@@ -112,7 +117,8 @@ def simulate(target, **kw):
     from .. import api
     from .render import simulate_text
     _compile_notice()
-    click.echo(simulate_text(_with_bar(kw, lambda on_epoch: api.simulate(target, **kw, on_epoch=on_epoch))))
+    click.echo(simulate_text(_with_bar(kw, lambda on_epoch: api.simulate(target, **kw, on_epoch=on_epoch,
+                                                                         measured=measured))))
 
 
 @cli.group(invoke_without_command=True)
@@ -172,27 +178,50 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 
 @cli.command("export")
 @click.argument("run_dir", type=click.Path())
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the C sources.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the exported files (C sources, or model.tflite and model_data.cc/.h).")
 @click.option("--prefix", default="fx", show_default=True, help="C identifier prefix for generated names.")
 @click.option("--target", type=TargetName(), default=None, help="Refuse an export that exceeds this profile.")
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
 @click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
               help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
-def export_cmd(run_dir, out, prefix, target, pack, vectors):
-    """Export a trained run as C headers plus the header-only C99 runtime.
+@click.option("--to", "to", type=click.Choice(EXPORT_FORMATS), default="c", show_default=True,
+              help="c: headers for fx_runtime.h; tflite: model.tflite and model_data.cc/.h for TFLM.")
+@click.option("--rounding", type=click.Choice(ROUNDING_MODES), default=None,
+              help="Requantisation: cmsis (CMSIS-NN's NN_ROUND; the default for --to c) or tflm "
+                   "(TensorFlow Lite Micro's; --to tflite always uses it).")
+@click.option("--train-step", is_flag=True,
+              help="Also export the on-device training runtime (PREFIX_train.h) with the run's current state, "
+                   "so the device continues training it bit for bit (--to c).")
+def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step):
+    """Export a trained run as C headers plus the header-only C99 runtime, or as a .tflite.
 
-    Writes PREFIX_model.h (int8 weights, q7 biases, static shifts; no float
-    anywhere), fx_runtime.h, PREFIX_vectors.h and an example main.c. The
-    arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so the arrays
-    can also go straight to arm_fully_connected_q7.
+    --to c (the default) writes PREFIX_model.h (int8 weights, q7 biases, static
+    shifts; no float anywhere), fx_runtime.h, PREFIX_vectors.h and an example
+    main.c. The arithmetic is CMSIS-NN's legacy q7 fully-connected/convolution, so
+    the arrays can also go straight to arm_fully_connected_q7; --rounding tflm
+    gives the C runtime TensorFlow Lite Micro's rounding instead.
+
+    --to tflite writes model.tflite (int8 tensors, power-of-two scales), the same
+    bytes as a C array in model_data.cc/.h, and vectors.npz; TFLM runs it with
+    outputs byte-identical to fxtrain's deployed predictions. It needs
+    pip install 'fxtrain[tflite]'.
+
+    With --train-step it also writes PREFIX_train.h and fx_train_*.h: the integer
+    training step (sr or r on weights packed at b bits, or bc with its float32
+    shadow), static buffers sized for the run's batch, and the run's current state,
+    plus train_main.c and the training set for 'fxtrain verify --train-step'.
 
     \b
-    Example:
+    Examples:
       fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
+      fxtrain export runs/sr8 --out fw --train-step --target cortex-m4
+      fxtrain export runs/sr8 --to tflite --out tfl && fxtrain verify tfl
     """
     from .. import api
     from .render import export_text
-    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors), run_dir))
+    click.echo(export_text(api.export(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step),
+                           run_dir))
 
 
 @cli.command()
@@ -200,24 +229,79 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors):
 @click.option("--target", type=TargetName(), default=None,
               help="Also cross-compile for this profile and run it under QEMU (cortex-m3, cortex-m4, cortex-m7).")
 @click.option("--host-only", is_flag=True, help="Only compile and run on the host with gcc.")
-def verify(export_dir, target, host_only):
+@click.option("--train-step", is_flag=True,
+              help="Verify the training runtime of an export made with --train-step, step by step.")
+@click.option("--steps", type=PositiveInt(), default=None,
+              help="Training steps to run with --train-step [default: 20].")
+@click.option("--epochs", type=PositiveInt(), default=None,
+              help="Or whole epochs of the exported training set, as fx_train_epoch runs them.")
+@click.option("--dump", type=click.Path(dir_okay=False), default=None,
+              help="With --train-step: write the device's final state (weights, biases, ...) to this .npz.")
+def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     """Compile the exported C and require bit-for-bit equality with the simulator.
 
     The host check builds with gcc -std=c99 -Wall -Wextra -Werror -pedantic; the
     target check cross-compiles with arm-none-eabi-gcc and the profile's cflags,
     runs under qemu-system-arm with semihosting, and reports text/data/bss
-    against the profile's flash and SRAM.
+    against the profile's flash and SRAM. A TFLite export (--to tflite) runs in
+    tflite-micro's interpreter instead, on its vectors and on the whole test set.
+
+    With --train-step the device continues the run for --steps steps (or --epochs
+    epochs) and, after every step, a checksum of every layer's weights and biases
+    and of the generator state must equal the simulator's; the first step and
+    tensor that differ are named. The ELF's training buffers are held to the
+    accounting, buffer by buffer. A target without a QEMU board (cortex-m0plus,
+    stm32f103c8, ...) has its ELF measured and the steps checked on the host only.
 
     \b
-    Example:
+    Examples:
       fxtrain verify fw --target cortex-m4
+      fxtrain verify fw --train-step --steps 20 --target cortex-m4
+      fxtrain verify tfl
     """
     from .. import api
-    from .render import verify_text
-    res = api.verify(export_dir, target, host_only)
-    click.echo(verify_text(res))
+    from .render import verify_text, verify_train_text
+    if not train_step and (steps or epochs or dump):
+        raise click.UsageError("--steps, --epochs and --dump go with --train-step")
+    res = api.verify(export_dir, target, host_only, train_step, steps, epochs, dump)
+    click.echo(verify_train_text(res, dump) if train_step else verify_text(res))
     if not res.ok:
         raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--target", type=TargetName(), required=True,
+              help="A Cortex-M profile: cortex-m0plus, cortex-m3, cortex-m4, cortex-m7 (or a chip with one).")
+@click.option("--steps", type=PositiveInt(), default=4, show_default=True, help="Training steps to run and count.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def measure(run_dir, target, steps, fmt):
+    """Count the instructions the exported training step executes on a core, phase by phase.
+
+    Exports the run's training runtime, links it with the profile's cflags at -O2,
+    runs --steps steps under the Unicorn emulator and counts every executed
+    instruction by class (ALU, multiply, load/store, branch, saturate, FPU, libgcc's
+    soft-float and integer helpers, counted where they are called). The profile's
+    instruction cycles turn them into measured-instruction cycles, printed per phase
+    beside the cost model's estimate, with seconds per epoch at the profile's clock.
+    The state after the steps must equal the simulator's. Needs
+    pip install 'fxtrain[measure]' and arm-none-eabi-gcc.
+
+    \b
+    Examples:
+      fxtrain measure runs/sr8 --target cortex-m0plus
+      fxtrain measure runs/bc8 --target cortex-m4 --steps 8 --format json
+    """
+    from .. import api
+    from .render import measure_text
+    res = api.measure(run_dir, target, steps)
+    click.echo(measure_text(res, fmt))
+    if not res.ok:
+        raise click.exceptions.Exit(1)
+
+
+cli.add_command(sweep)
+cli.add_command(experiment)
 
 
 def main():

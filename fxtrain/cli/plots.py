@@ -47,3 +47,31 @@ def plot_memory(rows, target, path):
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def plot_panels(panels, path):
+    """PNG of an experiment's panels side by side (two per row): lines with optional error bars."""
+    plt = pyplot()
+    cols = min(2, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.2 * rows), dpi=110, squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for label, xs, ys, err in panel.lines:
+            if err is None:
+                ax.plot(xs, ys, marker=".", label=label)
+            else:
+                ax.errorbar(xs, ys, yerr=err, marker=".", capsize=2, label=label)
+        if panel.logx:
+            ax.set_xscale("log", base=2)
+        if panel.logy:
+            ax.set_yscale("log", base=2)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(alpha=0.3)
+        if len(panel.lines) > 1:
+            ax.legend(fontsize=7, ncol=2 if len(panel.lines) > 6 else 1)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    save_png(fig, path)

@@ -41,13 +41,14 @@ def saturation_text(history, plan=None):
 def memory_table(fit):
     """Buffers with bytes and share of the usable SRAM, then the totals."""
     usable = fit.target.usable_sram_bytes
-    rows = [[name, n, f"{100.0 * n / usable:.1f}%"] for name, n in fit.cost.buffers.items()]
+    rows = [[fit.cost.labels[name], n, f"{100.0 * n / usable:.1f}%"] for name, n in fit.cost.buffers.items()]
     rows.append(["total", fit.cost.total_bytes, f"{100.0 * fit.cost.total_bytes / usable:.1f}%"])
     return tabulate(rows, headers=["buffer", "bytes", f"of {usable:,} usable"], tablefmt="simple",
                     intfmt=",", colalign=("left", "right", "right"))
 
 
-def compute_table(fit):
+def compute_table(fit, measured=None):
+    """Operations, cycles and seconds per epoch; with ``measured`` (a measure report), its numbers too."""
     c = fit.compute_report()
     rows = [["int MACs / epoch", f"{c['int_macs_per_epoch']:,}"],
             *([["int64 MACs / epoch", f"{c['wide_macs_per_epoch']:,}"]] if c["wide_macs_per_epoch"] else []),
@@ -56,25 +57,29 @@ def compute_table(fit):
             ["float ops / epoch", f"{c['float_ops_per_epoch']:,}"],
             ["cycles / epoch", f"{c['cycles_per_epoch']:,.0f}"],
             ["est. seconds / epoch", f"{c['est_seconds_per_epoch']:.3f}"],
+            *([["measured cycles / step", f"{measured['per_step']['cycles']:,.0f}"],
+               ["measured seconds / epoch", f"{measured['seconds_per_epoch']:.3f}"]] if measured else []),
             ["budget seconds / epoch", f"{c['budget_seconds']:.1f}"]]
     return tabulate(rows, tablefmt="simple", colalign=("left", "right"), disable_numparse=True)
 
 
 def simulate_text(res):
     """The whole ``fxtrain simulate`` report: fit, history, accuracy, memory and compute."""
-    fit, t, report, cfg = res.fit, res.fit.target, res.report, res.run.cfg
+    fit, t, report, cfg, m = res.fit, res.fit.target, res.report, res.run.cfg, res.measured
     dep = res.deployed_test_accuracy
+    secs = (f"measured {m['seconds_per_epoch']:.3f} s per epoch ({m['steps']} steps under Unicorn, {m['opt']}; "
+            f"est. {fit.seconds_per_epoch:.3f})" if m else f"est. {fit.seconds_per_epoch:.3f} s per epoch")
     lines = [f"{t.name}: {t.description}",
              f"fits: {fit.cost.total_bytes:,} of {t.usable_sram_bytes:,} usable SRAM bytes "
-             f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), est. {fit.seconds_per_epoch:.3f} s per epoch "
-             f"(budget {t.budget_seconds_per_epoch:g} s)",
+             f"({fit.sram_percent:.1f}% of {t.sram_bytes:,}), {secs} (budget {t.budget_seconds_per_epoch:g} s)",
+             *([res.measured_note] if res.measured_note else []),
              history_table(res.history), "",
              *([saturation_text(res.history, res.run.acc_plan), ""]
                if saturation_text(res.history, res.run.acc_plan) else []),
              f"test accuracy {report['test_accuracy']:.4f} (training arithmetic)"
              + (f", {dep:.4f} deployed (static shifts, as exported)" if dep is not None else ""), "",
              f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit), "",
-             f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit), "",
+             f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit, m), "",
              f"fits: {str(fit.sram_fits and fit.time_fits).lower()}"
              + (f"; wrote {res.out}/report.json" if res.out else "")]
     return "\n".join(lines)
@@ -102,6 +107,8 @@ def target_table(t):
                                          "budget_seconds_per_epoch", "qemu_machine")]
     rows += [["cflags", " ".join(t.cflags) or "-"]]
     rows += [[f"cycles.{k}", v] for k, v in vars(t.cycles).items()]
+    rows += [[f"instruction_cycles.{k}", v] for k, v in t.instruction_cycles]
+    rows += [[f"unit_cycles.{k}", v] for k, v in t.unit_cycles]
     rows += [[f"source.{k}", v] for k, v in t.source]
     return tabulate(rows, tablefmt="simple", colalign=("left", "left"), maxcolwidths=[None, 88],
                     disable_numparse=True)
@@ -137,7 +144,24 @@ def compare_text(res, fmt):
     return "\n".join(out) + (f"\n\nwrote {res.plot}" if res.plot else "")
 
 
+def _tflite_export_rows(res):
+    return [["files", ", ".join(Path(f).name for f in res.files)],
+            ["content hash", res.hash],
+            ["model.tflite", f"{res.flash_bytes:,} bytes (int8 tensors, power-of-two scales)"],
+            ["tensor arena", f"{res.arena_bytes:,} bytes (measured by tflite-micro on this host)"],
+            ["rounding", f"{res.rounding} (TensorFlow Lite Micro's own)"],
+            ["test vectors", res.n_vectors],
+            ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (as TFLM runs it) vs "
+                              f"{res.test_accuracy:.4f} in training"]]
+
+
 def export_text(res, run_dir):
+    if res.train_files and res.n_vectors == 0 and res.hash == "-":
+        return (f"exported the training runtime of {run_dir} to {res.out} (its weights are wider than the 8 bits "
+                "the inference export holds)\nfiles: " + ", ".join(Path(f).name for f in res.train_files))
+    if res.to == "tflite":
+        rows = _tflite_export_rows(res)
+        return f"exported {run_dir} to {res.out}\n" + tabulate(rows, tablefmt="simple", disable_numparse=True)
     saved = res.flash_bytes_unpacked - res.flash_bytes
     flash = f"{res.flash_bytes:,} bytes" + (
         f" (packed; {saved:,} fewer than int8's {res.flash_bytes_unpacked:,})" if res.packed else
@@ -146,9 +170,22 @@ def export_text(res, run_dir):
             ["content hash", res.hash],
             ["weights + biases in flash", flash],
             ["scratch buffer", f"{res.scratch_bytes:,} bytes"],
+            ["rounding", res.rounding],
             ["test vectors", res.n_vectors],
             ["test accuracy", f"{res.deployed_test_accuracy:.4f} deployed (static shifts) vs "
                               f"{res.test_accuracy:.4f} in training"]]
+    if res.inference:
+        i = res.inference
+        rows.append(["cycles per inference",
+                     f"{i['cycles']:,.0f} measured-instruction cycles ({i['instructions']:,.0f} instructions; "
+                     f"{1e6 * i['cycles'] / i['clock_hz']:,.1f} us at {i['clock_hz'] / 1e6:g} MHz) on {i['target']}, "
+                     f"{i['opt']}"])
+    elif res.inference_note:
+        rows.append(["cycles per inference", res.inference_note])
+    if res.train_files:
+        shared = {Path(f).name for f in res.files}
+        rows.append(["training runtime", ", ".join(Path(f).name for f in res.train_files
+                                                   if Path(f).name not in shared)])
     return f"exported {run_dir} to {res.out}\n" + tabulate(rows, tablefmt="simple", disable_numparse=True)
 
 
@@ -158,6 +195,10 @@ def verify_text(res):
         ok = r["n_mismatch"] == 0 and r.get("complete", True)
         rows.append([where, r["n_vectors"], r["n_mismatch"], "bit-exact" if ok else "MISMATCH", f"{r['seconds']:.2f}"])
     lines = [tabulate(rows, headers=["where", "vectors", "mismatches", "result", "seconds"], tablefmt="simple")]
+    for where, r in res.results:
+        if "n_bytes" in r:  # tflite-micro: every output byte compared
+            acc = f"; TFLM's test accuracy {r['accuracy']:.4f}" if "accuracy" in r else ""
+            lines.append(f"{where}: {r['n_diff_bytes']:,} of {r['n_bytes']:,} output bytes differ{acc}")
     t = res.target
     if t and len(res.results) > 1:
         q = res.results[-1][1]
@@ -167,3 +208,62 @@ def verify_text(res):
                      f"static RAM {ram:,} of {t.sram_bytes:,} ({100 * ram / t.sram_bytes:.1f}%); "
                      f"QEMU ran {q['qemu_seconds']:.2f} s")
     return "\n".join(lines)
+
+
+def verify_train_text(res, dump=None):
+    """``fxtrain verify --train-step``: per place, bit-exact or the first divergence; then memory."""
+    rows = [[where, res.steps, "bit-exact" if diff is None else "DIVERGED", f"{secs:.2f}"]
+            for where, diff, secs in res.results]
+    lines = [tabulate(rows, headers=["where", "steps", "state after every step", "seconds"], tablefmt="simple")]
+    lines += [f"{where}: {diff}" for where, diff, _ in res.results if diff is not None]
+    if res.note:
+        lines.append(res.note)
+    if res.memory:
+        t = res.target
+        mem = [[label, pred, got, "yes" if eq else "NO"] for _, label, pred, eq, got in res.memory]
+        total = sum(m[2] or 0 for m in res.memory)
+        mem.append(["total", sum(m[2] or 0 for m in res.memory if m[2] is not None), total, ""])
+        lines += ["", f"Training buffers in the {t.name} ELF against the accounting:",
+                  tabulate(mem, headers=["buffer", "accounting B", "ELF B", "equal"], tablefmt="simple", intfmt=",")]
+        sec = res.sections
+        flash, ram = sec.get(".text", 0) + sec.get(".rodata", 0) + sec.get(".data", 0), \
+            sec.get(".data", 0) + sec.get(".bss", 0)
+        lines.append(f"{t.name} image: text {sec.get('.text', 0):,}, rodata {sec.get('.rodata', 0):,}, "
+                     f"data {sec.get('.data', 0):,}, bss {sec.get('.bss', 0):,} bytes -> flash {flash:,} of "
+                     f"{t.flash_bytes:,}, static RAM {ram:,} of {t.sram_bytes:,} "
+                     "(beyond the buffers: the harness and the C library)")
+    if dump:
+        lines.append(f"wrote the device's final state to {dump}")
+    return "\n".join(lines)
+
+
+def _phase_rows(report):
+    rows = []
+    for name, p in report["phases"].items():
+        label = name + (" (per epoch)" if name == "shuffle" else "")
+        rows.append([label, f"{p['instructions']:,.0f}", f"{p['cycles']:,.0f}", f"{p['estimate']:,.0f}",
+                     f"{p['ratio']:.2f}" if p["ratio"] else "-", f"{p['soft_float_instructions']:,.0f}",
+                     f"{p['integer_helper_instructions']:,.0f}"])
+    s = report["per_step"]
+    rows.append(["per step (shuffle shared)", f"{s['instructions']:,.0f}", f"{s['cycles']:,.0f}",
+                 f"{s['estimate']:,.0f}", f"{s['ratio']:.2f}", "", ""])
+    return rows
+
+
+def measure_text(res, fmt="table"):
+    """``fxtrain measure``: per phase, measured instructions and cycles against the estimate."""
+    r = res.report
+    if fmt == "json":
+        return json.dumps(r, indent=2)
+    head = ["phase", "instructions", "cycles", "estimate", "est/meas", "soft-float instr", "int-helper instr"]
+    state = ("the state after every step equals the simulator's" if r["divergence"] is None
+             else f"DIVERGED from the simulator: {r['divergence']}")
+    return "\n".join([
+        f"{r['method']} {r['bits']}-bit {r['arch']} (epoch {r['epoch']}, batch {r['batch']}) on {r['target']} "
+        f"({r['core']}): {r['steps']} steps under Unicorn, {' '.join(r['cflags'])} {r['opt']}",
+        tabulate(_phase_rows(r), headers=head, tablefmt="simple", disable_numparse=True,
+                 colalign=("left",) + ("right",) * 6),
+        f"seconds per epoch at {r['clock_hz'] / 1e6:g} MHz ({r['steps_per_epoch']} steps): "
+        f"{r['seconds_per_epoch']:.3f} measured, {r['est_seconds_per_epoch']:.3f} estimated",
+        "cycles are measured-instruction cycles (executed instructions x the profile's instruction_cycles), "
+        "not silicon; " + state])

@@ -20,7 +20,7 @@ def compare_rows(arch, bits_list, batch, shape, target, methods=METHOD_ORDER, ac
         for method in methods:
             fit = fit_for(arch, method, bits, batch, shape, target)
             buf = fit.cost.buffers
-            weights, shadow = buf["weights"], buf.get("shadow weights (float32)", 0)
+            weights, shadow = buf["weights"], buf.get("shadow", 0)
             row = {"method": method, "bits": bits, "weight_bytes": weights, "shadow_bytes": shadow,
                    "other_bytes": fit.cost.total_bytes - weights - shadow, "total_bytes": fit.cost.total_bytes,
                    "sram_percent": round(fit.sram_percent, 2),

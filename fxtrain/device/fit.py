@@ -13,7 +13,7 @@ from .profiles import list_targets
 MAX_WIDTH = 1 << 16
 
 
-def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625"):
+def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625", adam=False):
     """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train)."""
     input_shape, n_classes, n_train = shape
     layers = parse_arch(arch, input_shape, n_classes)
@@ -21,7 +21,7 @@ def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625
     for d in input_shape:
         n_features *= d
     step_m = step_fixed(*parse_lr(lr), batch)[0]
-    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m), target)
+    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m, adam), target)
 
 
 def _fits(fit):
@@ -94,7 +94,8 @@ def _floor_hint(fit, arch, method, bits, shape, momentum):
     """When no batch or width fits: the buffer that blocks it, and the smallest target that fits."""
     floor = fit_for(arch, method, bits, 1, shape, fit.target, momentum)
     name, size = max(floor.cost.buffers.items(), key=lambda kv: kv[1])
-    msg = (f"; even batch 1 needs {floor.cost.total_bytes:,} bytes (largest buffer: {name}, {size:,} bytes)")
+    msg = (f"; even batch 1 needs {floor.cost.total_bytes:,} bytes "
+           f"(largest buffer: {floor.cost.labels[name]}, {size:,} bytes)")
     for t in sorted(list_targets(), key=lambda t: t.usable_sram_bytes):
         if _fits(fit_for(arch, method, bits, fit.cost.buffers["labels"], shape, t, momentum)):
             return msg + f"; it fits {t.name} ({t.sram_bytes // 1024} KiB SRAM): --target {t.name}"

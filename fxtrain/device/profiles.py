@@ -31,9 +31,21 @@ _FIELDS = {
     "qemu_machine": ("text", False),
     "cflags": ("textlist", False),
     "cycles": ("table", True),
+    "instruction_cycles": ("table", False),
+    "unit_cycles": ("table", False),
     "source": ("table", False),
 }
 _CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv", "int_mac_wide", "mul_wide")
+# Cycles per executed instruction, by class (fxtrain.firmware.classify names them): what
+# `fxtrain measure` weighs its instruction counts with. A class the core lacks may be left out.
+INSTRUCTION_CLASSES = ("alu", "mul", "mac", "mul_long", "mac_long", "div", "sat", "load", "store", "multiple",
+                       "registers", "branch", "branch_not_taken", "call", "pc_load", "fpu_add", "fpu_mul",
+                       "fpu_mac", "fpu_div", "fpu_cvt", "fpu_move", "other")
+# Cycles per unit of work of the training step (fxtrain.device.work.UNITS names them), fitted to
+# measured instructions; a unit left out is priced from [cycles].
+UNIT_NAMES = ("mac", "conv_tap", "pool", "scan", "act", "softmax", "relu", "err", "back_mac", "back_tap",
+              "pool_back", "grad_mac", "grad_tap", "update_sr", "update_r", "update_bc", "bias", "unpack", "repack",
+              "copy", "shuffle")
 # A shipped profile must say where its headline numbers come from; a user file need not.
 _SHIPPED_SOURCES = ("clock_hz", "sram_bytes", "flash_bytes", "cycles")
 
@@ -83,7 +95,8 @@ class Target:
 
     ``source`` is a tuple of ``(field, citation)`` pairs in file order, not a dict, so
     that a Target stays immutable, hashable and picklable; use ``dict(t.source)`` to
-    look a citation up. ``path`` is the file the profile came from.
+    look a citation up (``instruction_cycles`` and ``unit_cycles`` are pairs too).
+    ``path`` is the file the profile came from.
     """
 
     name: str
@@ -101,6 +114,8 @@ class Target:
     qemu_machine: str | None
     source: tuple[tuple[str, str], ...]
     path: str
+    instruction_cycles: tuple[tuple[str, float], ...] = ()
+    unit_cycles: tuple[tuple[str, float], ...] = ()
 
     @property
     def usable_sram_bytes(self):
@@ -144,6 +159,20 @@ def _read(path):
         raise TargetError(f"{path}: invalid TOML: {e}") from None
 
 
+def _check_prices(path, raw):
+    """The three price tables: [cycles] complete, the two optional ones with known keys only."""
+    cycles = raw["cycles"]
+    _reject_unknown(path, cycles, list(_CYCLES), "cycles.")
+    for key in _CYCLES:
+        if key not in cycles:
+            raise TargetError(f"{path}: missing required field 'cycles.{key}'")
+        _check(path, f"cycles.{key}", cycles[key], "number")
+    for table, allowed in (("instruction_cycles", INSTRUCTION_CLASSES), ("unit_cycles", UNIT_NAMES)):
+        _reject_unknown(path, raw.get(table, {}), list(allowed), f"{table}.")
+        for key, value in raw.get(table, {}).items():
+            _check(path, f"{table}.{key}", value, "number")
+
+
 def _validate(path, raw, shipped):
     _reject_unknown(path, raw, list(_FIELDS))
     for field, (kind, required) in _FIELDS.items():
@@ -158,12 +187,7 @@ def _validate(path, raw, shipped):
     if raw["fpu"] not in FPU_KINDS:
         _fail(path, "fpu", f"must be one of {', '.join(map(repr, FPU_KINDS))}, "
                            f"got {raw['fpu']!r}")
-    cycles = raw["cycles"]
-    _reject_unknown(path, cycles, list(_CYCLES), "cycles.")
-    for key in _CYCLES:
-        if key not in cycles:
-            raise TargetError(f"{path}: missing required field 'cycles.{key}'")
-        _check(path, f"cycles.{key}", cycles[key], "number")
+    _check_prices(path, raw)
     source = raw.get("source", {})
     # Citations may be keyed by any field, or by 'cycles' for the whole table.
     _reject_unknown(path, source, [f for f in _FIELDS if f != "source"], "source.")
@@ -171,6 +195,9 @@ def _validate(path, raw, shipped):
         _check(path, f"source.{key}", text, "text")
     if shipped:
         stem = Path(path).stem
+        for table in ("instruction_cycles", "unit_cycles"):
+            if raw.get(table) and table not in source:
+                raise TargetError(f"{path}: missing field 'source.{table}', required in a shipped profile")
         if raw["name"] != stem:
             _fail(path, "name", f"must equal the file stem '{stem}' in a shipped "
                                 f"profile, got {raw['name']!r}")
@@ -183,13 +210,16 @@ def _validate(path, raw, shipped):
 def _load_file(path, shipped):
     raw = _read(path)
     _validate(path, raw, shipped)
-    fields = {f: raw[f] for f in _FIELDS if f in raw and f not in ("cycles", "source", "cflags")}
+    tables = ("cycles", "source", "cflags", "instruction_cycles", "unit_cycles")
+    fields = {f: raw[f] for f in _FIELDS if f in raw and f not in tables}
     return Target(
         **{"qemu_machine": None, **fields},
         cycles=Cycles(**raw["cycles"]),
         cflags=tuple(raw.get("cflags", ())),
         source=tuple(raw.get("source", {}).items()),
         path=str(path),
+        instruction_cycles=tuple(raw.get("instruction_cycles", {}).items()),
+        unit_cycles=tuple(raw.get("unit_cycles", {}).items()),
     )
 
 

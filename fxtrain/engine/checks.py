@@ -50,8 +50,8 @@ def check_int(net, p, ws, method):
     require("rng", p.rng, [np.uint32], (1,))
     require("shadow", p.shadow, [np.float32], (n_w if method == BC else 0,))
     require("mom", p.mom, [np.float32 if method == BC else np.int16])
-    if p.mom.shape[0] not in (0, n_w):
-        raise ValueError(f"mom must have shape (0,) or ({n_w},), got {p.mom.shape}")
+    if p.mom.shape[0] not in (0, n_w) and not (method == BC and p.mom.shape[0] == 2 * n_w + 1):
+        raise ValueError(f"mom must have shape (0,), ({n_w},) or (bc's Adam) ({2 * n_w + 1},), got {p.mom.shape}")
     require("acc", ws.acc, [np.int32, np.int64])
     require("grad", ws.grad, [np.int32, np.int64])
     require("counts", ws.counts, [np.int64], (n_layers, N_SAT))

@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .adam import ADAM, adam_bc, adam_float
 from .bulk import update_momentum_bulk, update_weights_bulk
 from .checks import check_common, check_int, fast_kernels, require, spatial_net
 from .fixedpoint import xorshift32
@@ -101,6 +102,10 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
     """BinaryConnect step of layer ``l``: float32 shadow, then re-quantised integer weights."""
     o, nw = d[W_OFF], d[N_W]
     step = np.float32(rule.m * 2.0 ** (e_g - rule.k))
+    if rule.mom_j == ADAM:
+        adam_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step, e_w[l], p.mom, o,
+                rule.m * 2.0 ** -rule.k * rule.batch)
+        return
     vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
     counts[l, SAT_WEIGHT] += update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step,
                                        e_w[l], vel, np.float32(1.0 - 2.0 ** -rule.mom_j))
@@ -111,17 +116,19 @@ def _integer_epoch(method, spatial, momentum, fast):
     ``momentum``: the params hold a velocity; ``fast``: packed sweeps and bulk draws (:func:`fast_kernels`)."""
 
     @njit(cache=True)
-    def epoch(net, p, X, e_x, Y, rule, ws):
+    def epoch(net, p, X, e_x, Y, rule, ws, first, stop):
         desc = net.desc
         n_layers, batch = desc.shape[0], rule.batch
         n_cls = desc[n_layers - 1, OUT_C]
-        shuffle(ws.perm, p.rng)
-        ws.counts[:, :] = 0
+        if first == 0:  # a new epoch: a new order, fresh counters
+            shuffle(ws.perm, p.rng)
+            ws.counts[:, :] = 0
         nonneg = np.zeros(n_layers, np.bool_)
         if fast:
             inputs_nonneg(desc, X, nonneg)
         batches = 0
-        for start in range(0, X.shape[0] - batch + 1, batch):
+        for b in range(first, min(stop, X.shape[0] // batch)):
+            start = b * batch
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
             if fast:
@@ -155,8 +162,6 @@ def _integer_epoch(method, spatial, momentum, fast):
     return epoch
 
 
-
-
 def _float_epoch(spatial):
     """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool layers."""
 
@@ -179,8 +184,11 @@ def _float_epoch(spatial):
                 d = desc[l]
                 if d[KIND] != POOL:
                     o, nw = d[W_OFF], d[N_W]
-                    vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
-                    update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
+                    if beta < 0:  # Adam (engine/adam.py)
+                        adam_float(p.wf[o:o + nw], ws.grad[:nw], step, p.mom, o, step * batch)
+                    else:
+                        vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
+                        update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
                     update_float(p.bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], step, p.mom[:0], beta)
                 cur = 1 - cur
         return loss, batches
@@ -245,7 +253,7 @@ def compiled(kind, *key):
 # ---------------------------------------------------------------- checked entry points
 
 
-def train_epoch(method, net, params, X, e_x, Y, rule, ws):
+def train_epoch(method, net, params, X, e_x, Y, rule, ws, first=0, stop=None):
     """Train one epoch of ``sr``, ``r`` or ``bc`` (integer passes) in place.
 
     Parameters
@@ -253,6 +261,9 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     method : SR, R or BC.
     net : Net; params : IntParams (updated in place); rule : Rule; ws : Scratch.
     X : int8 [n, features] (HWC flattened), exponent ``e_x``; Y : int64 [n] labels.
+    first, stop : train only batches ``first .. stop - 1`` of the epoch (all by default);
+        the shuffle happens at batch 0, so an epoch can be run a step at a time, as a
+        device does with ``fx_train_epoch_step``.
 
     Returns
     -------
@@ -262,9 +273,10 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws):
     """
     check_common(net, X, Y, ws, False)
     check_int(net, params, ws, method)
+    stop = X.shape[0] if stop is None else int(stop)
     key = (method, spatial_net(net), bool(params.mom.shape[0]), fast_kernels(net, rule.batch))
-    batches = compiled("int", *key)(net, params, X, int(e_x), Y, rule, ws)
-    return _mean_loss(ws.terms, batches, rule.batch), batches
+    batches = compiled("int", *key)(net, params, X, int(e_x), Y, rule, ws, int(first), stop)
+    return _mean_loss(ws.terms[first * rule.batch:], batches, rule.batch), batches
 
 
 @njit(cache=True)

@@ -23,6 +23,15 @@ WEIGHT_BITS = (1, 2, 3, 4, 6, 8, 12, 16)
 # Weights the exported C (CMSIS-NN q7 layout) can hold.
 EXPORT_MAX_BITS = 8
 
+# FNV-1a over 32-bit words: the per-tensor checksums a device prints while it trains.
+FNV_OFFSET = 2166136261
+FNV_PRIME = 16777619
+# Deployment rounding rules of the requantisation; the index is the C code
+# (FX_ROUNDING_CMSIS = 0, FX_ROUNDING_TFLM = 1). Training never uses "tflm".
+ROUNDING_MODES = ("cmsis", "tflm")
+# What `fxtrain export --to` writes: C headers for fx_runtime.h, or a .tflite for TFLM.
+EXPORT_FORMATS = ("c", "tflite")
+
 # exp2 table for the integer softmax: EXP2_NEG_Q15[f] = round(2**(-f/256) * 2**15).
 EXP2_FRAC_BITS = 8
 EXP2_Q = 15
@@ -58,3 +67,10 @@ def storage_bits(bits):
         if slot >= bits:
             return slot
     raise ValueError(f"bits must be one of {WEIGHT_BITS}, got {bits}")
+
+
+def fnv_words(values, h=FNV_OFFSET):
+    """FNV-1a over 32-bit words: each value taken mod 2**32 (two's complement), as fx_fnv in C."""
+    for v in values:
+        h = ((h ^ (int(v) & MASK32)) * FNV_PRIME) & MASK32
+    return h

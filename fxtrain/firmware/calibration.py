@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays
 from .reference import (KINDS, DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward,
                         output_shape, predict)
+from .rounding import TFLM_S0_LIMIT, check_rounding
 
 # int8 magnitudes reach 128 (-128); the worst-case accumulator bound uses it.
 X_ABS_MAX = 128
@@ -87,17 +88,26 @@ def _q7_bias(i, bias, b_exponent, e_acc):
     return np.array(q7, dtype=np.int8), bias_shift
 
 
-def _check_int32(i, layer):
-    """Refuse a layer whose int32 accumulator could overflow for some int8 input."""
+def _check_int32(i, layer, rounding):
+    """Refuse a layer whose int32 accumulator could overflow for some int8 input.
+
+    "cmsis" starts the accumulator at NN_ROUND(out_shift); "tflm" adds no constant, but
+    TFLM doubles the accumulator in int32 when out_shift is 0, so it must stay below 2**30.
+    """
     w = np.abs(layer.weights.astype(np.int64)).reshape(layer.weights.shape[0], -1)
     worst = (np.abs(layer.bias.astype(np.int64)) << layer.bias_shift) + X_ABS_MAX * w.sum(axis=1)
-    worst = int(worst.max()) + ((1 << layer.out_shift) >> 1)
-    if worst > INT32_MAX:
-        raise ConfigError(f"layer {i}: the accumulator can reach {worst}, beyond int32; "
+    worst = int(worst.max())
+    limit, what = INT32_MAX, "int32"
+    if rounding == "cmsis":
+        worst += (1 << layer.out_shift) >> 1
+    elif layer.out_shift == 0:
+        limit, what = TFLM_S0_LIMIT - 1, "2^30 - 1, what TFLM scales without a shift"
+    if worst > limit:
+        raise ConfigError(f"layer {i}: the accumulator can reach {worst}, beyond {what}; "
                           "use fewer inputs per unit, smaller weights or a smaller bias")
 
 
-def _calibrate_layer(i, spec, in_shape, e_in, x):
+def _calibrate_layer(i, spec, in_shape, e_in, x, rounding):
     """Build layer i from its spec, fixing shifts on the calibration activations ``x``."""
     bits = int(spec.get("bits", 8))
     kind = spec["kind"]
@@ -123,11 +133,11 @@ def _calibrate_layer(i, spec, in_shape, e_in, x):
     out_shift = max(0, bitlen(acc_max) - 7)
     layer = DeployLayer(weights=probe.weights, bias=probe.bias, bias_shift=bias_shift, out_shift=out_shift,
                         relu=probe.relu, bits=bits, in_exponent=e_in, out_exponent=e_acc + out_shift, **geo)
-    _check_int32(i, layer)
+    _check_int32(i, layer, rounding)
     return layer
 
 
-def calibrate(layer_specs, X_cal, input_exponent, meta=None):
+def calibrate(layer_specs, X_cal, input_exponent, meta=None, rounding="cmsis"):
     """Fix every layer's static shifts so that nothing saturates on the calibration set.
 
     Parameters
@@ -141,7 +151,10 @@ def calibrate(layer_specs, X_cal, input_exponent, meta=None):
     X_cal : int8 ndarray, shape ``[N, *input_shape]``, exponent ``input_exponent``.
     input_exponent : int
     meta : dict, optional
-        Free-form facts (method, bits, arch); ``fxtrain_version`` is added.
+        Free-form facts (method, bits, arch); ``fxtrain_version`` and ``rounding`` are added.
+    rounding : "cmsis" (CMSIS-NN's NN_ROUND) or "tflm" (TensorFlow Lite Micro's rule),
+        the requantisation the deployed model runs; each layer's input on the
+        calibration set comes from the previous layers under this rule.
 
     Returns
     -------
@@ -150,9 +163,10 @@ def calibrate(layer_specs, X_cal, input_exponent, meta=None):
     Raises
     ------
     ConfigError
-        On weights wider than 8 bits, inconsistent shapes, or an accumulator that
-        could leave int32.
+        On weights wider than 8 bits, inconsistent shapes, an accumulator that
+        could leave int32, or an unknown rounding.
     """
+    check_rounding(rounding)
     if not layer_specs:
         raise ConfigError("a deployed model needs at least one layer")
     X = np.asarray(X_cal)
@@ -161,14 +175,16 @@ def calibrate(layer_specs, X_cal, input_exponent, meta=None):
         raise ConfigError("the calibration set is empty; pass the int8 training inputs")
     shape, e, layers = tuple(int(d) for d in X.shape[1:]), int(input_exponent), []
     for i, spec in enumerate(layer_specs):
-        layer = _calibrate_layer(i, spec, shape, e, x)
+        layer = _calibrate_layer(i, spec, shape, e, x, rounding)
         layers.append(layer)
-        x = layer_forward(layer, x.reshape(x.shape[0], *layer.in_shape))
+        x = layer_forward(layer, x.reshape(x.shape[0], *layer.in_shape), rounding)
         shape, e = layer.out_shape, layer.out_exponent
     meta = dict(meta or {})
     meta.setdefault("fxtrain_version", __version__)
+    meta["rounding"] = rounding
     return DeployedModel(layers=tuple(layers), input_shape=tuple(int(d) for d in X.shape[1:]),
-                         input_exponent=int(input_exponent), n_classes=int(np.prod(shape)), meta=meta)
+                         input_exponent=int(input_exponent), n_classes=int(np.prod(shape)), meta=meta,
+                         rounding=rounding)
 
 
 def _specs(layers, arrays, bits):
@@ -183,22 +199,24 @@ def _specs(layers, arrays, bits):
     return specs
 
 
-def _calibrated(layers, arrays, data, meta):
+def _calibrated(layers, arrays, data, meta, rounding):
     X = data.X_train
     if layers[0].kind != CONV and layers[0].kind != POOL:
         X = X.reshape(len(X), -1)  # a dense first layer reads the HWC-flattened input
-    return calibrate(_specs(layers, arrays, meta["bits"]), X, data.e_x, meta)
+    return calibrate(_specs(layers, arrays, meta["bits"]), X, data.e_x, meta, rounding)
 
 
-def from_run(run):
+def from_run(run, rounding="cmsis"):
     """DeployedModel of an in-memory :class:`fxtrain.training.run.Run` (integer methods, b <= 8)."""
     check_exportable(run.cfg.method, run.cfg.bits)
     meta = {"method": run.cfg.method, "bits": run.cfg.bits, "arch": run.arch, "seed": run.cfg.seed}
-    return _calibrated(run.layers, model_arrays(run), run.data, meta)
+    return _calibrated(run.layers, model_arrays(run), run.data, meta, rounding)
 
 
-def from_run_dir(run_dir):
-    """(DeployedModel, Dataset) for a saved run; the data are reloaded from its config."""
+def from_run_dir(run_dir, rounding="cmsis"):
+    """(DeployedModel, Dataset) for a saved run, deployed with ``rounding``; the data are
+    reloaded from its config."""
+    check_rounding(rounding)
     arrays, report, cfg = load_run_dir(run_dir)
     check_exportable(str(arrays["method"]), int(arrays["bits"]))
     data = load_dataset(cfg["data"], cfg["seed"])
@@ -206,7 +224,7 @@ def from_run_dir(run_dir):
         layers = parse_arch(str(arrays["arch"]), data.input_shape, data.n_classes)
         meta = {"method": str(arrays["method"]), "bits": int(arrays["bits"]), "arch": str(arrays["arch"]),
                 "seed": cfg["seed"]}
-        return _calibrated(layers, arrays, data, meta), data
+        return _calibrated(layers, arrays, data, meta, rounding), data
     except KeyError as exc:
         raise ConfigError(f"run folder '{run_dir}': model.npz lacks {exc}; it is corrupted, train again") from None
 

@@ -26,6 +26,8 @@ from .templates import fill, render
 RUNTIME = "fx_runtime.h"
 LAYERS = "layers.h.in"
 MANIFEST = "export.json"  # sha256 of every exported file: verify refuses an edited export
+ROUNDING_NOTES = {"cmsis": "cmsis (CMSIS-NN's NN_ROUND, one rounding half up)",
+                  "tflm": "tflm (TensorFlow Lite Micro's two-step requantisation)"}
 _COMMENTS_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
 _FLOAT_WORD = re.compile(r"\b(float|double|_Float\d+)\b")
 # A dotted version such as 0.1.0 is not a literal: the lookarounds reject a '.' on either side.
@@ -49,8 +51,11 @@ def assert_no_float(text, name="text", comments=False):
 
 
 def model_hash(model):
-    """First 16 hex digits of the sha256 of every array, shape, shift and exponent."""
+    """First 16 hex digits of the sha256 of every array, shape, shift and exponent, and of the
+    rounding rule when it is not CMSIS-NN's (so the hashes of earlier exports stay as they were)."""
     h = hashlib.sha256(repr((model.input_shape, model.input_exponent)).encode())
+    if model.rounding != "cmsis":
+        h.update(f"rounding={model.rounding}".encode())
     for L in model.layers:
         h.update(repr((L.kind, L.in_shape, L.out_shape, L.bias_shift, L.out_shift, L.relu, L.kernel, L.pad,
                        L.pool, L.bits, L.in_exponent, L.out_exponent)).encode())
@@ -122,7 +127,8 @@ def _summary(model, digest, pack):
     meta = {k: str(v).replace("*/", "* /") for k, v in model.meta.items()}
     lines = [f"method: {meta.get('method', '?')}   bits: {meta.get('bits', '?')}   arch: {meta.get('arch', '?')}",
              f"content hash: {digest} (sha256 of the arrays and shifts, first 16 hex)",
-             f"weights: {'packed LSB-first where bits are 1, 2 or 4' if pack else 'int8 (q7)'}"]
+             f"weights: {'packed LSB-first where bits are 1, 2 or 4' if pack else 'int8 (q7)'}",
+             f"rounding: {ROUNDING_NOTES[model.rounding]}"]
     lines += [f"layer {i}: {L.kind} {L.in_shape} -> {L.out_shape}, exponent {L.in_exponent} -> {L.out_exponent}"
               for i, L in enumerate(model.layers)]
     return "\n".join(f" * {s}" for s in lines)
@@ -154,10 +160,12 @@ def _layer_defs(i, L, prefix, pack):
     return fill(LAYERS, f"{L.kind}_defs", **v)
 
 
-def _layer_call(i, L, prefix, pack, src, dst):
+def _layer_call(i, L, prefix, pack, src, dst, rounding):
     """C statements running layer i from ``src`` into ``dst``."""
     v = dict(_names(i, prefix), src=src, dst=dst)
     call = f"{L.kind}_packed_call" if _is_packed(L, pack) else f"{L.kind}_call"
+    if rounding != "cmsis" and L.kind != "pool":
+        call = f"{L.kind}_rounded_call"  # packed or int8 alike: the weights go in as bytes
     text = fill(LAYERS, call, **v) + fill(LAYERS, "check", **v)
     return text + (fill(LAYERS, "relu", **v) if L.relu else "")
 
@@ -168,12 +176,13 @@ def render_model_header(model, prefix="fx", pack=False):
     calls, src, n = [], "x", len(model.layers)
     for i, L in enumerate(model.layers):
         dst = "out" if i == n - 1 else f"buf{i % 2}"
-        calls.append(_layer_call(i, L, prefix, pack, src, dst))
+        calls.append(_layer_call(i, L, prefix, pack, src, dst, model.rounding))
         src = dst
     return render("model.h.in", prefix=prefix, P=prefix.upper(), summary=_summary(model, digest, pack),
                   hash=digest, input_size=int(np.prod(model.input_shape)),
                   input_exponent=c_int(model.input_exponent), n_out=model.n_classes,
-                  output_exponent=c_int(model.output_exponent), n_buf=n_buf, buf_size=buf,
+                  output_exponent=c_int(model.output_exponent), rounding=f"FX_ROUNDING_{model.rounding.upper()}",
+                  n_buf=n_buf, buf_size=buf,
                   cmsis_buffer=max(cmsis_buffer_bytes(L) for L in model.layers),
                   layers="".join(_layer_defs(i, L, prefix, pack) for i, L in enumerate(model.layers)),
                   buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)),
@@ -240,6 +249,7 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     for name, text in texts.items():
         write_text_atomic(out_dir / name, text)
     manifest = {"fxtrain_version": __version__, "model_hash": model_hash(model), "prefix": prefix,
+                "format": "c", "rounding": model.rounding,
                 "files": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in texts.items()}}
     write_json_atomic(out_dir / MANIFEST, manifest)
     return {"files": sorted(str(out_dir / n) for n in [*texts, MANIFEST]), "hash": model_hash(model),

@@ -36,3 +36,22 @@ def unpack_weights(packed, bits, n):
     if bits == 1:
         return np.where(fields == 1, 1, -1).astype(np.int8)
     return (fields - ((fields >> (bits - 1)) << bits)).astype(np.int8)
+
+
+def pack_slots(w, slot):
+    """Weights packed in slots of ``slot`` bits (1, 2, 4, 8 or 16), as the training runtime stores them.
+
+    1, 2 and 4 as :func:`pack_weights`; 8 as int8 bytes; 16 as little-endian int16.
+
+    Returns
+    -------
+    uint8 ndarray, ``ceil(w.size * slot / 8)`` bytes.
+    """
+    flat = np.asarray(w, np.int64).ravel()
+    if slot in PACK_BITS:
+        return pack_weights(flat, slot)
+    if slot == 8:
+        return flat.astype(np.int8).view(np.uint8)
+    if slot == 16:
+        return flat.astype("<i2").view(np.uint8)
+    raise ConfigError(f"storage slots are 1, 2, 4, 8 or 16 bits, got {slot}")

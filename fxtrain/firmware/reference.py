@@ -7,6 +7,10 @@ The arithmetic is CMSIS-NN's legacy q7 one (``arm_fully_connected_q7``,
     out = SSAT8(acc >> out_shift)        NN_ROUND(s) = (1 << s) >> 1
     if relu: out = max(out, 0)
 
+That is the default ``rounding="cmsis"``. With ``rounding="tflm"`` the same int32
+accumulator (without ``NN_ROUND``) is rounded by TensorFlow Lite Micro's rule
+(:mod:`fxtrain.firmware.rounding`), so a ``.tflite`` export gives the same bytes in TFLM.
+
 Activations are int8 with one exponent per layer: the value of ``q`` is ``q * 2**e``.
 Layers are ``dense`` (weights ``[out][in]``), ``conv`` (weights ``[out][ky][kx][in]``,
 HWC input, stride 1, zero padding 0 or k//2) and ``pool`` (max p x p, stride p).
@@ -18,6 +22,7 @@ import numpy as np
 
 from ..engine.numbers import INT8_MAX, INT8_MIN
 from ..errors import ConfigError
+from .rounding import round_shift
 
 KINDS = ("dense", "conv", "pool")
 # Samples per int64 matrix product: a wide layer over the whole training set would
@@ -53,13 +58,15 @@ class DeployLayer:
 
 @dataclass(frozen=True, eq=False)
 class DeployedModel:
-    """A calibrated integer network: layers, input shape/exponent and free-form ``meta``."""
+    """A calibrated integer network: layers, input shape/exponent, free-form ``meta`` and the
+    requantisation ``rounding`` ("cmsis" or "tflm", also recorded in ``meta``)."""
 
     layers: tuple
     input_shape: tuple
     input_exponent: int
     n_classes: int
     meta: dict
+    rounding: str = "cmsis"
 
     @property
     def output_exponent(self):
@@ -109,15 +116,19 @@ def accumulator_max(layer, x):
                 for i in range(0, x.shape[0], CHUNK)), default=0)
 
 
-def requantize(acc, s, relu):
-    """SSAT8((acc + NN_ROUND(s)) >> s), then ReLU; int64 in, int8 out."""
-    out = np.clip((acc + ((1 << s) >> 1)) >> s, INT8_MIN, INT8_MAX)
+def requantize(acc, s, relu, rounding="cmsis"):
+    """SSAT8(round_shift(acc, s)) by the ``rounding`` rule, then ReLU; int64 in, int8 out.
+
+    ``acc`` excludes the rounding constant (see :func:`accumulate`); for "cmsis" this is
+    SSAT8((acc + NN_ROUND(s)) >> s).
+    """
+    out = np.clip(round_shift(acc, s, rounding), INT8_MIN, INT8_MAX)
     if relu:
         out = np.maximum(out, 0)
     return out.astype(np.int8)
 
 
-def layer_forward(layer, x):
+def layer_forward(layer, x, rounding="cmsis"):
     """Run one layer.
 
     Parameters
@@ -125,6 +136,7 @@ def layer_forward(layer, x):
     layer : DeployLayer
     x : int8 ndarray, shape ``[N, *layer.in_shape]`` (or flat ``[N, n]`` for dense),
         exponent ``layer.in_exponent``.
+    rounding : "cmsis" or "tflm", the requantisation rule.
 
     Returns
     -------
@@ -137,12 +149,12 @@ def layer_forward(layer, x):
         return blocks.max(axis=(2, 4)).astype(np.int8)
     out = np.empty((x.shape[0], *layer.out_shape), dtype=np.int8)
     for i in range(0, x.shape[0], CHUNK):
-        out[i:i + CHUNK] = requantize(accumulate(layer, x[i:i + CHUNK]), layer.out_shift, layer.relu)
+        out[i:i + CHUNK] = requantize(accumulate(layer, x[i:i + CHUNK]), layer.out_shift, layer.relu, rounding)
     return out
 
 
 def predict(model, X):
-    """Integer inference, the reference that the C runtime must equal bit for bit.
+    """Integer inference, the reference that the C runtime (and TFLM, for "tflm") must equal bit for bit.
 
     Parameters
     ----------
@@ -156,7 +168,7 @@ def predict(model, X):
     """
     x = check_input(X, model.input_shape)
     for layer in model.layers:
-        x = layer_forward(layer, x)
+        x = layer_forward(layer, x, model.rounding)
     out = x.reshape(x.shape[0], -1)
     return out, np.argmax(out, axis=1).astype(np.int64)
 

@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from ..errors import ConfigError
+from .config import parse_momentum
 
 # Beyond the epoch buffers a run keeps its state (weights, biases, bc's shadow, momentum),
 # a snapshot of the weights per epoch, the data twice (as loaded and as trained) and the
@@ -31,7 +32,7 @@ def estimate_bytes(layout, layers, cfg, x_shape):
     buffers = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in layout.values())
     n_w = sum(s.n_weights for s in layers)
     per_weight = 4 if cfg.method == "float" else (2 if cfg.bits > 8 else 1) + (4 if cfg.method == "bc" else 0)
-    per_weight += (4 if cfg.method in ("bc", "float") else 2) if str(cfg.momentum) not in ("0", "0.0") else 0
+    per_weight += (4 if cfg.method in ("bc", "float") else 2) if parse_momentum(cfg.momentum) else 0
     widest = max(int(np.prod(s.out_shape)) for s in layers)
     calibration = x_shape[0] * widest + 256 * widest * 8
     return buffers + STATE_COPIES * n_w * per_weight + 2 * x_shape[0] * x_shape[1] + calibration
@@ -41,6 +42,7 @@ def check_host_memory(layout, layers, cfg, x_shape):
     """Raise ConfigError, with the estimate, if the run would need more memory than the host has."""
     need, have = estimate_bytes(layout, layers, cfg, x_shape), available_bytes()
     if have is not None and need > have:
-        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of host memory (arch {cfg.arch or 'default'}, "
+        arch = cfg.arch or "the default"
+        raise ConfigError(f"this run needs about {need / 2**30:.1f} GiB of host memory (arch {arch}, "
                           f"batch {cfg.batch}) but only {have / 2**30:.1f} GiB is available; "
                           "use a narrower --arch or a smaller --batch")

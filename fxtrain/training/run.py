@@ -100,6 +100,14 @@ class Run:
     def n_weights(self):
         return sum(s.n_weights for s in self.layers)
 
+    def set_lr(self, lr):
+        """Apply a new learning rate from the next epoch on (a schedule's hook).
+
+        ``lr`` is exact text, read like ``TrainConfig.lr`` (``m * 2**-k``); the report's
+        ``lr`` stays the configured starting rate.
+        """
+        self.m, self.k = step_fixed(*parse_lr(lr), self.cfg.batch)
+
     def _init_state(self):
         rng = new_rng(self.cfg.seed)
         mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
@@ -154,6 +162,13 @@ class Run:
             record["saturations"] = saturations
         st.history.append(record)
         return record
+
+    def train_batches(self, first, stop):
+        """Train batches ``first .. stop - 1`` of the current epoch (the shuffle comes at batch 0),
+        without evaluation or history: a device's ``fx_train_epoch_step``, for step-by-step checks."""
+        rule = Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j)
+        train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x, self.data.y_train, rule,
+                    self.ws, first, stop)
 
     def saturations(self):
         """{"layerL.tensor": count} of the values saturated by design in the last epoch (non-zero only)."""

@@ -1,0 +1,148 @@
+"""Fit the cost model's unit prices to measured instructions, and print estimate / measured tables.
+
+Usage: python benchmarks/calibrate_cost.py [--dir runs/calibration] [--steps 8] [--epochs 10] [--fit]
+
+Trains (once, into --dir) the calibration runs: the default arch and
+conv:4:3,pool:2,dense:10, each as sr, r and bc at 8 bits and sr at 4 and 1 bits
+(weights in sub-byte slots) for --epochs epochs, plus the held-out
+dense:64,dense:32,dense:10 (sr, bc at 8 bits, sr at 4 and 1) that the fit never
+sees, and sr runs at 1 and 30 epochs to show how the share of zero errors moves the
+backward pass. Every run is measured with `fxtrain measure` for --steps steps on the four
+cores (bc not on the Cortex-M7: Unicorn has no double-precision FPU), cached in
+--dir/measured.json.
+
+--fit prints each core's [unit_cycles] table: per unit of work (fxtrain/device/work.py),
+the price that best fits (non-negative least squares on relative error) the cycles of
+every part of every phase of the 8-bit fit runs; then the sub-byte units (unpack,
+repack) from the forward and weight-update loops of the 4- and 1-bit fit runs. Without --fit it prints the estimate /
+measured tables of the profiles as they are. A results table, not a test.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+import fxtrain
+from fxtrain.firmware.measure import estimate
+from fxtrain.device.work import PHASES, work
+from fxtrain.engine.network import parse_arch
+
+CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
+FIT_ARCHS = {"default": "dense:32,dense:10", "conv": "conv:4:3,pool:2,dense:10"}
+HELD_OUT = {"mlp3": "dense:64,dense:32,dense:10"}
+ARCHS = {**FIT_ARCHS, **HELD_OUT}
+
+
+def runs(epochs):
+    """(name, arch key, method, bits, epochs) of every calibration and report run."""
+    out = [(f"{a}_{m}8_e{epochs}", a, m, 8, epochs) for a in FIT_ARCHS for m in ("sr", "r", "bc")]
+    out += [(f"{a}_sr{b}_e{epochs}", a, "sr", b, epochs) for a in FIT_ARCHS for b in (4, 1)]
+    out += [(f"mlp3_{m}8_e{epochs}", "mlp3", m, 8, epochs) for m in ("sr", "bc")]
+    out += [(f"mlp3_sr{b}_e{epochs}", "mlp3", "sr", b, epochs) for b in (4, 1)]
+    out += [(f"{a}_sr8_e{e}", a, "sr", 8, e) for a in ARCHS for e in (1, 30) if e != epochs]
+    return out
+
+
+def measured(folder, steps, epochs):
+    """{run name: {core: measure() report}}, training and measuring what the cache lacks."""
+    cache_path = folder / "measured.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    for name, arch, method, bits, e in runs(epochs):
+        run_dir = folder / name
+        if not (run_dir / "report.json").is_file():
+            fxtrain.train(arch=ARCHS[arch], method=method, bits=bits, epochs=e, out=run_dir)
+        for core in CORES:
+            key = f"{core}|{steps}"
+            if key in cache.get(name, {}) or (method == "bc" and core == "cortex-m7"):
+                continue
+            cache.setdefault(name, {})[key] = fxtrain.measure(run_dir, core, steps=steps).report
+            cache_path.write_text(json.dumps(cache))
+            print(f"measured {name} on {core}", flush=True)
+    return cache
+
+
+def nnls(a, b):
+    """Non-negative least squares by dropping the negative coefficients until none is left."""
+    keep = [j for j in range(a.shape[1]) if a[:, j].any()]
+    while True:
+        sol = np.linalg.lstsq(a[:, keep], b, rcond=None)[0]
+        if (sol >= 0).all():
+            x = np.zeros(a.shape[1])
+            x[keep] = sol
+            return x
+        keep = [j for j, v in zip(keep, sol) if v > 0]
+
+
+SUB_BYTE = ("unpack", "repack")
+# the loops whose cost the weight's slot changes, and no share of zero errors does
+SLOT_PARTS = ("forward.dense", "forward.conv", "update.weights")
+
+
+def _rows(cache, core, steps, epochs, packed):
+    """[(units of a part, measured cycles)] of the fit runs at 8 bits, or at 4 and 1 bits."""
+    rows = []
+    for name, arch, method, bits, e in runs(epochs):
+        rep = cache.get(name, {}).get(f"{core}|{steps}")
+        if arch not in FIT_ARCHS or e != epochs or rep is None or (bits < 8) != packed:
+            continue
+        parts = work(parse_arch(ARCHS[arch], (8, 8, 1), 10), method, bits, 16, 1437, 64, 10)
+        rows += [(parts.get(part, {}), got["cycles"]) for part, got in rep["parts"].items()
+                 if got["cycles"] and (not packed or part in SLOT_PARTS)]
+    return rows
+
+
+def fit_core(cache, core, steps, epochs):
+    """{unit: cycles} for one core: every unit from every part of the 8-bit fit runs, then unpack and
+    repack from the slot-bound parts of the 4- and 1-bit runs, the others held at their fitted prices."""
+    rows = _rows(cache, core, steps, epochs, False)
+    units = sorted({u for w, _ in rows for u in w})
+    x = nnls(np.array([[w.get(u, 0) / cyc for u in units] for w, cyc in rows]), np.ones(len(rows)))
+    prices = {u: float(v) for u, v in zip(units, x) if v > 0}
+    rows = _rows(cache, core, steps, epochs, True)
+    rest = [1 - sum(n * prices.get(u, 0) for u, n in w.items() if u not in SUB_BYTE) / cyc for w, cyc in rows]
+    x = nnls(np.array([[w.get(u, 0) / cyc for u in SUB_BYTE] for w, cyc in rows]), np.array(rest))
+    prices.update({u: float(v) for u, v in zip(SUB_BYTE, x) if v > 0})
+    return {u: round(v, 1) for u, v in sorted(prices.items())}
+
+
+def ratio_table(cache, steps, names):
+    """Markdown rows: run, core, estimate / measured per phase and per step."""
+    rows = []
+    for name in names:
+        for core in CORES:
+            rep = cache.get(name, {}).get(f"{core}|{steps}")
+            if rep is None:
+                continue
+            fresh = estimate(rep)
+            rows.append([name, core] + [f"{fresh['phases'][p]['ratio']:.2f}" for p in PHASES]
+                        + [f"{fresh['per_step']['ratio']:.2f}"])
+    return tabulate(rows, headers=["run", "core", *PHASES, "per step"], tablefmt="github")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default="runs/calibration")
+    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--fit", action="store_true")
+    args = ap.parse_args()
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    cache = measured(folder, args.steps, args.epochs)
+    if args.fit:
+        for core in CORES:
+            prices = fit_core(cache, core, args.steps, args.epochs)
+            print(f"\n# {core}\n[unit_cycles]\n" + "\n".join(f"{u} = {v}" for u, v in prices.items()))
+        return
+    names = [n for n, *_ in runs(args.epochs)]
+    fit = [n for n in names if n.split("_")[0] in FIT_ARCHS and n.endswith(f"_e{args.epochs}")]
+    held = [n for n in names if n.startswith("mlp3") and n.endswith(f"_e{args.epochs}")]
+    other = [n for n in names if n not in fit and n not in held]
+    for title, group in (("fitted archs", fit), ("held-out arch", held), ("other training states", other)):
+        print(f"\nestimate / measured, {title} ({args.steps} steps):\n" + ratio_table(cache, args.steps, group))
+
+
+if __name__ == "__main__":
+    main()

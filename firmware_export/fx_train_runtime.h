@@ -1,0 +1,228 @@
+/*
+ * fx_train_runtime.h -- fxtrain on-device training runtime: header-only C99, integers only.
+ *
+ * The C twin of fxtrain/engine (kernels.py, requant.py, passes.py, updates.py,
+ * epoch.py): the same integer forward and backward passes, the same stochastic
+ * rounding, and the same xorshift32 stream drawn in the same order, so a device
+ * continues a run exactly as the simulator would. `fxtrain verify --train-step`
+ * compares the two step by step.
+ *
+ * Include it only through a generated PREFIX_train.h, which sets the compile-time
+ * choices below and declares every buffer statically (no heap):
+ *   FX_ACC_WIDE, FX_GRAD_WIDE  1 where a sum's bound exceeds int32 (engine/bounds.py)
+ *   FX_PERM_WIDE               1 above 65,536 training samples
+ *   FX_METHOD                  FX_METHOD_SR, FX_METHOD_R or FX_METHOD_BC
+ *   FX_SLOT, FX_BITS           storage slot (1, 2, 4, 8, 16) and weight bits
+ *   FX_MOMENTUM                1 with momentum
+ * BinaryConnect's shadow-weight update lives in fx_train_bc.h, included only for a bc
+ * run, so this file and every sr or r export hold no floating-point code or type.
+ *
+ * Weights are packed in RAM at FX_SLOT bits each, LSB-first, each layer starting on
+ * a byte (the format of fx_runtime.h's fx_weight): the passes unpack as they read
+ * and the update rewrites one slot. Draw order per step, from the last layer to the
+ * first: one draw per error value sent below, then (sr) one per weight, in weight
+ * order, and one per bias. The weight gradient is formed one output row at a time
+ * and applied before the next row, so its buffer holds one row.
+ */
+#ifndef FX_TRAIN_RUNTIME_H
+#define FX_TRAIN_RUNTIME_H
+
+#include "fx_runtime.h"
+
+#ifndef FX_ACC_WIDE
+#error "include fx_train_runtime.h through a generated PREFIX_train.h"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------- shared constants (fxtrain/engine) */
+
+#define FX_METHOD_SR 0
+#define FX_METHOD_R 1
+#define FX_METHOD_BC 2
+#define FX_KIND_DENSE 0
+#define FX_KIND_CONV 1
+#define FX_KIND_POOL 2
+/* Saturation counter kinds (engine/requant.py SAT_*): one row of FX_N_SAT per layer. */
+#define FX_SAT_ACT 0
+#define FX_SAT_ERR 1
+#define FX_SAT_BIAS 2
+#define FX_SAT_MOM 3
+#define FX_SAT_WEIGHT 4
+#define FX_N_SAT 5
+/* A bias enters the forward sum clamped to +-2^30 (engine/bounds.py BIAS_TERM_LIMIT). */
+#define FX_BIAS_TERM_LIMIT ((int64_t)1 << 30)
+#define FX_BINARY_FRAC_BITS 16 /* a binary weight's updated value, in fixed point */
+#define FX_MOM_FRAC_BITS 8     /* the int16 velocity resolves 1/256 of a grid step */
+#define FX_SOFTMAX_EXPONENT (-7)
+/* FNV-1a over 32-bit words: the per-tensor checksums verify prints (engine/numbers.py). */
+#define FX_FNV_OFFSET 2166136261u
+#define FX_FNV_PRIME 16777619u
+
+#if FX_ACC_WIDE
+typedef int64_t fx_acc_t;
+#else
+typedef int32_t fx_acc_t;
+#endif
+#if FX_GRAD_WIDE
+typedef int64_t fx_grad_t;
+#else
+typedef int32_t fx_grad_t;
+#endif
+#if FX_PERM_WIDE
+typedef uint32_t fx_perm_t;
+#else
+typedef uint16_t fx_perm_t;
+#endif
+
+#if defined(__GNUC__)
+#define FX_NOINLINE __attribute__((noinline)) /* keep each phase a function of its own */
+#else
+#define FX_NOINLINE
+#endif
+
+/* One layer, as network.py's desc row. Shapes are (h, w, c); a dense layer sees (1, 1, n). */
+typedef struct {
+    uint8_t kind, relu, k, pad;
+    uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    uint32_t n_in, n_out, n_w, fan_in; /* values per sample; weights; weights per output */
+    uint32_t w_off, w_byte, b_off;     /* first weight, its byte in the packed array, first bias */
+    int32_t e_w, e_b;                  /* weight and bias exponents, fixed at initialisation */
+} fx_layer;
+
+/* A network and every buffer it trains in, all static (declared by PREFIX_train.h). */
+typedef struct {
+    const fx_layer *layers;
+    uint32_t n_layers, batch, n_features, n_classes, widest, max_samples;
+    int32_t qmax, k, mom_j, e_x;
+    int64_t m; /* the per-sample step alpha / batch = m * 2^-k */
+    uint8_t *w;
+    int32_t *b;
+    void *shadow;          /* bc: its shadow weights (fx_train_bc.h) */
+    void *mom;             /* momentum velocity: int16 (sr, r), or bc's (fx_train_bc.h) */
+    int8_t *const *acts;   /* acts[0]: input batch; acts[l + 1]: output of layer l */
+    uint8_t *labels;
+    fx_acc_t *acc;
+    int8_t *err;           /* error ping-pong: 2 * batch * widest */
+    fx_grad_t *grad, *gbias;
+    int32_t *probs, *e_act, *counters;
+    fx_perm_t *perm;
+    uint32_t *rng;
+} fx_net;
+
+/* ------------------------------------------------------- packed weights */
+
+/* Weight i of a layer packed at FX_SLOT bits (a constant: the branches fold away). Slots of
+ * 1, 2, 4 and 8 bits are the inference runtime's format, decoded by its fx_weight. */
+static inline int32_t fx_w_get(const uint8_t *w, uint32_t i)
+{
+    if (FX_SLOT == 16) {
+        uint32_t v = (uint32_t)w[2u * i] | ((uint32_t)w[2u * i + 1u] << 8);
+        return (int32_t)v - (int32_t)((v & 0x8000u) << 1);
+    }
+    return fx_weight(w, i, FX_SLOT);
+}
+
+/* Rewrite weight i's slot with v (in range for FX_BITS; b = 1 stores +1 as bit 1). */
+static inline void fx_w_set(uint8_t *w, uint32_t i, int32_t v)
+{
+    uint32_t u = (uint32_t)v, sh, mask;
+    switch (FX_SLOT) {
+    case 1:
+        mask = 1u << (i & 7u);
+        w[i >> 3] = (uint8_t)(v > 0 ? (w[i >> 3] | mask) : (w[i >> 3] & ~mask));
+        break;
+    case 2:
+        sh = (i & 3u) * 2u;
+        w[i >> 2] = (uint8_t)((w[i >> 2] & ~(3u << sh)) | ((u & 3u) << sh));
+        break;
+    case 4:
+        sh = (i & 1u) * 4u;
+        w[i >> 1] = (uint8_t)((w[i >> 1] & ~(15u << sh)) | ((u & 15u) << sh));
+        break;
+    case 8:
+        w[i] = (uint8_t)(u & 0xFFu);
+        break;
+    default:
+        w[2u * i] = (uint8_t)(u & 0xFFu);
+        w[2u * i + 1u] = (uint8_t)((u >> 8) & 0xFFu);
+        break;
+    }
+}
+
+/* ------------------------------------------------------- rounding helpers */
+
+static inline int32_t fx_bitlen64(uint64_t x)
+{
+    int32_t n = 0;
+    while (x) {
+        x >>= 1;
+        n++;
+    }
+    return n;
+}
+
+/* The shift that brings max|a[0..n)| into int8: max(0, bitlen - 7) (requant.tensor_shift). */
+static inline int32_t fx_tensor_shift(const fx_acc_t *a, uint32_t n)
+{
+    int64_t hi = 0, lo = 0;
+    uint32_t j;
+    int32_t b;
+    for (j = 0; j < n; j++) {
+        hi = a[j] > hi ? a[j] : hi;
+        lo = a[j] < lo ? a[j] : lo;
+    }
+    b = fx_bitlen64((uint64_t)(hi > -lo ? hi : -lo)) - 7;
+    return b > 0 ? b : 0;
+}
+
+/* The method's rounding of x / 2^s: SR with one draw, R half up (updates.py _rounded). */
+static inline int64_t fx_rounded(int64_t x, int32_t s, uint32_t *rng)
+{
+#if FX_METHOD == FX_METHOD_SR
+    return fx_sr_shift(x, s, fx_xorshift32(rng));
+#else
+    (void)rng;
+    return fx_round_shift(x, s);
+#endif
+}
+
+/* b re-exponented by shift and clamped to +-2^30, never forming a product past int64. */
+static inline int64_t fx_bias_term(int32_t b, int32_t shift, int32_t *clamped)
+{
+    int64_t v = b;
+    if (shift < 0) {
+        int64_t room = FX_BIAS_TERM_LIMIT >> (-shift > 62 ? 62 : -shift);
+        *clamped = v > room || v < -room;
+        if (*clamped) {
+            return v > 0 ? FX_BIAS_TERM_LIMIT : -FX_BIAS_TERM_LIMIT;
+        }
+        return fx_shl64(v, -shift);
+    }
+    v = fx_round_shift(v, shift);
+    *clamped = v > FX_BIAS_TERM_LIMIT || v < -FX_BIAS_TERM_LIMIT;
+    return fx_sat(v, -FX_BIAS_TERM_LIMIT, FX_BIAS_TERM_LIMIT);
+}
+
+static inline int32_t fx_exp2_neg(int64_t a_q8)
+{
+    int64_t ip = a_q8 >> FX_EXP2_FRAC_BITS; /* a_q8 >= 0 here */
+    if (ip >= 31) {
+        return 0;
+    }
+    return fx_exp2_neg_q15((uint8_t)(a_q8 & ((1 << FX_EXP2_FRAC_BITS) - 1))) >> ip;
+}
+
+#if FX_TRAIN_BC
+#include "fx_train_bc.h"
+#endif
+
+#include "fx_train_passes.h"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FX_TRAIN_RUNTIME_H */

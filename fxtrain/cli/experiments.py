@@ -1,0 +1,143 @@
+"""``fxtrain sweep`` and ``fxtrain experiment``: progress, tables and figures for the sweeps.
+
+Library modules are imported inside the commands, so ``fxtrain --help`` stays fast.
+"""
+import sys
+from pathlib import Path
+
+import click
+
+EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime")
+SCHEDULER_HELP = ("auto (local if Dask is installed, else serial), serial (in this process), local (a Dask "
+                  "LocalCluster, one single-threaded worker process per core) or a scheduler address such as "
+                  "tcp://host:8786.")
+
+
+class SweepBar:
+    """A progress bar on stderr: cells done of all, with how many run now and how many failed."""
+
+    def __init__(self):
+        self.bar, self.shown = None, 0
+
+    def __call__(self, p):
+        if self.bar is None and not (p.running or p.done):
+            return  # nothing runs yet: a refused scheduler should print its error alone
+        if self.bar is None:
+            self.bar = click.progressbar(length=p.total, file=sys.stderr, show_pos=True, label="cells",
+                                         item_show_func=lambda s: s)
+            self.bar.__enter__()
+            self.bar.update(p.skipped)
+            self.shown = p.skipped
+        status = f"done {p.skipped + p.done}, running {p.running}, failed {p.failed}"
+        if p.skipped:
+            status += f" ({p.skipped} from an earlier run)"
+        self.bar.update(p.skipped + p.done - self.shown, status)
+        self.shown = p.skipped + p.done
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _with_bar(job):
+    bar = SweepBar()
+    try:
+        return job(bar)
+    finally:
+        bar.close()
+
+
+def _table(rows, floatfmt=".4f"):
+    from tabulate import tabulate
+    return tabulate(rows, headers="keys", tablefmt="github", floatfmt=floatfmt, missingval="-")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Sweep folder: cells/KEY.json and KEY.npz per cell, summary.csv.")
+@click.option("--scheduler", default="auto", show_default=True, help=SCHEDULER_HELP)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes for --scheduler local (default: one per core).")
+def sweep(spec, out, scheduler, workers):
+    """Run every cell of a TOML grid of training runs, on Dask or serially.
+
+    SPEC has a [grid] of lists (method, bits, seed, lr, batch, epochs, arch,
+    data, momentum, lr_decay_tau, optimizer) and [fixed] single values; each
+    combination is one training run. Finished cells are kept in OUT and skipped
+    when the same command runs again, so an interrupted sweep resumes and a
+    grown spec runs only its new cells. Prints test accuracy over seeds (mean,
+    std, min, max) and writes it to OUT/summary.csv.
+
+    \b
+    Examples:
+      fxtrain sweep examples/sweep.toml --out runs/sweep
+      fxtrain sweep examples/sweep.toml --out runs/sweep --scheduler tcp://10.0.0.5:8786
+    """
+    from ..experiments.spec import load_spec
+    from ..experiments.summary import group_over_seeds, varying_keys, write_csv
+    from ..experiments.sweep import check_scheduler, run_sweep
+    check_scheduler(scheduler)
+    cells = load_spec(spec)
+    records = _with_bar(lambda bar: run_sweep(cells, out, scheduler, workers, on_progress=bar))
+    rows = group_over_seeds(records, varying_keys(cells) or ["method"], lambda r: r["test_accuracy"])
+    write_csv(Path(out) / "summary.csv", rows)
+    click.echo(f"{len(cells)} cells, test accuracy over seeds:")
+    click.echo(_table(rows))
+    for rec in records:
+        if rec["status"] != "ok":
+            click.echo(f"failed cell {rec['key']}: {rec['error']}")
+    click.echo(f"records in {Path(out) / 'cells'}, summary in {Path(out) / 'summary.csv'}")
+
+
+@click.command()
+@click.argument("name", type=click.Choice(EXPERIMENTS))
+@click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute (for CI).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the cells, NAME.csv, NAME.json and NAME.png "
+                   "(default: fxtrain-experiments/NAME[-quick]).")
+@click.option("--scheduler", default="auto", show_default=True, help=SCHEDULER_HELP)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes for --scheduler local (default: one per core).")
+def experiment(name, quick, out, scheduler, workers):
+    """Run one of the paper's experiments: its sweep, a table, a CSV and a PNG.
+
+    \b
+    convex         quantized SGD on least squares and ridge, exact arithmetic: floors against the grid step
+    lr-sweep       digits: accuracy against learning rate, down past alpha*|g| < step
+    batch          batch sizes 16..1024 for sr and bc, same epochs and same steps
+    bits           test accuracy against bits for float, bc, sr, r on an MLP and a conv net
+    weight-change  share of weights changed per epoch, sr and bc, per bit width
+    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, momentum
+    runtime        simulator seconds per epoch, and estimated seconds on three Cortex-M cores
+
+    \b
+    Examples:
+      fxtrain experiment bits --quick
+      fxtrain experiment convex --out results/convex --workers 2
+    """
+    from ..experiments.report import run_experiment
+    from ..experiments.sweep import check_scheduler
+    check_scheduler(scheduler)
+    res = _with_bar(lambda bar: run_experiment(name, quick, out, scheduler, workers, on_progress=bar))
+    click.echo(f"experiment {name}{' (quick)' if quick else ''}; grid: "
+               + "; ".join(f"{k} {v}" for k, v in res.grid.items()))
+    for title, rows in res.tables:
+        click.echo(f"\n{title}")
+        click.echo(_table(rows, floatfmt=".4g"))
+    for line in res.notes:
+        click.echo(line)
+    _plot(res)
+    click.echo(f"\nwrote {res.files['csv']}, {res.files['json']}"
+               + (f", {res.files['png']}" if res.files.get("png") else ""))
+
+
+def _plot(res):
+    """Draw the result's panels into NAME.png, or say why not (matplotlib missing)."""
+    from ..errors import MissingExtraError
+    try:
+        from .plots import plot_panels
+        plot_panels(res.panels, res.files["png"])
+    except MissingExtraError as exc:
+        click.echo(f"no figure: {exc}", err=True)
+        res.files["png"] = None

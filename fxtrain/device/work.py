@@ -1,0 +1,147 @@
+"""The work of one training step, phase by phase, in units a core has a price for.
+
+The C training runtime runs a step as phases (``fx_forward``, ``fx_loss``,
+``fx_backward``, ``fx_update``, the step's own code, and once per epoch
+``fx_shuffle``), and each phase as loops. A *unit* is one trip through such a loop:
+a dense MAC, a conv kernel tap, an activation rounded and stored, a softmax output,
+a weight updated. :func:`work` counts the units of each phase from the arch, the
+batch and the data size (B batch, W_l weights, n_in/n_out values per sample, N
+training samples, F features, M_l a layer's MACs per sample); the counts are exact
+trips, except that the loops
+that skip a zero error (backward and gradient MACs) are counted as if none were
+zero, so their prices absorb the share of zero errors of the run they were fitted
+on.
+
+A profile prices units in ``[unit_cycles]``: cycles per unit fitted to the
+instructions ``fxtrain measure`` counts on the core. A unit a profile does not
+price falls back to a proxy (:data:`PROXY`), then to its operations
+(:data:`UNITS`: the instructions gcc -O2 emits for it on a Cortex-M4, as measured)
+priced at the profile's ``[cycles]`` per-operation prices.
+"""
+from ..engine.network import DENSE, POOL
+from ..engine.numbers import storage_bits
+
+PHASES = ("forward", "loss", "backward", "update", "step", "shuffle")
+STEP_PHASES = PHASES[:-1]  # every step runs these; the shuffle runs once per epoch
+
+# unit: (what one unit is, its operations {int_mac, load_store, int_op} per unit). The
+# operations are the Cortex-M4 instructions of the unit (multiplies, loads and stores by
+# register moved, everything else), fitted like the prices (benchmarks/calibrate_cost.py).
+UNITS = {
+    "mac": ("a dense MAC: two int8 loads, unpack, multiply-accumulate, loop", (1, 2, 2)),
+    "conv_tap": ("a conv kernel position: bounds checks, addresses, one channel's MAC", (4, 20, 23)),
+    "pool": ("one input compared by max pooling, forward", (2, 7, 14)),
+    "scan": ("one value scanned for the tensor's shift (requant.tensor_shift)", (0, 1, 13)),
+    "act": ("one output value: bias added, rounded, saturated, stored", (0, 10, 41)),
+    "softmax": ("one softmax output: exp2 table, int64 division, error, saturation", (7, 40, 114)),
+    "relu": ("one error masked by the ReLU", (1, 7, 6)),
+    "err": ("one error sent below: a draw, stochastic rounding to int8", (0, 4, 42)),
+    "back_mac": ("an input-error MAC (dense), counted as if no error were zero", (0, 1, 1)),
+    "back_tap": ("an input-error kernel position (conv), as if no error were zero", (1, 3, 4)),
+    "pool_back": ("one input compared by max pooling, backward (the error routed)", (3, 13, 19)),
+    "grad_mac": ("a weight-gradient MAC (dense), counted as if no error were zero", (0, 2, 1)),
+    "grad_tap": ("a weight-gradient kernel position (conv), as if no error were zero", (1, 3, 4)),
+    "update_sr": ("one weight's SR update: 64-bit step, a draw, rounding, saturation, repack", (0, 15, 38)),
+    "update_r": ("one weight's R update: 64-bit step, rounding half up, saturation, repack", (0, 12, 30)),
+    "update_bc": ("one weight's BinaryConnect update in float32, re-quantised", (0, 43, 191)),
+    "bias": ("one bias update, int64 with a draw", (0, 9, 41)),
+    "unpack": ("a weight read from a sub-byte slot (forward and input-error MACs): shift, mask, sign", (0, 0, 3)),
+    "repack": ("a weight updated in a sub-byte slot: read, unpack, merge into its byte", (0, 1, 7)),
+    "copy": ("one input byte copied into the batch", (0, 1, 0)),
+    "shuffle": ("one sample shuffled: a draw, a 32-bit modulo, a swap", (1, 5, 11)),
+}
+# A unit no calibration run exercises is priced as the unit whose loop it repeats.
+PROXY = {"back_tap": "grad_tap"}
+OPS = ("int_mac", "load_store", "int_op")
+
+
+def _size(shape):
+    return shape[0] * shape[1] * shape[2]
+
+
+def valid_taps(s):
+    """Kernel positions a conv layer visits per sample: out_c * sum over outputs of in-bounds taps."""
+    def axis(n_out, n_in):
+        return sum(sum(1 for k in range(s.k) if 0 <= o + k - s.pad < n_in) for o in range(n_out))
+    return axis(s.out_shape[0], s.in_shape[0]) * axis(s.out_shape[1], s.in_shape[1]) * s.out_shape[2]
+
+
+def _add(parts, part, unit, n):
+    if n:
+        units = parts.setdefault(part, {})
+        units[unit] = units.get(unit, 0) + n
+
+
+def _layer(parts, l, s, method, b, packed):
+    """Units of layer ``l`` in the forward, backward and update phases (``b``: batch; ``packed``: the
+    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks)."""
+    n_in, n_out = _size(s.in_shape), _size(s.out_shape)
+    if s.kind == POOL:
+        _add(parts, "forward.pool", "pool", b * n_out * s.k * s.k)
+        _add(parts, "backward.pool", "pool_back", b * n_out * s.k * s.k)
+        return
+    taps, c_in = valid_taps(s) * b, s.in_shape[2]
+    macs = b * s.n_weights if s.kind == DENSE else taps * c_in
+    if s.kind == DENSE:
+        _add(parts, "forward.dense", "mac", macs)
+    else:
+        _add(parts, "forward.conv", "conv_tap", taps)
+        _add(parts, "forward.conv", "mac", taps * (c_in - 1))
+    _add(parts, "forward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
+    _add(parts, "forward.shift", "scan", b * n_out)
+    _add(parts, "forward", "act", b * n_out)
+    if s.relu:
+        _add(parts, "backward", "relu", b * n_out)
+    if l > 0:  # the first layer sends no error below
+        _add(parts, "backward.shift", "scan", b * n_in)
+        _add(parts, "backward", "err", b * n_in)
+        if s.kind == DENSE:
+            _add(parts, "backward.dense", "back_mac", b * s.n_weights)
+        else:
+            _add(parts, "backward.conv", "back_tap", taps)
+            _add(parts, "backward.conv", "back_mac", taps * (c_in - 1))
+        _add(parts, "backward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
+    if s.kind == DENSE:
+        _add(parts, "update.gradient", "grad_mac", b * s.n_weights)
+    else:
+        _add(parts, "update.gradient", "grad_tap", taps)
+        _add(parts, "update.gradient", "grad_mac", taps * (c_in - 1))
+    _add(parts, "update.weights", f"update_{method}", s.n_weights)
+    _add(parts, "update.weights", "repack", s.n_weights * packed)
+    _add(parts, "update", "bias", s.n_bias)
+
+
+def work(layers, method, bits, batch, n_train, n_features, n_classes):
+    """{part: {unit: count}} of one training step; ``"shuffle"`` counts one epoch's shuffle.
+
+    A part is a phase (``"forward"``) or one loop of it (``"forward.dense"``), as
+    ``fxtrain measure`` attributes instructions; :func:`by_phase` merges them.
+    ``method`` "float" is counted as "r" (the same loops; cost.py adds its float work).
+    """
+    parts, packed = {}, int(storage_bits(bits) < 8 and method != "float")
+    for l, s in enumerate(layers):
+        _layer(parts, l, s, "r" if method == "float" else method, batch, packed)
+    _add(parts, "loss", "softmax", batch * n_classes)
+    _add(parts, "step", "copy", batch * n_features)
+    _add(parts, "shuffle", "shuffle", n_train)
+    return parts
+
+
+def by_phase(parts):
+    """{phase: {unit: count}} from :func:`work`'s parts."""
+    out = {p: {} for p in PHASES}
+    for part, units in parts.items():
+        phase = out[part.split(".")[0]]
+        for u, n in units.items():
+            phase[u] = phase.get(u, 0) + n
+    return out
+
+
+def unit_price(target, unit):
+    """Cycles of one ``unit`` on ``target``: fitted, or a proxy's, or its operations at the op prices."""
+    fitted = dict(target.unit_cycles)
+    if unit in fitted:
+        return fitted[unit]
+    if PROXY.get(unit) in fitted:
+        return fitted[PROXY[unit]]
+    return sum(n * getattr(target.cycles, op) for op, n in zip(OPS, UNITS[unit][1]))

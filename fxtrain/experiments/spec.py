@@ -1,0 +1,146 @@
+"""Sweep specs: a TOML file with a ``[grid]`` of lists and ``[fixed]`` single values.
+
+    [grid]                       # every combination is one cell
+    method = ["sr", "bc"]
+    bits = [2, 8]
+    seed = [0, 1, 2]
+
+    [fixed]                      # the same for every cell
+    epochs = 10
+    lr = "0.0625"
+
+Every key is a training setting; a key not named in either table takes
+``fxtrain train``'s default. Anything else (an unknown key or table, an empty
+list, a value of the wrong type, a setting the device cannot apply) is one
+:class:`ConfigError` line, raised before any cell runs.
+"""
+import itertools
+import tomllib
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..training.config import TrainConfig
+
+# key: (accepted Python types, what the message calls it, default)
+SETTINGS = {
+    "method": ((str,), "a string such as \"sr\"", "sr"),
+    "bits": ((int,), "an integer such as 8", 8),
+    "seed": ((int,), "an integer such as 0", 0),
+    "lr": ((str, float, int), "a number or string such as \"0.0625\"", "0.0625"),
+    "batch": ((int,), "an integer such as 16", 16),
+    "epochs": ((int,), "an integer such as 30", 30),
+    "arch": ((str,), "a string such as \"dense:32,dense:10\" (or \"default\")", "default"),
+    "data": ((str,), "a string such as \"digits\"", "digits"),
+    "momentum": ((str, float, int), "a number or string such as \"0.875\"", "0"),
+    "lr_decay_tau": ((int,), "an integer number of epochs (0: constant rate)", 0),
+    "optimizer": ((str,), "\"sgd\" or \"adam\"", "sgd"),
+}
+TABLES = ("grid", "fixed")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def _check_type(where, key, value):
+    """The value normalised (numbers as exact text), or a ConfigError naming the expected type."""
+    types, expected, _ = SETTINGS[key]
+    # TOML booleans are Python ints' subclass; a bool is never a setting here
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ConfigError(f"{where}: '{key}' must be {expected}, got {value!r}")
+    if key in ("lr", "momentum") and not isinstance(value, str):
+        return repr(value)
+    return value
+
+
+def _read(path):
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"sweep spec '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"sweep spec '{path}' cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"sweep spec '{path}' is not valid TOML: {exc}") from None
+
+
+def parse_spec(doc, where="spec"):
+    """``(grid, fixed)``: grid maps each key to a non-empty list, fixed to one value.
+
+    Parameters
+    ----------
+    doc : dict
+        The parsed TOML document.
+    where : str
+        Names the spec in messages.
+    """
+    unknown = sorted(set(doc) - set(TABLES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown table or key '{unknown[0]}'; a spec has only [grid] and [fixed]")
+    grid, fixed = {}, {}
+    for table, target in (("grid", grid), ("fixed", fixed)):
+        body = doc.get(table, {})
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: '{table}' must be a table ([{table}])")
+        for key, value in body.items():
+            if key not in SETTINGS:
+                raise ConfigError(f"{where}: unknown key '{key}' in [{table}]; known keys: {', '.join(SETTINGS)}")
+            target[key] = value
+    if not grid:
+        raise ConfigError(f"{where}: the [grid] is empty, so the sweep has no cells; list at least one key, "
+                          "e.g. seed = [0, 1, 2]")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ConfigError(f"{where}: '{both[0]}' is in both [grid] and [fixed]; keep it in one")
+    for key, values in grid.items():
+        if not isinstance(values, list):
+            raise ConfigError(f"{where}: [grid] '{key}' must be a list, e.g. {key} = [{values!r}]")
+        if not values:
+            raise ConfigError(f"{where}: [grid] '{key}' is an empty list, so the sweep has no cells")
+        grid[key] = [_check_type(f"{where} [grid]", key, v) for v in values]
+    for key, value in fixed.items():
+        fixed[key] = _check_type(f"{where} [fixed]", key, value)
+    return grid, fixed
+
+
+def train_cell(settings):
+    """A full training cell (every setting present) from a partial dict; checks it like ``fxtrain train``."""
+    cell = {"kind": "train", **{k: v[2] for k, v in SETTINGS.items()}, **settings}
+    cfg = train_config(cell)
+    cfg.check()
+    if cell["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(f"optimizer '{cell['optimizer']}' is unknown; choose one of {', '.join(OPTIMIZERS)}")
+    if cell["optimizer"] == "adam" and cell["method"] not in ("bc", "float"):
+        raise ConfigError(f"optimizer 'adam' keeps float32 moments, so it exists for bc and float only, "
+                          f"not for {cell['method']}")
+    if cell["lr_decay_tau"] < 0:
+        raise ConfigError(f"lr_decay_tau must be 0 (constant rate) or a positive number of epochs, "
+                          f"got {cell['lr_decay_tau']}")
+    return cell
+
+
+def train_config(cell):
+    """The :class:`TrainConfig` of a training cell."""
+    return TrainConfig(arch=None if cell["arch"] == "default" else cell["arch"], method=cell["method"],
+                       bits=cell["bits"], epochs=cell["epochs"], batch=cell["batch"], lr=str(cell["lr"]),
+                       seed=cell["seed"], data=cell["data"], momentum=str(cell["momentum"]))
+
+
+def expand(grid, fixed, where="spec"):
+    """Every cell of the grid, in a fixed order (grid keys as listed, last key fastest)."""
+    keys = list(grid)
+    cells = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        settings = {**fixed, **dict(zip(keys, combo))}
+        try:
+            cells.append(train_cell(settings))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: cell {_brief(settings)}: {exc}") from None
+    return cells
+
+
+def _brief(settings):
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+def load_spec(path):
+    """The cells of the spec file at ``path`` (a list of dicts), or a ConfigError."""
+    grid, fixed = parse_spec(_read(path), where=f"spec {path}")
+    return expand(grid, fixed, where=f"spec {path}")

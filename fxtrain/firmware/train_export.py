@@ -1,0 +1,192 @@
+"""``fxtrain export --train-step``: a run's current state and the C training runtime that continues it.
+
+Writes, from the templates in ``firmware_export/templates/`` (each file atomically):
+
+- ``PREFIX_train.h``: the network table, the static buffers, the state in flash, the API;
+- ``fx_train*.h`` (and ``fx_runtime.h``): the header-only training runtime, copied;
+- ``PREFIX_train_data.h`` and ``train_main.c``: the training set and a program that
+  continues the run, printing a checksum per step, for ``fxtrain verify --train-step``.
+
+The state comes from the run's checkpoint (validated as ``--resume`` validates it), so
+the device starts exactly where the simulator stopped.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
+from ..device.memory import weight_bytes
+from ..device.profiles import load_target
+from ..engine.network import DENSE, POOL
+from ..engine.numbers import qmax, storage_bits
+from ..errors import ConfigError, TargetError
+from ..training.artifacts import REPORT_FILE
+from ..training.checkpoint import checkpoint_digest
+from ..training.config import TrainConfig, parse_lr
+from ..training.job import prepare
+from .codegen import MANIFEST, assert_no_float, c_array, c_int
+from .packing import pack_slots
+from .templates import fill, render
+
+RUNTIME_FILES = ("fx_runtime.h", "fx_train_runtime.h", "fx_train_passes.h", "fx_train_update.h", "fx_train_bc.h")
+METHOD_CODES = {"sr": 0, "r": 1, "bc": 2}
+DEFAULT_STEPS = 20
+
+
+def load_training_run(run_dir):
+    """The :class:`Run` saved in ``run_dir`` (its checkpoint, checked), ready to continue."""
+    run_dir = Path(run_dir)
+    try:
+        report = json.loads((run_dir / REPORT_FILE).read_text())
+        cfg = TrainConfig(**report["config"])
+    except FileNotFoundError:
+        raise ConfigError(f"run folder '{run_dir}' holds no {REPORT_FILE}; pass the --out folder of "
+                          "'fxtrain train'") from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"run folder '{run_dir}': {REPORT_FILE} is unreadable; train again with --out") from None
+    if report.get("fxtrain_version") != __version__:
+        raise ConfigError(f"run folder '{run_dir}' was written by fxtrain {report.get('fxtrain_version')}, "
+                          f"this is {__version__}; train it again with this version")
+    if cfg.method == "float":
+        raise ConfigError("--train-step exports integer training (sr, r) or BinaryConnect (bc); a float run "
+                          "has nothing to continue on an integer device: train with --method sr, r or bc")
+    return prepare(cfg, resume=run_dir)
+
+
+def _layer_row(s, i, run, w_off, w_byte, b_off):
+    k = s.k if s.kind != DENSE else 0
+    vals = [s.kind, int(s.relu), k, s.pad, *s.in_shape, *s.out_shape, int(np.prod(s.in_shape)),
+            int(np.prod(s.out_shape)), s.n_weights, s.fan_in if s.kind != POOL else 0, w_off, w_byte, b_off,
+            int(run.state.e_w[i]), int(run.state.e_b[i])]
+    return "    {" + ", ".join(str(v) + ("u" if j not in (17, 18) else "") for j, v in enumerate(vals)) + "}"
+
+
+def _layers(run):
+    """The fx_layer table rows and the per-layer byte offsets of the packed weights."""
+    slot, rows, w_off, w_byte, b_off = storage_bits(run.cfg.bits), [], 0, 0, 0
+    for i, s in enumerate(run.layers):
+        rows.append(_layer_row(s, i, run, w_off, w_byte, b_off))
+        w_off, w_byte, b_off = w_off + s.n_weights, w_byte + -(-s.n_weights * slot // 8), b_off + s.n_bias
+    return ",\n".join(rows)
+
+
+def _packed_weights(run):
+    slot, out, off = storage_bits(run.cfg.bits), [], 0
+    for s in run.layers:
+        out.append(pack_slots(run.state.wq[off:off + s.n_weights], slot))
+        off += s.n_weights
+    return np.concatenate(out) if out else np.zeros(0, np.uint8)
+
+
+def _init_arrays(run, prefix):
+    st = run.state
+    text = c_array("uint8_t", f"{prefix}_init_weights", _packed_weights(run))
+    text += c_array("int32_t", f"{prefix}_init_biases", st.bq)
+    if st.shadow is not None:
+        text += c_array("uint32_t", f"{prefix}_init_shadow_bits", st.shadow.view(np.uint32))
+    if st.mom is not None:
+        if st.mom.dtype == np.float32:
+            text += c_array("uint32_t", f"{prefix}_init_momentum_bits", st.mom.view(np.uint32))
+        else:
+            text += c_array("int16_t", f"{prefix}_init_momentum", st.mom)
+    return text
+
+
+def _summary(run):
+    cfg, st = run.cfg, run.state
+    lines = [f"method: {cfg.method}   bits: {cfg.bits} ({storage_bits(cfg.bits)}-bit slots)   arch: {run.arch}",
+             f"state after epoch {st.epoch}, seed {cfg.seed}, batch {cfg.batch}, learning rate "
+             f"{'*2^-'.join(map(str, parse_lr(cfg.lr)))} (step {run.m}*2^-{run.k} per sample)",
+             "accumulators: " + ", ".join(run.acc_plan.describe() or ["int32 for every sum"])]
+    return "\n".join(f" * {ln}" for ln in lines)
+
+
+def _values(run, prefix):
+    cfg, st, plan = run.cfg, run.state, run.acc_plan
+    n_train = len(run.data.y_train)
+    slot = storage_bits(cfg.bits)
+    widest = max([run.X.shape[1]] + [int(np.prod(s.in_shape)) for s in run.layers]
+                 + [int(np.prod(s.out_shape)) for s in run.layers])
+    acts = [f"{prefix}_buf_input"] + [f"{prefix}_buf_act{i}" for i in range(len(run.layers))]
+    act_buffers = "".join(f"int8_t {prefix}_buf_act{i}[{prefix.upper()}_BATCH * {int(np.prod(s.out_shape))}];\n"
+                          for i, s in enumerate(run.layers))
+    bc = cfg.method == "bc"
+    names = dict(prefix=prefix, P=prefix.upper())
+    bc_buffers = (fill("train_bc.h.in", "shadow", **names) + (fill("train_bc.h.in", "momentum", **names)
+                                                               if run.mom_j else "")) if bc else ""
+    return dict(bc_buffers=bc_buffers,
+        prefix=prefix, P=prefix.upper(), summary=_summary(run), hash=f"{cfg.method}-{cfg.bits}-{st.epoch}",
+        state_note=", shadow weights" if bc else "", build_note=(
+            "\n * BinaryConnect's float update needs -std=c99 or -ffp-contract=off, never -ffast-math"
+            " (see fx_train_bc.h), and libm (-lm) for floorf and ldexpf." if bc else ""),
+        acc_wide=int(plan.acc_wide), grad_wide=int(plan.grad_wide), perm_wide=int(n_train > 65536),
+        method=METHOD_CODES[cfg.method], is_bc=int(bc), slot=slot, bits=cfg.bits, momentum=int(run.mom_j > 0),
+        batch=cfg.batch, n_layers=len(run.layers), n_features=run.X.shape[1], n_classes=run.data.n_classes,
+        max_samples=n_train, n_weights=run.n_weights, n_biases=len(st.bq), input_exponent=c_int(run.data.e_x),
+        epoch=st.epoch, widest=widest, weight_bytes=" + ".join(
+            f"({s.n_weights}u * FX_SLOT + 7u) / 8u" for s in run.layers if s.n_weights) or "1",
+        max_fan_in=max(s.fan_in for s in run.layers if s.n_weights), max_out_c=max(s.n_bias for s in run.layers),
+        act_buffers=act_buffers, acts=", ".join(acts), layers=_layers(run), init_arrays=_init_arrays(run, prefix),
+        qmax=qmax(cfg.bits), k=run.k, mom_j=run.mom_j, m=f"{run.m}LL", rng=int(st.rng[0]))
+
+
+def _data_header(run, prefix):
+    X, y = run.X, run.data.y_train
+    rows = ",\n".join("    {" + ", ".join(str(int(v)) for v in r) + "}" for r in X)
+    labels = ",\n".join("    " + ", ".join(str(int(v)) for v in y[i:i + 32]) for i in range(0, len(y), 32))
+    return render("train_data.h.in", prefix=prefix, P=prefix.upper(), n=len(y), n_features=X.shape[1],
+                  rows=rows, labels=labels)
+
+
+def _tensor_masks(run):
+    """Per layer, which checksums the harness prints: bit 0 weights, 1 biases, 2 shadow, 3 momentum."""
+    extra = (4 if run.cfg.method == "bc" else 0) | (8 if run.mom_j else 0)
+    return ", ".join(("0" if s.kind == POOL else str(3 | extra)) + "ul" for s in run.layers)
+
+
+def check_fits(run, target):
+    """Refuse a training export whose static buffers exceed the target's usable SRAM."""
+    from ..device.simulate import data_shape
+    from ..device.fit import fit_for
+    t = load_target(target)
+    fit = fit_for(run.arch, run.cfg.method, run.cfg.bits, run.cfg.batch, data_shape(run), t, run.mom_j > 0,
+                  run.cfg.lr)
+    if not fit.sram_fits:
+        raise TargetError(f"the training buffers for batch {run.cfg.batch} need {fit.cost.total_bytes:,} bytes of "
+                          f"SRAM but {t.name} has {t.usable_sram_bytes:,} usable; export a run with a smaller "
+                          "--batch or a narrower --arch")
+    return fit
+
+
+def export_training(run_dir, out, prefix="fx", target=None, run=None):
+    """Write the training runtime and the run's state into ``out``; returns a summary dict.
+
+    Files an inference export already listed in ``out/export.json`` stay listed beside these.
+    """
+    run = run or load_training_run(run_dir)
+    if target:
+        check_fits(run, target)
+    values = _values(run, prefix)
+    texts = {f"{prefix}_train.h": render("train.h.in", **values),
+             f"{prefix}_train_data.h": _data_header(run, prefix),
+             "train_main.c": render("train_main.c.in", prefix=prefix, P=prefix.upper(), default_steps=DEFAULT_STEPS,
+                                    tensor_masks=_tensor_masks(run))}
+    src = data_dir("firmware_export")
+    texts.update({name: (src / name).read_text(encoding="utf-8") for name in RUNTIME_FILES})
+    for name, text in texts.items():
+        if name.endswith(".h") and name != "fx_train_bc.h" and (run.cfg.method != "bc" or name != f"{prefix}_train.h"):
+            assert_no_float(text, name)  # only BinaryConnect's update may hold a float
+    folder = ensure_dir(out, "export folder")
+    for name, text in texts.items():
+        write_text_atomic(folder / name, text)
+    old = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
+    files = {**old.get("files", {}), **{n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in texts.items()}}
+    manifest = {**old, "fxtrain_version": __version__, "kind": "train-step", "prefix": prefix,
+                "run": str(Path(run_dir).resolve()), "checkpoint_sha256": checkpoint_digest(run_dir),
+                "method": run.cfg.method, "epoch": run.state.epoch, "files": files}
+    write_json_atomic(folder / MANIFEST, manifest)
+    return {"files": sorted(str(folder / n) for n in [*texts, MANIFEST]), "run": run,
+            "weight_bytes": weight_bytes(run.layers, run.cfg.bits)}
