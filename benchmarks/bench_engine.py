@@ -10,13 +10,15 @@ thread. Samples/s counts the full batches trained per epoch; the median over ``-
 pairs of runs is shown.
 
 The MAC columns time one batch of the case's widest dense layer: fxtrain's integer
-forward product (the weights packed, as every training step does) and weight-gradient
-product, against NumPy float32 matmuls of the same shapes (best of 30 calls each). The
-inputs are the data's first batch (after a conv and pool: ReLU-like int8 with half
-zeros), the errors int8 with half zeros, as a ReLU leaves them; MACs are counted
-dense, zeros included, so fxtrain's rate includes the pairs of zeros it skips.
+forward product (with the packing of the weights where the run packs them, as each of
+its training steps does) and weight-gradient product, in the kernel family the run
+trains with ("packed" sweeps, or the "serial" loops of small dense nets), against
+NumPy float32 matmuls of the same shapes (best of 30 calls each). The inputs are the
+data's first batch (after a conv and pool: ReLU-like int8 with half zeros), the errors
+int8 with half zeros, as a ReLU leaves them; MACs are counted dense, zeros included,
+so fxtrain's rate includes the pairs of zeros it skips.
 
-    python benchmarks/bench_engine.py            # the full table (a few minutes)
+    python benchmarks/bench_engine.py            # the full table (about 15 minutes)
     python benchmarks/bench_engine.py --quick    # smoke test: 4 against 2 epochs, tiny data
 """
 import argparse
@@ -115,15 +117,18 @@ def best_time(fn, reps=30):
 
 
 def mac_rates(arch, batch, data):
-    """(layer text, fxtrain fwd, NumPy fwd, fxtrain grad, NumPy grad) GMAC/s for the widest dense layer."""
+    """(layer text, kernel family, fxtrain fwd, NumPy fwd, fxtrain grad, NumPy grad) GMAC/s for the
+    widest dense layer, through the kernels the run trains with (engine.checks.fast_kernels)."""
     from fxtrain.engine import kernels as K
-    from fxtrain.engine.network import DENSE, build_desc
+    from fxtrain.engine.checks import fast_kernels
+    from fxtrain.engine.network import DENSE, W_OFF, build_desc
     run = common.make_run(data, "sr", arch, batch)
+    fast = fast_kernels(run._net(), batch)
     l = max((i for i, s in enumerate(run.layers) if s.kind == DENSE), key=lambda i: run.layers[i].n_weights)
     spec, rng = run.layers[l], np.random.default_rng(0)
     n_in, n_out = spec.fan_in, spec.out_shape[2]
     d = build_desc([spec])[0]
-    w = np.ascontiguousarray(run.state.wq[run.desc[l, 10]:][:n_in * n_out])  # column W_OFF
+    w = np.ascontiguousarray(run.state.wq[run.desc[l, W_OFF]:][:n_in * n_out])
     x = run.X[:batch].ravel() if l == 0 else rng.integers(0, 128, batch * n_in).astype(np.int8)
     if l:
         x[rng.random(x.size) < 0.5] = 0
@@ -131,23 +136,27 @@ def mac_rates(arch, batch, data):
     err[rng.random(err.size) < 0.5] = 0
     ws = run.ws
     out, grad = np.zeros(batch * n_out, np.int32), np.zeros(n_in * n_out, np.int32)
-
     nonneg = np.zeros(1, np.bool_)
     K.inputs_nonneg(d[None], x, nonneg)
 
     def fx_fwd():
-        K.pack_dense_weights(d[None], w, ws.wpack, nonneg)
-        K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.items, ws.bterm, nonneg[0])
+        if fast:
+            K.pack_dense_weights(d[None], w, ws.wpack, nonneg)
+            K.dense_forward_int(d, x, w, ws.wpack, batch, out, ws.items, ws.bterm, nonneg[0])
+        else:
+            K.dense_forward(d, x, w, batch, out)
+
+    def fx_grad():
+        if fast:
+            K.dense_backward_int(d, x, err, w, batch, grad, ws.acc, False, ws.words, ws.items, ws.gtmp, nonneg[0])
+        else:
+            K.dense_backward(d, x, err, w, batch, grad, ws.acc, False)
 
     xf, wf, ef = (a.astype(np.float32) for a in (x.reshape(batch, n_in), w.reshape(n_out, n_in),
                                                    err.reshape(batch, n_out)))
     macs = batch * n_in * n_out / 1e9
-    rates = [macs / best_time(f) for f in (
-        fx_fwd, lambda: xf @ wf.T,
-        lambda: K.dense_backward_int(d, x, err, w, batch, grad, ws.acc, False, ws.words, ws.items, ws.gtmp,
-                                     nonneg[0]),
-        lambda: ef.T @ xf)]
-    return (f"{n_in}->{n_out}", *rates)
+    rates = [macs / best_time(f) for f in (fx_fwd, lambda: xf @ wf.T, fx_grad, lambda: ef.T @ xf)]
+    return (f"{n_in}->{n_out}", "packed" if fast else "serial", *rates)
 
 
 def fmt(v, digits=0):
@@ -157,7 +166,8 @@ def fmt(v, digits=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: 4 against 2 epochs, digits x2 at most")
-    ap.add_argument("--reps", type=int, default=3, help="pairs of runs per case (median)")
+    ap.add_argument("--reps", type=int, default=7,
+                    help="pairs of runs per case (median): process start-up varies by up to a second here")
     args = ap.parse_args(argv)
     long, short, reps = (4, 2, 1) if args.quick else (203, 3, args.reps)
     cases = [(n, a, b, min(t, 2) if args.quick else t) for n, a, b, t in CASES]
@@ -170,8 +180,9 @@ def main(argv=None):
             fx, pt = rates[name]
             rows.append([name, arch, batch, f"digits x{tile}", samples_per_epoch(src, batch), fmt(fx),
                          fmt(pt) if with_torch else "not installed", f"{fx / pt:.2f}x" if pt else "-"])
-            layer, *g = mac_rates(arch, batch, load_dataset(src, 0))
-            macs.append([name, batch, layer, *(fmt(v, 1) for v in g), f"{g[0] / g[1]:.2f}", f"{g[2] / g[3]:.2f}"])
+            layer, family, *g = mac_rates(arch, batch, load_dataset(src, 0))
+            macs.append([name, batch, layer, family, *(fmt(v, 1) for v in g), f"{g[0] / g[1]:.2f}",
+                         f"{g[2] / g[3]:.2f}"])
     print(f"Training throughput, per-epoch time from {long} against {short} epochs through the CLI, 1 thread, "
           f"median of {reps}" + (" (--quick: numbers are not meaningful)" if args.quick else ""))
     print(tabulate(rows, headers=["case", "arch", "batch", "data", "samples/epoch", "fxtrain sr-8 samples/s",
@@ -179,9 +190,9 @@ def main(argv=None):
                    colalign=("left", "left", "right", "left", "right", "right", "right", "right")))
     print()
     print("Widest dense layer, one batch: GMAC/s (dense count) of fxtrain's int8 products and NumPy float32")
-    print(tabulate(macs, headers=["case", "batch", "layer", "fx fwd", "numpy fwd", "fx grad", "numpy grad",
+    print(tabulate(macs, headers=["case", "batch", "layer", "kernels", "fx fwd", "numpy fwd", "fx grad", "numpy grad",
                                   "fwd fx/np", "grad fx/np"],
-                   colalign=("left", "right", "left", "right", "right", "right", "right", "right", "right")))
+                   colalign=("left", "right", "left", "left", "right", "right", "right", "right", "right", "right")))
     ratio = rates["wide x8"][0] / rates["wide-2048"][0]
     print(f"\nwide net on digits x{cases[-1][3]}: batch 2048 takes {ratio:.2f} times the per-sample time of batch 64")
     return 0

@@ -16,7 +16,8 @@ Written in numba, LLVM splits every word into its parts and keeps a row's sums i
 between multipliers. :func:`make_list_sweep` emits the instruction itself, through LLVM's
 target intrinsic, and keeps the sums of UNROLL registers of a row in registers over the
 whole list of multipliers; it covers the longest prefix of the row that fills whole
-registers, and the caller's plain loop does the rest (and everything for int64 sums).
+registers (UNROLL at a time, then one at a time), and the caller's plain loop does the
+rest (and everything for int64 sums).
 
 The instructions are chosen once, from the CPU numba compiles for; where none exists the
 sweeps do nothing and return 0. Integer only: nothing here is a float instruction.
@@ -130,14 +131,19 @@ def _list_codegen(lanes, product):
 
         with cgutils.for_range_slice(builder, ir.Constant(n.type, 0), done, step) as (j0, _):
             chunks(j0, UNROLL)
-        return done
+        # then one register at a time: a row of 16 to 63 sums would otherwise be left to the plain loop
+        one = ir.Constant(n.type, lanes)
+        whole = builder.mul(builder.sdiv(n, one), one)
+        with cgutils.for_range_slice(builder, done, whole, one) as (j0, _):
+            chunks(j0, 1)
+        return whole
     return codegen
 
 
 def make_list_sweep(lanes, product):
     """``sweep(c, P, n, items, cnt, init, start)``: c[j] = s[j] + sum over i < cnt of product(P[q_i*n + j], w_i)
     with ``items`` = (q_0, w_0, q_1, w_1, ...) and s = c itself, ``init`` or 0 for ``start`` = START_SUMS,
-    START_INIT or START_ZERO, for j below the largest multiple of ``lanes * UNROLL`` that is at most n; returns
+    START_INIT or START_ZERO, for j below the largest multiple of ``lanes`` that is at most n; returns
     that count. ``c`` and ``init`` int32 (int64: nothing is done, 0 is returned); ``P`` and ``items``
     int32; arrays contiguous, from index 0. ``lanes = 0`` makes a sweep that does nothing.
     """
