@@ -7,7 +7,9 @@ computed on the engine before the speed work of issue 14 (branch start, after
 hardening); a kernel that changes one bit of one sum changes them. The cases cover
 dense and conv nets, odd widths, a batch that is not a power of two, momentum,
 1 to 16 bits, an int64 forward sum (16 bits, fan-in 300) and an int64 gradient
-(batch 2100 over 64 positions). The float reference may change its summation
+(batch 2100 over 64 positions). The last three cases (packed kernels on rows of 16 to
+63 sums) were pinned on the engine just before the speed work landed, which the first
+fifteen show to give the same bytes. The float reference may change its summation
 order, so it is held to its accuracy only.
 """
 import hashlib
@@ -39,6 +41,10 @@ CASES = {
     "bc8-default": ("bc", 8, "dense:32,dense:10", 16, "0", "0.0625", 1),
     "bc4-conv": ("bc", 4, "conv:8:3,pool:2,dense:10", 16, "0", "0.0625", 1),
     "bc8-wide-momentum": ("bc", 8, "dense:256,dense:10", 64, "0.875", "0.0078125", 1),
+    # packed kernels on rows of 16 to 63 sums (whole registers one at a time, then the plain loop)
+    "sr8-conv-dense40": ("sr", 8, "conv:4:3,pool:2,dense:40,dense:10", 16, "0", "0.0625", 1),
+    "r8-dense48-batch256": ("r", 8, "dense:48,dense:10", 256, "0.875", "0.0625", 1),
+    "bc4-dense24-batch300": ("bc", 4, "dense:40,dense:24,dense:10", 300, "0", "0.0625", 1),
 }
 
 PINNED = {
@@ -57,6 +63,9 @@ PINNED = {
     "bc8-default": "74bae2d11057f2d293d045e3423825133f23ef44838c447f04b820be42832eca",
     "bc4-conv": "e6487a51339e3411cf611f632be09ae56b0331d438cbe425f7238808c60bfbd2",
     "bc8-wide-momentum": "835afc4a03fd0a71e75a51c8b55f94b5511c09a40f5db5c49962873c073a6718",
+    "sr8-conv-dense40": "7a7b1c577788cb4d5660f647a8cb07b3c9d7b51d3eafc43f0791792e6899a664",
+    "r8-dense48-batch256": "464810988bf0daa74c51b89799fc8bf97407e8acd25f5c0ceb9dedd17294a239",
+    "bc4-dense24-batch300": "5d48c2233d2258c14edcc0a6994d2caac7a9876a625871696c465686801008d3",
 }
 
 
