@@ -91,7 +91,7 @@ def test_exp2_table_is_rounded_power_of_two():
     assert EXP2_NEG_Q15[0] == 32768 and LOG2E_Q15 == 47274
 
 
-@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, 1023, 1024, 1025, 3000])
+@pytest.mark.parametrize("m", [0, 1, 31, 32, 33, 64, 200, 1023, 1024, 1025, 1088, 3000])
 def test_bulk_draws_are_the_single_draws(m):
     single = new_rng(m)
     expect = [int(xorshift32(single)) for _ in range(m)]

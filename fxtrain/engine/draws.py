@@ -6,14 +6,17 @@ before, so drawing one at a time is bound by that chain (about 1.6 ns a draw her
 xorshift32 is linear over GF(2), so the state STEPS draws ahead is a fixed linear map
 of the current one, applied byte by byte from four 256-entry tables
 (:data:`JUMP`). :func:`fill_draws` jumps to the start of up to LANES blocks of STEPS
-draws, then advances all of them together, one step per lane in a vector register.
-The tables are derived from the generator itself at import; the C runtime does not
-need them, as it draws one value at a time.
+draws, then advances all of them together, one step per lane in a vector register; a
+full chunk goes through :func:`fxtrain.engine.draw_block.step_lanes`, which also
+stores each lane's draws in order. The tables are derived from the generator itself at
+import; the C runtime does not need them, as it draws one value at a time.
 """
 import numpy as np
 from numba import njit
 
-LANES, STEPS = 32, 32
+from .draw_block import BLOCK, step_lanes
+
+LANES, STEPS = BLOCK, 64
 CHUNK = LANES * STEPS  # draws a consumer takes per fill; a draw buffer holds CHUNK + LANES values
 
 
@@ -61,11 +64,14 @@ def fill_draws(rng, out, m, buf):
         for k in range(1, lanes):
             buf[k] = _jump(buf[k - 1])
         o = out[done:done + lanes * STEPS]
-        for t in range(STEPS):
-            for k in range(lanes):  # one step of every lane: a vector of independent draws
-                v = _step(buf[k])
-                buf[k] = v
-                o[k * STEPS + t] = v
+        if lanes == LANES:
+            step_lanes(buf[:LANES], o, np.int64(STEPS))
+        else:
+            for t in range(STEPS):
+                for k in range(lanes):  # one step of every lane: a vector of independent draws
+                    v = _step(buf[k])
+                    buf[k] = v
+                    o[k * STEPS + t] = v
         x = buf[lanes - 1]
         done += lanes * STEPS
     for i in range(done, m):
