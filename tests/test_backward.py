@@ -94,10 +94,11 @@ def dense_reference(d, x, w, err, nb):
     return y, g, back
 
 
-# 5 outputs take the dot-product path, 19 and 40 the packed sweeps (40 > 13 inputs: the transposed
-# gradient); 12, 13 and 14 inputs, 4, 5 and 7 samples, so the last pair or quad of a packing is full or
+# 5 and 10 outputs take the dot-product path, 19 and 40 the packed sweeps (40 > 13 inputs: the transposed
+# gradient); 12, 13, 14 and 256 inputs, 3 to 7 samples, so the last pair or quad of a packing is full or
 # part empty; ReLU-like inputs (0..127) take quads where the CPU has them
-@pytest.mark.parametrize("nb,n_in,n_out", [(4, 12, 5), (5, 13, 19), (4, 12, 19), (7, 13, 40), (5, 14, 40)])
+@pytest.mark.parametrize("nb,n_in,n_out", [(4, 12, 5), (6, 13, 10), (3, 256, 10), (5, 13, 19), (4, 12, 19), (7, 13, 40),
+                                         (5, 14, 40)])
 @pytest.mark.parametrize("kernels", ["int", "int relu-like inputs", "reference"])
 def test_dense_backward_matches_finite_differences(nb, n_in, n_out, kernels):
     i8 = gen(1)
