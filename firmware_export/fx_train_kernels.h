@@ -82,6 +82,12 @@ static FX_NOINLINE void fx_dot4_v6m(const int8_t *w0, uint32_t stride, const int
 #define FX_V6M 0
 #endif
 
+/* A word to a word-aligned address: one STR. */
+static inline void fx_store32(void *p, uint32_t v)
+{
+    memcpy(FX_ALIGNED(p), &v, sizeof v);
+}
+
 #if FX_DSP
 /*
  * Blocks of four int8 rows against one int8 vector over n4 (a multiple of 4) values, into 32-bit sums:
@@ -205,25 +211,35 @@ static inline const int8_t *fx_align_rows(const int8_t *src, uint32_t rows, uint
 }
 
 /* Kernel taps of output (oy, ox) of sample n, in weight order (ky, kx, channel), into
- * dst[t * step]; zero where the kernel hangs over the padding. */
+ * dst[t * step]; zero where the kernel hangs over the padding. In HWC the taps of one kernel
+ * row that fall inside the image are one run of bytes, copied as such. */
 static inline void fx_im2col(const fx_layer *L, const int8_t *x, uint32_t n, uint32_t oy, uint32_t ox,
                              int8_t *dst, uint32_t step)
 {
-    uint32_t ky, kx, c, c_in = L->in_c;
-    for (ky = 0; ky < L->kh; ky++) {
+    const uint32_t c_in = L->in_c, row = L->kw * c_in;
+    const int32_t ix0 = (int32_t)ox - (int32_t)L->pad_w;
+    /* the kernel columns inside the image: [k0, k1) */
+    const uint32_t k0 = ix0 < 0 ? (uint32_t)-ix0 : 0u;
+    const uint32_t k1 = ix0 + (int32_t)L->kw > (int32_t)L->in_w ? (uint32_t)((int32_t)L->in_w - ix0) : L->kw;
+    uint32_t ky, j;
+    for (ky = 0; ky < L->kh; ky++, dst += row * step) {
         int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad_h;
-        for (kx = 0; kx < L->kw; kx++) {
-            int32_t ix = (int32_t)(ox + kx) - (int32_t)L->pad_w;
-            if (iy < 0 || iy >= (int32_t)L->in_h || ix < 0 || ix >= (int32_t)L->in_w) {
-                for (c = 0; c < c_in; c++, dst += step) {
-                    *dst = 0;
-                }
-            } else {
-                const int8_t *px = x + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)ix) * c_in;
-                for (c = 0; c < c_in; c++, dst += step) {
-                    *dst = px[c];
-                }
+        const int8_t *src;
+        if (iy < 0 || iy >= (int32_t)L->in_h || k0 >= k1) {
+            for (j = 0; j < row; j++) {
+                dst[j * step] = 0;
             }
+            continue;
+        }
+        src = x + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)(ix0 + (int32_t)k0)) * c_in;
+        for (j = 0; j < k0 * c_in; j++) {
+            dst[j * step] = 0;
+        }
+        for (; j < k1 * c_in; j++) {
+            dst[j * step] = *src++;
+        }
+        for (; j < row; j++) {
+            dst[j * step] = 0;
         }
     }
 }

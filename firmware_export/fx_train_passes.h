@@ -35,12 +35,15 @@ static inline void fx_dense_fwd(const fx_net *net, const fx_layer *L, const int8
 }
 
 /* Sums sent below a dense layer, back [nb][n_in] = err W: four input columns at a time, their
- * weights gathered into rows (a transposed block, zero past n_out), against every sample's error. */
+ * weights gathered into rows (a transposed block, zero past n_out), against every sample's error;
+ * both are zero past n_out, so the sums run to the padded length. */
 static inline void fx_dense_back(const fx_net *net, const fx_layer *L, const int8_t *err, uint32_t nb,
                                  fx_acc_t *back)
 {
     const uint8_t *wl = net->w + L->w_byte;
-    uint32_t i, o, r, n, n_in = L->n_in, n_out = L->n_out, es = FX_PAD4(n_out);
+    uint32_t i, o, r, n_in = L->n_in, n_out = L->n_out, es = FX_PAD4(n_out);
+    /* the errors on words, zero-padded (copied only if a sample's are not whole words) */
+    const int8_t *e = fx_align_rows(err, nb, n_out, net->opb);
     for (i = 0; i < nb * n_in; i++) {
         back[i] = 0;
     }
@@ -52,14 +55,7 @@ static inline void fx_dense_back(const fx_net *net, const fx_layer *L, const int
                 net->rows[r * es + o] = o < n_out ? (fx_wv_t)fx_slot_get(row, i + r) : 0;
             }
         }
-        if (n_out % 4u == 0u) {
-            fx_dot_w(net->rows, es, k, err, n_out, nb, n_out, back + i, n_in);
-            continue;
-        }
-        for (n = 0; n < nb; n++) { /* errors copied to a word, zero-padded: the sums run to es */
-            fx_dot_w(net->rows, es, k, fx_align_rows(err + n * n_out, 1u, n_out, net->opb), 0u, 1u, es,
-                     back + n * n_in + i, 0u);
-        }
+        fx_dot_w(net->rows, es, k, e, es, nb, es, back + i, n_in);
     }
 }
 
@@ -75,9 +71,11 @@ static inline void fx_conv_fwd(const fx_net *net, const fx_layer *L, const int8_
     for (n = 0; n < nb; n++) {
         for (oy = 0; oy < L->out_h; oy++, acc += L->out_w * out_c) {
             for (ox = 0; ox < L->out_w; ox++) {
-                fx_im2col(L, x, n, oy, ox, net->opa + ox * cs, 1u);
+                int8_t *col = net->opa + ox * cs;
+                fx_store32(col + cs - 4u, 0u); /* the padding zero, as the weight rows': sums run to cs */
+                fx_im2col(L, x, n, oy, ox, col, 1u);
             }
-            fx_dot_w(rows, stride, out_c, net->opa, cs, L->out_w, f, acc, out_c);
+            fx_dot_w(rows, stride, out_c, net->opa, cs, L->out_w, cs, acc, out_c);
         }
     }
 }
@@ -122,24 +120,37 @@ static inline void fx_conv_back(const fx_net *net, const fx_layer *L, const int8
 
 /* -------------------------------------------------------------------- pool */
 
-/* Max pooling kh x kw, stride the window, HWC: the largest of each window, per channel. */
+/* Max pooling kh x kw, stride the window, HWC: the largest of each window, per channel. The
+ * channels of a tap are contiguous, so each tap is one pass over them (four at a time with
+ * SSUB8 and SEL on a DSP core, where the channels are whole words). */
 static inline void fx_pool_fwd(const fx_layer *L, const int8_t *x, uint32_t nb, int8_t *y)
 {
-    uint32_t n, py, px, ch, ky, kx, c = L->in_c, row = L->in_w * c;
+    uint32_t n, py, px, ky, kx, ch, c = L->in_c, row = L->in_w * c;
     for (n = 0; n < nb; n++) {
         const int8_t *xn = x + n * L->n_in;
         for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++) {
+            for (px = 0; px < L->out_w; px++, y += c) {
                 const int8_t *win = xn + (py * L->kh * L->in_w + px * L->kw) * c;
-                for (ch = 0; ch < c; ch++, y++) {
-                    int32_t m = win[ch];
-                    for (ky = 0; ky < L->kh; ky++) {
-                        const int8_t *p = win + ky * row + ch;
-                        for (kx = 0; kx < L->kw; kx++, p += c) {
-                            m = *p > m ? *p : m;
+                for (ch = 0; ch < c; ch++) {
+                    y[ch] = win[ch];
+                }
+                for (ky = 0; ky < L->kh; ky++) {
+                    for (kx = 0; kx < L->kw; kx++) {
+                        const int8_t *t = win + ky * row + kx * c;
+                        ch = 0;
+#if FX_DSP
+                        if (c % 4u == 0u) { /* every tap and output then starts on a word */
+                            for (; ch < c; ch += 4u) {
+                                uint32_t a = fx_load32(y + ch), b = fx_load32(t + ch);
+                                (void)__ssub8(a, b); /* GE bits: a >= b per byte */
+                                fx_store32(y + ch, __sel(a, b));
+                            }
+                        }
+#endif
+                        for (; ch < c; ch++) {
+                            y[ch] = t[ch] > y[ch] ? t[ch] : y[ch];
                         }
                     }
-                    *y = (int8_t)m;
                 }
             }
         }
@@ -155,17 +166,22 @@ static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t
     }
     for (n = 0; n < nb; n++) {
         for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++) {
+            for (px = 0; px < L->out_w; px++, err += c) {
                 uint32_t base = n * L->n_in + (py * L->kh * L->in_w + px * L->kw) * c;
-                for (ch = 0; ch < c; ch++, err++) {
-                    uint32_t best = base + ch;
+                const int8_t *win = x + base;
+                for (ch = 0; ch < c; ch++) {
+                    uint32_t best = 0;
+                    int32_t top = win[ch];
                     for (ky = 0; ky < L->kh; ky++) {
-                        for (kx = 0; kx < L->kw; kx++) {
-                            j = base + ky * row + kx * c + ch;
-                            best = x[j] > x[best] ? j : best;
+                        const int8_t *p = win + ky * row + ch;
+                        for (kx = 0; kx < L->kw; kx++, p += c) {
+                            if (*p > top) { /* strictly greater: the first maximum keeps it */
+                                top = *p;
+                                best = ky * row + kx * c;
+                            }
                         }
                     }
-                    out[best] = *err;
+                    out[base + best + ch] = err[ch];
                 }
             }
         }

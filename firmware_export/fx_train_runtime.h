@@ -185,7 +185,7 @@ static inline int32_t fx_w_get(const fx_layer *L, const uint8_t *wl, uint32_t i)
     return fx_slot_get(wl + (i / L->fan_in) * L->row_bytes, i % L->fan_in);
 }
 
-/* Unpack rows [o, o + n) of layer L into values on the word stride FX_PAD4(fan_in). */
+/* Unpack rows [o, o + n) of layer L into values on the word stride FX_PAD4(fan_in), zero padded. */
 static inline void fx_unpack_rows(const fx_layer *L, const uint8_t *wl, uint32_t o, uint32_t n, fx_wv_t *dst)
 {
     uint32_t r, j, f = L->fan_in, stride = FX_PAD4(f);
@@ -194,6 +194,9 @@ static inline void fx_unpack_rows(const fx_layer *L, const uint8_t *wl, uint32_t
         fx_wv_t *d = dst + r * stride;
         for (j = 0; j < f; j++) {
             d[j] = (fx_wv_t)fx_slot_get(row, j);
+        }
+        for (; j < stride; j++) {
+            d[j] = 0; /* as in storage: a kernel may run to the padded length */
         }
     }
 }

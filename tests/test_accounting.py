@@ -30,9 +30,9 @@ def test_default_buffers_follow_the_documented_formulas():
               "input": b * 64, "labels": b, "acc": 4 * b * widest, "err": 2 * b * widest, "grad": 4 * 64,
               "gbias": 4 * 32, "probs": 4 * 10, "exponents": 4 * 3, "perm": 2 * 1437, "rng": 4,
               "counters": 4 * 5 * 2,
-              # the kernels' scratch: no input row needs re-aligning (a word at least), one output error
-              # does (10 -> 12), and four columns of the 32x10 weights are gathered for the error below
-              "opa": 4, "opb": 12, "rows": 4 * 12}
+              # the kernels' scratch: no input row needs re-aligning (a word at least), the output errors
+              # do (10 -> 12), and four columns of the 32x10 weights are gathered for the error below
+              "opa": 4, "opb": b * 12, "rows": 4 * 12}
     assert c.buffers == expect
     assert c.total_bytes == sum(expect.values())
     assert c.labels["act0"] == "activations[0] dense:32" and c.labels["weights"] == "weights (8-bit slots, packed)"

@@ -138,11 +138,11 @@ def _bytes_by_formula(method, bits, width, batch=16, n_train=1438, features=64, 
     widest = max(features, width)
     # every weight row (an output's fan-in) padded to whole words
     w_bytes = width * _pad4(-(-features * slot // 8)) + classes * _pad4(-(-width * slot // 8))
-    # the kernels' scratch: a hidden sample re-aligned when width is not whole words, an output
-    # error re-aligned (10 -> 12), sub-byte rows unpacked four at a time, four columns of the
+    # the kernels' scratch: a hidden sample re-aligned when width is not whole words, the output
+    # errors re-aligned (10 -> 12), sub-byte rows unpacked four at a time, four columns of the
     # output weights gathered for the error below; the gradient's transposes fit the accumulator
     opa = _pad4(width) if width % 4 else 4
-    opb = _pad4(classes)
+    opb = batch * _pad4(classes)
     rows = max(4 * _pad4(features) if slot < 8 else 0, 4 * _pad4(width) if slot < 8 else 0, 4 * _pad4(classes))
     total = (w_bytes + 4 * (width + classes) + batch * (width + classes) + batch * features + batch
              + 4 * batch * widest + 2 * _pad4(batch * widest) + 4 * widest + 4 * max(width, classes)

@@ -80,8 +80,8 @@ def scratch_lengths(layers, bits, batch, acc):
     and ``grad`` (gradient sums), each the largest any layer needs (at least a word); ``acc``: the
     accumulator's bytes.
 
-    A dense layer copies an input or error sample to a word only when its rows are not whole
-    words, one sample at a time, unpacks four sub-byte weight rows at a time, and gathers four columns of weights
+    A dense layer copies an input sample (one at a time) or its error batch to words only when
+    its rows are not whole words, unpacks four sub-byte weight rows at a time, and gathers four columns of weights
     for the error below. A conv layer takes the im2col columns of one output row and the filter
     bank's transpose. For the gradient, a dense layer transposes its inputs and errors and a conv
     layer GRAD_CHUNK positions of taps and errors; those go into the accumulator, which the
@@ -99,7 +99,7 @@ def scratch_lengths(layers, bits, batch, acc):
         if s.kind == DENSE:
             grad_a, grad_b = n_in * pad4(batch), n_out * pad4(batch)
             need("opa", pad4(n_in) if n_in % 4 else 0)
-            need("opb", pad4(n_out) if n_out % 4 and l else 0)
+            need("opb", batch * pad4(n_out) if n_out % 4 and l else 0)
             need("rows", max(4 * pad4(f) if sub_byte else 0, 4 * pad4(n_out) if l else 0))
             need("grad", f)
         else:
