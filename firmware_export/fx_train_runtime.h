@@ -185,19 +185,72 @@ static inline int32_t fx_w_get(const fx_layer *L, const uint8_t *wl, uint32_t i)
     return fx_slot_get(wl + (i / L->fan_in) * L->row_bytes, i % L->fan_in);
 }
 
+/* Field k (0 = lowest) of FX_SLOT bits in byte b, sign-extended by two shifts; b = 1: bit 1 is +1 */
+#define FX_FIELD(b, k)                                                                               \
+    (FX_SLOT == 1 ? 2 * (int32_t)(((b) >> (k)) & 1u) - 1                                             \
+                  : fx_asr32((int32_t)((uint32_t)(b) << (32u - FX_SLOT * ((k) + 1u))), 32u - FX_SLOT))
+/* Field k of value v, in place in a byte (v in range for FX_BITS). */
+#define FX_PUT(v, k) ((FX_SLOT == 1 ? (uint32_t)((v) > 0) : (uint32_t)(v) & ((1u << FX_SLOT) - 1u)) << (FX_SLOT * (k)))
+
+/* The f values of one packed row, a whole byte of slots at a time (written out: the loop over a
+ * byte's slots would cost more than the slots); values past f, up to a word, come out zero. */
+static inline void fx_unpack_row(const uint8_t *row, uint32_t f, fx_wv_t *d)
+{
+    uint32_t j = 0;
+#if FX_SLOT < 8
+    const uint32_t per = 8u / FX_SLOT, full = f / per * per;
+    for (; j < full; j += per) {
+        uint32_t b = row[j / per];
+        d[j] = (fx_wv_t)FX_FIELD(b, 0u);
+        d[j + 1u] = (fx_wv_t)FX_FIELD(b, 1u);
+#if FX_SLOT <= 2
+        d[j + 2u] = (fx_wv_t)FX_FIELD(b, 2u);
+        d[j + 3u] = (fx_wv_t)FX_FIELD(b, 3u);
+#endif
+#if FX_SLOT == 1
+        d[j + 4u] = (fx_wv_t)FX_FIELD(b, 4u);
+        d[j + 5u] = (fx_wv_t)FX_FIELD(b, 5u);
+        d[j + 6u] = (fx_wv_t)FX_FIELD(b, 6u);
+        d[j + 7u] = (fx_wv_t)FX_FIELD(b, 7u);
+#endif
+    }
+#endif
+    for (; j < f; j++) {
+        d[j] = (fx_wv_t)fx_slot_get(row, j);
+    }
+    for (; j < FX_PAD4(f); j++) {
+        d[j] = 0;
+    }
+}
+
+/* Pack f values (in range for FX_BITS) into a row: the inverse of fx_unpack_row. */
+static inline void fx_pack_row(const fx_wv_t *v, uint32_t f, uint8_t *row)
+{
+    uint32_t j = 0;
+#if FX_SLOT < 8
+    const uint32_t per = 8u / FX_SLOT, full = f / per * per;
+    for (; j < full; j += per) {
+        uint32_t b = FX_PUT(v[j], 0u) | FX_PUT(v[j + 1u], 1u);
+#if FX_SLOT <= 2
+        b |= FX_PUT(v[j + 2u], 2u) | FX_PUT(v[j + 3u], 3u);
+#endif
+#if FX_SLOT == 1
+        b |= FX_PUT(v[j + 4u], 4u) | FX_PUT(v[j + 5u], 5u) | FX_PUT(v[j + 6u], 6u) | FX_PUT(v[j + 7u], 7u);
+#endif
+        row[j / per] = (uint8_t)b;
+    }
+#endif
+    for (; j < f; j++) {
+        fx_slot_set(row, j, v[j]);
+    }
+}
+
 /* Unpack rows [o, o + n) of layer L into values on the word stride FX_PAD4(fan_in), zero padded. */
 static inline void fx_unpack_rows(const fx_layer *L, const uint8_t *wl, uint32_t o, uint32_t n, fx_wv_t *dst)
 {
-    uint32_t r, j, f = L->fan_in, stride = FX_PAD4(f);
+    uint32_t r;
     for (r = 0; r < n; r++) {
-        const uint8_t *row = wl + (o + r) * L->row_bytes;
-        fx_wv_t *d = dst + r * stride;
-        for (j = 0; j < f; j++) {
-            d[j] = (fx_wv_t)fx_slot_get(row, j);
-        }
-        for (; j < stride; j++) {
-            d[j] = 0; /* as in storage: a kernel may run to the padded length */
-        }
+        fx_unpack_row(wl + (o + r) * L->row_bytes, L->fan_in, dst + r * FX_PAD4(L->fan_in));
     }
 }
 

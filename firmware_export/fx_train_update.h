@@ -252,24 +252,57 @@ static inline int32_t fx_update_values(int8_t *w, const fx_grad_t *grad, uint32_
     return clipped;
 }
 
+#if FX_BITS == 1
+/*
+ * Binary weights in 32 bits (updates.py _grid_step for b = 1): the value w 2^16 minus the step
+ * rounded half up to 2^-16, clipped to +-2^16, then SR's coin (+1 with probability (v + 1) / 2,
+ * one draw) or R's sign. fx_update_fast admits it only where s >= 17, so the step is a right
+ * shift, and m G + 2^s fits 31 bits. Returns how many were clipped.
+ */
+static inline int32_t fx_update_binary(int8_t *w, const fx_grad_t *grad, uint32_t n, int32_t m, int32_t s,
+                                       uint32_t *rng)
+{
+    const int32_t one = (int32_t)1 << FX_BINARY_FRAC_BITS, sh = s - FX_BINARY_FRAC_BITS, half = 1 << (sh - 1);
+    uint32_t j, r = *rng;
+    int32_t clipped = 0;
+    for (j = 0; j < n; j++) {
+        int32_t v = w[j] * one - fx_asr32(m * (int32_t)grad[j] + half, (uint32_t)sh), c;
+        c = v > one ? one : (v < -one ? -one : v);
+        clipped += c != v;
+#if FX_METHOD == FX_METHOD_SR
+        r = fx_xorshift32(&r);
+        /* (c + one + draw's low 17 bits) >> 17 is 0 or 1, all in 32 bits: c + one <= 2^17 */
+        w[j] = (int8_t)(2 * (int32_t)(((uint32_t)(c + one) + (r & ((2u << FX_BINARY_FRAC_BITS) - 1u)))
+                                      >> (FX_BINARY_FRAC_BITS + 1)) - 1);
+#else
+        w[j] = (int8_t)(c >= 0 ? 1 : -1);
+#endif
+    }
+    *rng = r;
+    return clipped;
+}
+#endif
+
 /* SR or R update of row o's weights from its gradient, in weight order; `fast` from fx_update. */
 static inline void fx_update_row(const fx_net *net, const fx_layer *L, uint32_t o, int32_t s,
                                  const fx_grad_t *grad, uint32_t fast)
 {
     uint8_t *row = net->w + L->w_byte + o * L->row_bytes;
     int32_t *cnt = net->counters + (uint32_t)(L - net->layers) * FX_N_SAT;
-#if FX_BITS != 1 && !FX_MOMENTUM && FX_SLOT <= 8
+#if !FX_MOMENTUM && FX_SLOT <= 8
     if (fast) {
-        uint32_t j, f = L->fan_in;
+        uint32_t f = L->fan_in;
         int8_t *v = FX_SLOT == 8 ? (int8_t *)row : net->rows;
         if (FX_SLOT != 8) {
             fx_unpack_rows(L, net->w + L->w_byte, o, 1u, net->rows);
         }
+#if FX_BITS == 1
+        cnt[FX_SAT_WEIGHT] += fx_update_binary(v, grad, f, (int32_t)net->m, s, net->rng);
+#else
         cnt[FX_SAT_WEIGHT] += fx_update_values(v, grad, f, (int32_t)net->m, s, net->qmax, net->rng);
+#endif
         if (FX_SLOT != 8) {
-            for (j = 0; j < f; j++) {
-                fx_slot_set(row, j, v[j]);
-            }
+            fx_pack_row(v, f, row);
         }
         return;
     }
@@ -283,7 +316,8 @@ static inline void fx_update_row(const fx_net *net, const fx_layer *L, uint32_t 
 static inline uint32_t fx_update_fast(const fx_net *net, const fx_layer *L, uint32_t nb, int32_t s)
 {
     uint64_t g = (uint64_t)nb * L->out_h * L->out_w * 16384u;
-    return s >= 1 && s <= 30 && (uint64_t)net->m * g + ((uint64_t)1 << s) < ((uint64_t)1 << 31);
+    /* binary weights scale the step by 2^-(s - 16): a right shift only from s = 17 on */
+    return s >= (FX_BITS == 1 ? 17 : 1) && s <= 30 && (uint64_t)net->m * g + ((uint64_t)1 << s) < ((uint64_t)1 << 31);
 }
 #endif
 
