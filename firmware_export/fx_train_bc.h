@@ -80,9 +80,13 @@ static void fx_bc_update_row(const fx_net *net, const fx_layer *L, uint32_t o, c
         d = vel[j];
 #endif
         v = shadow[j] - d;
-        clipped += v > lim || v < -lim;
-        v = v < -lim ? -lim : v;
-        v = v > lim ? lim : v;
+        if (v > lim) { /* two compares clip and count: each is a libgcc call on a core without an FPU */
+            v = lim;
+            clipped++;
+        } else if (v < -lim) {
+            v = -lim;
+            clipped++;
+        }
         shadow[j] = v;
 #if FX_BITS == 1
         fx_slot_set(row, j, v >= 0.0f ? 1 : -1);
