@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from .._files import ensure_dir, write_bytes_atomic, write_json_atomic
 from ..errors import ConfigError, FxtrainError
 

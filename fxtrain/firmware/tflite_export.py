@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import ensure_dir, npz_bytes, write_bytes_atomic, write_json_atomic
 from ..errors import ConfigError
 from .codegen import MANIFEST, ROUNDING_NOTES, model_hash
