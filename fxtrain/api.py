@@ -188,7 +188,7 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
         ensure_dir(Path(plot).parent, "plot folder")  # refuse a bad path before any training
     res = build(target, cfg.check(), tuple(bits), do_train=train, on_run=on_run)
     if plot:
-        from .cli.plots import plot_memory
+        from .plots import plot_memory
         plot_memory(res["rows"], res["target"], plot)
     return CompareResult(res["target"], res["arch"], res["batch"], res["rows"], res["widths"],
                          Path(plot) if plot else None)

@@ -136,7 +136,7 @@ def _plot(res):
     """Draw the result's panels into NAME.png, or say why not (matplotlib missing)."""
     from ..errors import MissingExtraError
     try:
-        from .plots import plot_panels
+        from ..plots import plot_panels
         plot_panels(res.panels, res.files["png"])
     except MissingExtraError as exc:
         click.echo(f"no figure: {exc}", err=True)
