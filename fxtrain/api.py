@@ -166,7 +166,7 @@ def _measurable(target):
     core Unicorn cannot run, and for missing extras."""
     import shutil
 
-    from .firmware.measure import measurable, require_extras
+    from .measuring.measure import measurable, require_extras
     measurable(target)
     require_extras()
     if shutil.which("arm-none-eabi-gcc") is None:
@@ -226,7 +226,7 @@ def _inference_cycles(out, target):
     import shutil
 
     from .errors import FxtrainError, TargetError
-    from .firmware.measure import measure_inference
+    from .measuring.measure import measure_inference
     if shutil.which("arm-none-eabi-gcc") is None:
         return None, "not measured: arm-none-eabi-gcc is not installed"
     try:
@@ -308,5 +308,5 @@ def measure(run_dir, target, steps=4):
     at -O2, runs ``steps`` steps under Unicorn and checks the final state against the
     simulator's. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
     """
-    from .firmware.measure import measure as run
+    from .measuring.measure import measure as run
     return MeasureResult(run(run_dir, target, steps))
