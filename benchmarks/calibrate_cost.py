@@ -24,9 +24,9 @@ import numpy as np
 from tabulate import tabulate
 
 import fxtrain
-from fxtrain.firmware.measure import estimate
 from fxtrain.device.work import PHASES, work
 from fxtrain.engine.network import parse_arch
+from fxtrain.measuring.measure import estimate
 
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
 FIT_ARCHS = {"default": "dense:32,dense:10", "conv": "conv:4:3,pool:2,dense:10"}

@@ -37,8 +37,8 @@ def runs(tmp_path_factory):
 
 
 def test_block_counts_equal_a_per_instruction_hook(runs):
-    from fxtrain.firmware.measure import measure_steps
-    from fxtrain.firmware.tally import _segments
+    from fxtrain.measuring.measure import measure_steps
+    from fxtrain.measuring.tally import _segments
     m = measure_steps(runs(TINY), "cortex-m0plus", steps=1, per_instruction=True)
     trace, by_block = m["trace"], {}
     for key, n in trace.blocks.items():
@@ -52,7 +52,7 @@ def test_block_counts_equal_a_per_instruction_hook(runs):
 
 
 def test_thumb2_block_counts_add_only_skipped_it_instructions(runs):
-    from fxtrain.firmware.measure import measure_steps
+    from fxtrain.measuring.measure import measure_steps
     m = measure_steps(runs(TINY), "cortex-m4", steps=1, per_instruction=True)
     trace, md, image, by_block, conditional = m["trace"], m["md"], m["image"], {}, set()
     for key, n in trace.blocks.items():
@@ -159,7 +159,7 @@ def test_unit_names_agree_and_profiles_price_what_they_measure():
 
 
 def test_instruction_classes_of_known_encodings():
-    from fxtrain.firmware.classify import CLASSES, classify_block, disassembler
+    from fxtrain.measuring.classify import CLASSES, classify_block, disassembler
     md = disassembler()
     code = bytes.fromhex(
         "01fb0233"   # mla r3, r1, r2, r3

@@ -1,9 +1,12 @@
-"""Dask distributed for sweeps: a LocalCluster or a running scheduler, kernel warm-up, dispatch.
+"""Where a sweep's cells run: the scheduler names, and Dask distributed (a LocalCluster or a running scheduler).
+
+The caller turns ``--scheduler`` into an executor here (:func:`executor`) and hands
+it to :func:`fxtrain.experiments.sweep.run_sweep`, so the sweep itself knows nothing of Dask.
 
 Workers share the numba cache: a LocalCluster's worker processes get this
 process's ``NUMBA_CACHE_DIR`` (fxtrain sets it on import, keyed by a hash of its
 sources), and the client compiles every kernel the cells need before the first
-cell is sent, so each worker loads kernels from disk instead of compiling its own.
+cell is sent (:func:`running.warm_kernels`), so each worker loads kernels from disk instead of compiling its own.
 Workers started by hand (``dask worker``) import the same fxtrain and so compute
 the same folder.
 """
@@ -14,14 +17,23 @@ import os
 from functools import partial
 
 from ..errors import ConfigError, MissingExtraError
-from .sweep import cell_key, run_cell
+from .running import cell_key, run_cell
 
+SCHEDULERS = ("auto", "serial", "local")
 CONNECT_TIMEOUT = "5s"
 PIP_HINT = "pip install 'fxtrain[sweep]' (or pip install 'dask[distributed]')"
 
 
 def dask_available():
     return importlib.util.find_spec("distributed") is not None
+
+
+def check_scheduler(scheduler):
+    """Return ``scheduler`` if it is a name or an address, else a ConfigError."""
+    if scheduler in SCHEDULERS or "://" in scheduler or scheduler.rpartition(":")[2].isdigit():
+        return scheduler
+    raise ConfigError(f"scheduler '{scheduler}' is neither auto, serial, local nor an address like "
+                      "tcp://host:8786")
 
 
 def resolve(scheduler):
@@ -58,8 +70,17 @@ def connect(address):
                           "or use --scheduler local or serial") from None
 
 
-@contextlib.contextmanager
 def executor(scheduler, workers=None):
+    """The executor :func:`~fxtrain.experiments.sweep.run_sweep` takes for ``scheduler``.
+
+    The name is checked now (a ConfigError); Dask is looked for, and a cluster started
+    or reached, only when the sweep enters it, which it does only if a cell is left to run.
+    """
+    return _executor(check_scheduler(scheduler), workers)
+
+
+@contextlib.contextmanager
+def _executor(scheduler, workers):
     """Yield None for ``serial``, else a function running cells on Dask and yielding results."""
     scheduler = resolve(scheduler)
     if scheduler == "serial":
@@ -98,26 +119,6 @@ def _dispatch(client, todo, progress, on_progress):
             yield result
     finally:
         client.cancel(list(futures))
-
-
-def warm_kernels(cells):
-    """Compile (or load) in this process each kernel the training cells need: one tiny epoch per kind.
-
-    A kind is (method, arch, data, wide weights, momentum, optimizer); the epoch's
-    result is thrown away. A cell that cannot run is left to fail in the sweep.
-    """
-    from .cells import run_train_cell
-    seen = set()
-    for cell in cells:
-        if cell["kind"] != "train":
-            continue
-        kind = (cell["method"], cell["arch"], cell["data"], cell["bits"] > 8, cell["momentum"] != "0",
-                cell["optimizer"])
-        if kind in seen:
-            continue
-        seen.add(kind)
-        with contextlib.suppress(Exception):
-            run_train_cell({**cell, "epochs": 1})
 
 
 def compiles_during(cell):

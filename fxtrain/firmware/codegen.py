@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
 from ..errors import ConfigError
 from .packing import PACK_BITS, pack_weights

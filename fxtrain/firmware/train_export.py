@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
 from ..device.memory import GRAD_CHUNK, acc_bytes, row_bytes, scratch_lengths, weight_bytes
 from ..device.profiles import load_target

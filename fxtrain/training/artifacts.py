@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..engine.network import CONV, KIND_NAMES, POOL
 from ..errors import ConfigError
 from .config import parse_lr
