@@ -216,22 +216,23 @@ static inline const int8_t *fx_align_rows(const int8_t *src, uint32_t rows, uint
 static inline void fx_im2col(const fx_layer *L, const int8_t *x, uint32_t n, uint32_t oy, uint32_t ox,
                              int8_t *dst, uint32_t step)
 {
-    const uint32_t c_in = L->in_c, row = L->kw * c_in;
-    const int32_t ix0 = (int32_t)ox - (int32_t)L->pad_w;
+    /* the layer's fields in locals: an int8 store may alias *L, which would reload them every time */
+    const uint32_t c_in = L->in_c, row = L->kw * c_in, kh = L->kh, in_h = L->in_h, in_w = L->in_w;
+    const int32_t ix0 = (int32_t)ox - (int32_t)L->pad_w, iy0 = (int32_t)oy - (int32_t)L->pad_h;
     /* the kernel columns inside the image: [k0, k1) */
     const uint32_t k0 = ix0 < 0 ? (uint32_t)-ix0 : 0u;
-    const uint32_t k1 = ix0 + (int32_t)L->kw > (int32_t)L->in_w ? (uint32_t)((int32_t)L->in_w - ix0) : L->kw;
+    const uint32_t k1 = ix0 + (int32_t)L->kw > (int32_t)in_w ? (uint32_t)((int32_t)in_w - ix0) : L->kw;
     uint32_t ky, j;
-    for (ky = 0; ky < L->kh; ky++, dst += row * step) {
-        int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad_h;
+    for (ky = 0; ky < kh; ky++, dst += row * step) {
+        int32_t iy = iy0 + (int32_t)ky;
         const int8_t *src;
-        if (iy < 0 || iy >= (int32_t)L->in_h || k0 >= k1) {
+        if (iy < 0 || iy >= (int32_t)in_h || k0 >= k1) {
             for (j = 0; j < row; j++) {
                 dst[j * step] = 0;
             }
             continue;
         }
-        src = x + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)(ix0 + (int32_t)k0)) * c_in;
+        src = x + ((n * in_h + (uint32_t)iy) * in_w + (uint32_t)(ix0 + (int32_t)k0)) * c_in;
         for (j = 0; j < k0 * c_in; j++) {
             dst[j * step] = 0;
         }

@@ -92,7 +92,8 @@ static inline void fx_conv_back(const fx_net *net, const fx_layer *L, const int8
             net->rows[t * ts + o] = (fx_wv_t)fx_slot_get(wl + o * L->row_bytes, t);
         }
     }
-    for (j = 0; j < nb * L->n_in; j++) {
+    const uint32_t total = nb * L->n_in;
+    for (j = 0; j < total; j++) {
         back[j] = 0;
     }
     for (n = 0; n < nb; n++) {
@@ -125,17 +126,20 @@ static inline void fx_conv_back(const fx_net *net, const fx_layer *L, const int8
  * SSUB8 and SEL on a DSP core, where the channels are whole words). */
 static inline void fx_pool_fwd(const fx_layer *L, const int8_t *x, uint32_t nb, int8_t *y)
 {
-    uint32_t n, py, px, ky, kx, ch, c = L->in_c, row = L->in_w * c;
+    /* the layer's fields in locals: an int8 store may alias *L, which would reload them every time */
+    const uint32_t c = L->in_c, row = L->in_w * c, kh = L->kh, kw = L->kw, oh = L->out_h, ow = L->out_w;
+    const uint32_t n_in = L->n_in, step = kw * c, rows = kh * row;
+    uint32_t n, py, px, ky, kx, ch;
     for (n = 0; n < nb; n++) {
-        const int8_t *xn = x + n * L->n_in;
-        for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++, y += c) {
-                const int8_t *win = xn + (py * L->kh * L->in_w + px * L->kw) * c;
+        const int8_t *xn = x + n * n_in;
+        for (py = 0; py < oh; py++) {
+            for (px = 0; px < ow; px++, y += c) {
+                const int8_t *win = xn + py * rows + px * step;
                 for (ch = 0; ch < c; ch++) {
                     y[ch] = win[ch];
                 }
-                for (ky = 0; ky < L->kh; ky++) {
-                    for (kx = 0; kx < L->kw; kx++) {
+                for (ky = 0; ky < kh; ky++) {
+                    for (kx = 0; kx < kw; kx++) {
                         const int8_t *t = win + ky * row + kx * c;
                         ch = 0;
 #if FX_DSP
@@ -160,21 +164,35 @@ static inline void fx_pool_fwd(const fx_layer *L, const int8_t *x, uint32_t nb, 
 /* The error of each window to the input that won it (the first maximum, row-major); zero elsewhere. */
 static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t *err, uint32_t nb, int8_t *out)
 {
-    uint32_t n, py, px, ch, ky, kx, j, c = L->in_c, row = L->in_w * c;
-    for (j = 0; j < nb * L->n_in; j++) {
+    const uint32_t c = L->in_c, row = L->in_w * c, kh = L->kh, kw = L->kw, oh = L->out_h, ow = L->out_w;
+    const uint32_t n_in = L->n_in, step = kw * c, rows = kh * row, total = nb * n_in;
+    uint32_t n, py, px, ch, ky, kx, j;
+    for (j = 0; j < total; j++) {
         out[j] = 0;
     }
     for (n = 0; n < nb; n++) {
-        for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++, err += c) {
-                uint32_t base = n * L->n_in + (py * L->kh * L->in_w + px * L->kw) * c;
+        for (py = 0; py < oh; py++) {
+            for (px = 0; px < ow; px++, err += c) {
+                const uint32_t base = n * n_in + py * rows + px * step;
                 const int8_t *win = x + base;
+                if (kh == 2u && kw == 2u) { /* the usual window, its four taps in row-major order */
+                    for (ch = 0; ch < c; ch++) {
+                        const int8_t *p = win + ch;
+                        uint32_t best = 0;
+                        int32_t top = p[0];
+                        best = p[c] > top ? (top = p[c], c) : best;
+                        best = p[row] > top ? (top = p[row], row) : best;
+                        best = p[row + c] > top ? row + c : best;
+                        out[base + best + ch] = err[ch];
+                    }
+                    continue;
+                }
                 for (ch = 0; ch < c; ch++) {
                     uint32_t best = 0;
                     int32_t top = win[ch];
-                    for (ky = 0; ky < L->kh; ky++) {
+                    for (ky = 0; ky < kh; ky++) {
                         const int8_t *p = win + ky * row + ch;
-                        for (kx = 0; kx < L->kw; kx++, p += c) {
+                        for (kx = 0; kx < kw; kx++, p += c) {
                             if (*p > top) { /* strictly greater: the first maximum keeps it */
                                 top = *p;
                                 best = ky * row + kx * c;
@@ -194,7 +212,8 @@ static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t
  * Returns how many bias terms were clamped to +-2^30, once per position. */
 static inline int32_t fx_bias_terms(const fx_net *net, const fx_layer *L, int32_t shift, uint32_t positions)
 {
-    uint32_t j, r, out_c = L->out_c;
+    const uint32_t out_c = L->out_c;
+    uint32_t j, r;
     int32_t c, clamped = 0;
     fx_grad_t *t = net->gbias; /* free until the update: holds one term per channel */
     fx_acc_t *acc = net->acc;
@@ -338,7 +357,8 @@ static FX_NOINLINE int32_t fx_backward(const fx_net *net, uint32_t l, int32_t e_
     }
     if (L->relu) {
         const int8_t *y = net->acts[l + 1];
-        for (j = 0; j < nb * L->n_out; j++) {
+        const uint32_t m = nb * L->n_out; /* a local: the int8 stores below may alias *L */
+        for (j = 0; j < m; j++) {
             err[j] = y[j] <= 0 ? 0 : err[j];
         }
     }

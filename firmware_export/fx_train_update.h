@@ -58,8 +58,8 @@ static inline fx_grad_t fx_gradient_row(const fx_layer *L, const int8_t *xt, con
 static inline void fx_gradient_conv(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
                                     uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
 {
-    uint32_t f = L->fan_in, out_c = L->out_c, per = L->out_h * L->out_w, total = nb * per;
-    uint32_t p0, j, o;
+    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, per = L->out_h * ow, total = nb * per;
+    uint32_t p0, j, o, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of position p0 + j, stepped along */
     int8_t *ct = fx_operand_base(net, (f + out_c) * FX_GRAD_CHUNK, net->opa);
     int8_t *et = ct == (int8_t *)net->acc ? ct + f * FX_GRAD_CHUNK : net->opb;
     for (j = 0; j < out_c * f; j++) {
@@ -71,12 +71,18 @@ static inline void fx_gradient_conv(const fx_net *net, const fx_layer *L, const 
     for (p0 = 0; p0 < total; p0 += FX_GRAD_CHUNK) {
         uint32_t m = total - p0 < FX_GRAD_CHUNK ? total - p0 : FX_GRAD_CHUNK;
         for (j = 0; j < m; j++) {
-            uint32_t pos = p0 + j, n = pos / per, rem = pos % per;
-            fx_im2col(L, x, n, rem / L->out_w, rem % L->out_w, ct + j, FX_GRAD_CHUNK);
+            const int8_t *e = err + (p0 + j) * out_c;
+            fx_im2col(L, x, n, oy, ox, ct + j, FX_GRAD_CHUNK);
             for (o = 0; o < out_c; o++) {
-                int8_t e = err[pos * out_c + o];
-                et[o * FX_GRAD_CHUNK + j] = e;
-                gbias[o] += e;
+                et[o * FX_GRAD_CHUNK + j] = e[o];
+                gbias[o] += e[o];
+            }
+            if (++ox == ow) {
+                ox = 0;
+                if (++oy * ow == per) {
+                    oy = 0;
+                    n++;
+                }
             }
         }
         fx_dot_g(ct, FX_GRAD_CHUNK, f, et, FX_GRAD_CHUNK, out_c, m, grad, f);
