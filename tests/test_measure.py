@@ -57,7 +57,13 @@ def test_thumb2_block_counts_add_only_skipped_it_instructions(runs):
     trace, md, image, by_block, conditional = m["trace"], m["md"], m["image"], {}, set()
     for key, n in trace.blocks.items():
         size, addr = (key >> 32) & 0xFFFF, key & 0xFFFFFFFF
-        for insn in md.disasm(image.code(addr, size), addr):  # in sequence, so capstone tracks IT state
+        # a block may start inside an IT block: disassemble from its IT (at most four halfwords back),
+        # in sequence, so capstone tracks the IT state
+        back = next((b for b in (2, 4, 6, 8) if addr - b >= 0 and image.code(addr - b, 2)[1] == 0xBF
+                     and image.code(addr - b, 2)[0] & 0x0F), 0)
+        for insn in md.disasm(image.code(addr - back, size + back), addr - back):
+            if insn.address < addr:
+                continue
             by_block[insn.address] = by_block.get(insn.address, 0) + n
             if insn.cc not in (0, 15):
                 conditional.add(insn.address)
