@@ -14,15 +14,18 @@
  *   FX_METHOD                  FX_METHOD_SR, FX_METHOD_R or FX_METHOD_BC
  *   FX_SLOT, FX_BITS           storage slot (1, 2, 4, 8, 16) and weight bits
  *   FX_MOMENTUM                1 with momentum
+ *   FX_GRAD_CHUNK, FX_ACC_BYTES  conv gradient positions per chunk; the accumulator's bytes
  * BinaryConnect's shadow-weight update lives in fx_train_bc.h, included only for a bc
  * run, so this file and every sr or r export hold no floating-point code or type.
  *
- * Weights are packed in RAM at FX_SLOT bits each, LSB-first, each layer starting on
- * a byte (the format of fx_runtime.h's fx_weight): the passes unpack as they read
- * and the update rewrites one slot. Draw order per step, from the last layer to the
- * first: one draw per error value sent below, then (sr) one per weight, in weight
- * order, and one per bias. The weight gradient is formed one output row at a time
- * and applied before the next row, so its buffer holds one row.
+ * Weights are packed in RAM at FX_SLOT bits each, LSB-first (the format of fx_runtime.h's
+ * fx_weight), one row per dense output or conv filter, each row padded to a whole word so
+ * the kernels (fx_train_kernels.h) can read it by words; sub-byte rows are unpacked once
+ * per pass and the update repacks a row. Draw order per step, from the last layer to the
+ * first: one draw per error value sent below, then (sr) one per weight, in weight order,
+ * and one per bias. A dense layer's gradient is formed one output row at a time and
+ * applied before the next row; a conv layer's, all of it first: the draws do not depend
+ * on it.
  */
 #ifndef FX_TRAIN_RUNTIME_H
 #define FX_TRAIN_RUNTIME_H
