@@ -11,9 +11,9 @@ import re
 import numpy as np
 
 from .. import __version__
-from .._files import ensure_dir, npz_bytes, write_bytes_atomic, write_json_atomic
+from .._files import npz_bytes
 from ..errors import ConfigError
-from .codegen import MANIFEST, ROUNDING_NOTES, model_hash
+from .codegen import ROUNDING_NOTES, model_hash, write_export
 from .reference import predict
 from .templates import render
 from .tflite import CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, Graph, tflite_bytes
@@ -91,11 +91,6 @@ def tflite_files(model, prefix="fx", vectors=None, test=None):
 
 def write_files(out_dir, files, info, prefix):
     """Write ``files`` into ``out_dir`` (created if missing), then the manifest; returns the paths."""
-    out_dir = ensure_dir(out_dir, "export folder")
-    for name, data in files.items():
-        write_bytes_atomic(out_dir / name, data)
     manifest = {"fxtrain_version": __version__, "model_hash": info["hash"], "prefix": prefix, "format": "tflite",
-                "rounding": "tflm", "arena_bytes": info["arena_bytes"],
-                "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
-    write_json_atomic(out_dir / MANIFEST, manifest)
-    return sorted(str(out_dir / n) for n in [*files, MANIFEST])
+                "rounding": "tflm", "arena_bytes": info["arena_bytes"]}
+    return write_export(out_dir, files, manifest)
