@@ -227,4 +227,7 @@ def test_int64_gradient_sums_match_on_the_device(tmp_path):
     # batch 196 on 28x28 puts the conv gradient past int32: the C runtime accumulates it in int64 too
     assert "#define FX_GRAD_WIDE 1" in (tmp_path / "fw" / "fx_train.h").read_text()
     res = verify_training(tmp_path / "fw", steps=2, target="cortex-m4")
-    assert [diff for _, diff, _ in res["results"]] == [None, None] and res["ok"]
+    assert [diff for _, diff, _ in res["results"]] == [None, None] and all(r[3] for r in res["memory"])
+    # a 196-image batch of 28x28 is more static RAM than the M4's usable 180,224 bytes: QEMU's 4 MiB run it,
+    # but verify reports the image does not fit the profile
+    assert res["image"]["ram"] > res["image"]["ram_limit"] and not res["ok"]

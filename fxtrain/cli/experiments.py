@@ -2,41 +2,16 @@
 
 Library modules are imported inside the commands, so ``fxtrain --help`` stays fast.
 """
-import sys
 from pathlib import Path
 
 import click
+
+from .progress import SweepBar
 
 EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime")
 SCHEDULER_HELP = ("auto (local if Dask is installed, else serial), serial (in this process), local (a Dask "
                   "LocalCluster, one single-threaded worker process per core) or a scheduler address such as "
                   "tcp://host:8786.")
-
-
-class SweepBar:
-    """A progress bar on stderr: cells done of all, with how many run now and how many failed."""
-
-    def __init__(self):
-        self.bar, self.shown = None, 0
-
-    def __call__(self, p):
-        if self.bar is None and not (p.running or p.done):
-            return  # nothing runs yet: a refused scheduler should print its error alone
-        if self.bar is None:
-            self.bar = click.progressbar(length=p.total, file=sys.stderr, show_pos=True, label="cells",
-                                         item_show_func=lambda s: s)
-            self.bar.__enter__()
-            self.bar.update(p.skipped)
-            self.shown = p.skipped
-        status = f"done {p.skipped + p.done}, running {p.running}, failed {p.failed}"
-        if p.skipped:
-            status += f" ({p.skipped} from an earlier run)"
-        self.bar.update(p.skipped + p.done - self.shown, status)
-        self.shown = p.skipped + p.done
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def _with_bar(job):

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from .._files import ensure_dir, write_bytes_atomic, write_json_atomic
-from ..errors import ConfigError, FxtrainError
+from .._files import ensure_dir, read_input, write_bytes_atomic, write_json_atomic
+from ..errors import ConfigError, FxtrainError, InputError
+from ..limits import RECORD_BYTES
 
 CELLS_DIR = "cells"
 SCHEDULERS = ("auto", "serial", "local")
@@ -61,12 +62,14 @@ def record_path(out, cell):
 
 
 def load_record(out, cell):
-    """The stored record of ``cell`` in ``out``, or None if it has none (or a torn one)."""
+    """The stored record of ``cell`` in ``out``, or None if it has none, or one that is not a record
+    (torn, damaged, not a regular file): the cell then runs again and its record is rewritten."""
     path = record_path(out, cell)
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        rec = json.loads(read_input(path, "cell record", RECORD_BYTES))
+    except (FileNotFoundError, InputError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return rec if isinstance(rec, dict) and rec.get("key") == cell_key(cell) else None
 
 
 def is_done(out, cell):
@@ -85,12 +88,14 @@ def save_result(out, result):
 
 @dataclass
 class Progress:
-    """Counts shown while a sweep runs; ``skipped`` cells were finished by an earlier run."""
+    """Counts shown while a sweep runs; ``skipped`` cells were finished by an earlier run; ``estimate``:
+    seconds the cells to run should take, once each kind of cell has been timed (None before)."""
     total: int
     skipped: int = 0
     done: int = 0
     failed: int = 0
     running: int = 0
+    estimate: float = None
 
 
 def check_scheduler(scheduler):
@@ -133,11 +138,11 @@ def run_sweep(cells, out, scheduler="auto", workers=None, on_progress=None):
     progress = Progress(total=len(unique), skipped=len(unique) - len(todo))
     on_progress(progress)
     if todo:
-        from .dask_exec import executor, warm_kernels
+        from .dask_exec import estimate_seconds, executor, warm_kernels
         with executor(scheduler, workers) as run_all:
             # compile once here, so that workers load the kernels instead of each compiling them,
-            # and so that no cell's epoch times include a compilation
-            warm_kernels(todo)
+            # and so that no cell's epoch times include a compilation; the timings give the estimate
+            progress.estimate = estimate_seconds(todo, warm_kernels(todo), scheduler, workers)
             results = _serial(todo, progress, on_progress) if run_all is None else run_all(todo, progress, on_progress)
             for result in results:
                 save_result(out, result)
