@@ -41,12 +41,12 @@ def cli():
         fxtrain simulate --target cortex-m4
 
     Every command has --help with examples. The same jobs are a Python API:
-    fxtrain.train(), simulate(), compare(), export() and verify().
+    fxtrain.train(), simulate(), compare(), export(), verify() and measure().
     """
 
 
 @cli.command()
-@train_options()
+@train_options(resume=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for checkpoint.*, model.npz and report.json (each written atomically).")
 @click.option("--resume", type=click.Path(), default=None,

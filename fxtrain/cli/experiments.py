@@ -83,7 +83,7 @@ def experiment(name, quick, out, scheduler, workers):
     batch          batch sizes 16..1024 for sr and bc, same epochs and same steps
     bits           test accuracy against bits for float, bc, sr, r on an MLP and a conv net
     weight-change  share of weights changed per epoch, sr and bc, per bit width
-    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, momentum
+    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, momentum
     runtime        simulator seconds per epoch, and estimated seconds on three Cortex-M cores
 
     \b
