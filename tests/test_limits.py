@@ -254,3 +254,17 @@ def test_verify_fails_when_the_image_does_not_fit_the_target(tmp_path):
     assert "DOES NOT FIT stm32f103c8: the image exceeds its flash by" in r.stdout
     ok = invoke("verify", tmp_path / "fw", "--train-step", "--steps", 1, "--target", "cortex-m4")
     assert ok.exit_code == 0 and "DOES NOT FIT" not in ok.stdout and "of 180,224 usable" in ok.stdout
+
+
+# ---------------------------------------------------------------- progress when stderr is not a terminal
+
+def test_progress_on_a_pipe_is_whole_lines_only(tmp_path):
+    (tmp_path / "s.toml").write_text('[grid]\nseed = [0, 1]\n[fixed]\nepochs = 1\narch = "dense:4,dense:10"\n')
+    runs = [invoke("train", *TINY), invoke("sweep", tmp_path / "s.toml", "--out", tmp_path / "sw", "--scheduler", "serial"),
+            invoke("compare", "--target", "cortex-m4", "--bits", "8", "--train", "--epochs", "1")]
+    # CliRunner's stderr is no terminal: no bar, so none of click's bare labels ("sr 8-bit", "cells", "training")
+    for r in runs:
+        assert r.exit_code == 0, r.output
+        assert not {"sr 8-bit", "cells", "training"} & {ln.strip() for ln in r.stderr.splitlines()}, r.stderr
+    # the sweep still says, in a whole line, what it is about to run and how long it should take
+    assert "sweep: 2 cells to run, about" in runs[1].stderr
