@@ -138,7 +138,7 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
     \b
     Examples:
       fxtrain compare --target cortex-m0plus
-      fxtrain compare --target stm32f103c8 --bits 1,4,8 --train --plot mem.png
+      fxtrain compare --target stm32f103c8 --bits 1,4,8 --train --plot runs/mem.png
     """
     from .. import api
     from .render import compare_text
@@ -191,9 +191,9 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding, train_
 
     \b
     Examples:
-      fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
-      fxtrain export runs/sr8 --out fw --train-step --target cortex-m4
-      fxtrain export runs/sr8 --to tflite --out tfl && fxtrain verify tfl
+      fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out runs/fw --target cortex-m4
+      fxtrain export runs/sr8 --out runs/fw --train-step --target cortex-m4
+      fxtrain export runs/sr8 --to tflite --out runs/tfl && fxtrain verify runs/tfl
     """
     from .. import api
     from .render import export_text
@@ -234,9 +234,9 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
 
     \b
     Examples:
-      fxtrain verify fw --target cortex-m4
-      fxtrain verify fw --train-step --steps 20 --target cortex-m4
-      fxtrain verify tfl
+      fxtrain verify runs/fw --target cortex-m4
+      fxtrain verify runs/fw --train-step --steps 20 --target cortex-m4
+      fxtrain verify runs/tfl
     """
     from .. import api
     from .render import verify_text, verify_train_text

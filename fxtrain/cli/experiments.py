@@ -42,7 +42,11 @@ def sweep(spec, out, scheduler, workers):
     combination is one training run. Finished cells are kept in OUT and skipped
     when the same command runs again, so an interrupted sweep resumes and a
     grown spec runs only its new cells. Prints test accuracy over seeds (mean,
-    std, min, max) and writes it to OUT/summary.csv.
+    std, min, max) and writes it to OUT/summary.csv. Before the cells run, one
+    stderr line estimates their time.
+
+    Limits: SPEC is a regular file of at most 1 MiB, and its grid has at most
+    10,000 cells (a larger one is refused with its count, before anything runs).
 
     \b
     Examples:
@@ -67,10 +71,10 @@ def sweep(spec, out, scheduler, workers):
 
 @click.command()
 @click.argument("name", type=click.Choice(EXPERIMENTS))
-@click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute (for CI).")
+@click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute once the kernels are compiled (for CI).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the cells, NAME.csv, NAME.json and NAME.png "
-                   "(default: fxtrain-experiments/NAME[-quick]).")
+                   "(default: runs/experiments/NAME[-quick]).")
 @click.option("--scheduler", default="auto", show_default=True, help=SCHEDULER_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes for --scheduler local (default: one per core).")
@@ -89,7 +93,7 @@ def experiment(name, quick, out, scheduler, workers):
     \b
     Examples:
       fxtrain experiment bits --quick
-      fxtrain experiment convex --out results/convex --workers 2
+      fxtrain experiment convex --out runs/convex --workers 2
     """
     from ..experiments.report import run_experiment
     from ..experiments.sweep import check_scheduler

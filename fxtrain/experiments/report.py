@@ -56,7 +56,7 @@ def run_experiment(name, quick=False, out=None, scheduler="auto", workers=None, 
     """
     mod = experiment_module(name)
     plan = mod.plan(name, quick)
-    out = ensure_dir(Path(out or Path("fxtrain-experiments") / (name + ("-quick" if quick else ""))))
+    out = ensure_dir(Path(out or Path("runs") / "experiments" / (name + ("-quick" if quick else ""))))
     records = run_sweep(plan.cells, out, scheduler, workers, on_progress)
     result = mod.analyze(name, plan, records)
     result.files = {"csv": out / f"{name}.csv", "json": out / f"{name}.json", "png": out / f"{name}.png"}
