@@ -26,12 +26,12 @@ import numpy as np
 from tabulate import tabulate
 
 import fxtrain
-from fxtrain.firmware import tflm
 from fxtrain.firmware.calibration import from_run_dir
 from fxtrain.firmware.codegen import export_model
 from fxtrain.firmware.reference import predict
-from fxtrain.firmware.tflite import tflite_bytes
 from fxtrain.firmware.verify import HOST_CFLAGS, parse_output
+from fxtrain.tflite import tflm
+from fxtrain.tflite.flatbuffer import tflite_bytes
 
 CASES = [("dense:32,dense:10", 8), ("dense:32,dense:10", 4), ("conv:4:3,pool:2,dense:10", 8),
          ("conv:4:3,pool:2,dense:10", 4)]

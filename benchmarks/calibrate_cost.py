@@ -8,8 +8,7 @@ conv:4:3,pool:2,dense:10, each as sr, r and bc at 8 bits and sr at 4 and 1 bits
 dense:64,dense:32,dense:10 (sr, bc at 8 bits, sr at 4 and 1) that the fit never
 sees, and sr runs at 1 and 30 epochs to show how the share of zero errors moves the
 backward pass. Every run is measured with `fxtrain measure` for --steps steps on the four
-cores (bc not on the Cortex-M7: Unicorn has no double-precision FPU), cached in
---dir/measured.json.
+cores, cached in --dir/measured.json.
 
 --fit prints each core's [unit_cycles] table: per unit of work (fxtrain/device/work.py),
 the price that best fits (non-negative least squares on relative error) the cycles of
@@ -25,9 +24,9 @@ import numpy as np
 from tabulate import tabulate
 
 import fxtrain
-from fxtrain.firmware.measure import estimate
 from fxtrain.device.work import PHASES, work
 from fxtrain.engine.network import parse_arch
+from fxtrain.measuring.measure import estimate
 
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
 FIT_ARCHS = {"default": "dense:32,dense:10", "conv": "conv:4:3,pool:2,dense:10"}
@@ -55,7 +54,7 @@ def measured(folder, steps, epochs):
             fxtrain.train(arch=ARCHS[arch], method=method, bits=bits, epochs=e, out=run_dir)
         for core in CORES:
             key = f"{core}|{steps}"
-            if key in cache.get(name, {}) or (method == "bc" and core == "cortex-m7"):
+            if key in cache.get(name, {}):
                 continue
             cache.setdefault(name, {})[key] = fxtrain.measure(run_dir, core, steps=steps).report
             cache_path.write_text(json.dumps(cache))

@@ -5,6 +5,8 @@
  * weight, in this order and no other (the simulator's updates.update_bc):
  *   d = step * (float)G;  with momentum: vel = beta * vel + d; d = vel;
  *   v = clip(w_r - d, +-qmax * 2^e_w);  w_r = v;  w = sat(floor(v * 2^-e_w + 0.5f))  (b = 1: sign of v)
+ * The layer's constants are worked out once per layer (fx_bc_begin), so a row pays only for
+ * the float arithmetic above and the conversions in and out of it.
  * Float results equal numba's bit for bit only if the compiler neither fuses nor
  * reorders these operations: build with -std=c99 (ISO C: no FMA contraction) or
  * with -ffp-contract=off, and never with -ffast-math. The checks below refuse a build
@@ -22,43 +24,81 @@
 
 #include <math.h>
 
-/* BinaryConnect step of output row o of layer l; its gradient's exponent is e_g. */
-static void fx_bc_update_row(const fx_net *net, uint32_t l, uint32_t o, int32_t e_g, const fx_grad_t *grad)
-{
-    const fx_layer *L = &net->layers[l];
-    uint8_t *wl = net->w + L->w_byte;
-    float *shadow = (float *)net->shadow + L->w_off;
+/* What every row of one layer's BinaryConnect step shares, worked out once per layer. */
+typedef struct {
+    float step; /* alpha * 2^e_g rounded once to float32, as numpy's float32(m * 2.0 ** (e_g - k)) */
+    float inv;  /* 2^-e_w */
+    float lim;  /* qmax * 2^e_w: the clip */
 #if FX_MOMENTUM
-    float *vel = (float *)net->mom + L->w_off;
-    const float beta = 1.0f - ldexpf(1.0f, -net->mom_j);
+    float beta; /* 1 - 2^-mom_j */
 #endif
-    /* alpha * 2^e_g rounded once to float32, as numpy's float32(m * 2.0 ** (e_g - k)) */
-    const float step = (float)ldexp((double)net->m, e_g - net->k);
+} fx_bc_step;
+
+/* The layer's constants: powers of two and m (at most 16 bits) are exact in float32, so ldexpf
+ * rounds m * 2^(e_g - k) once, as the simulator's float64 product rounded to float32 does. */
+static inline fx_bc_step fx_bc_begin(const fx_net *net, const fx_layer *L, int32_t e_g)
+{
+    fx_bc_step c;
+    c.step = ldexpf((float)net->m, e_g - net->k);
+    c.inv = ldexpf(1.0f, -L->e_w);
+    c.lim = (float)net->qmax * ldexpf(1.0f, L->e_w);
+#if FX_MOMENTUM
+    c.beta = 1.0f - ldexpf(1.0f, -net->mom_j);
+#endif
+    return c;
+}
+
+/* floor(t) for |t| < 2^31: the conversion truncates toward zero, and a negative fraction steps down.
+ * Exactly floorf's result there, without a call or a 64-bit conversion. */
+static inline int32_t fx_floor_small(float t)
+{
+    int32_t i = (int32_t)t;
+    return i - ((float)i > t);
+}
+
+/* BinaryConnect step of output row o of layer L from its gradient grad[0..fan_in). */
+static void fx_bc_update_row(const fx_net *net, const fx_layer *L, uint32_t o, const fx_bc_step *c,
+                             const fx_grad_t *grad)
+{
+    uint8_t *row = net->w + L->w_byte + o * L->row_bytes;
+    uint32_t j, f = L->fan_in, i0 = L->w_off + o * f;
+    float *shadow = (float *)net->shadow + i0;
+#if FX_MOMENTUM
+    float *vel = (float *)net->mom + i0;
+#endif
+    const float step = c->step, lim = c->lim;
 #if FX_BITS != 1
-    const float inv = ldexpf(1.0f, -L->e_w);
+    const float inv = c->inv;
+    const int32_t qmax = net->qmax;
 #endif
-    const float lim = (float)net->qmax * ldexpf(1.0f, L->e_w);
-    int32_t *cnt = net->counters + l * FX_N_SAT;
-    uint32_t j, i0 = o * L->fan_in;
-    for (j = 0; j < L->fan_in; j++) {
-        uint32_t i = i0 + j;
+    int32_t clipped = 0;
+    for (j = 0; j < f; j++) {
         float d = step * (float)grad[j];
         float v;
 #if FX_MOMENTUM
-        vel[i] = beta * vel[i] + d;
-        d = vel[i];
+        vel[j] = c->beta * vel[j] + d;
+        d = vel[j];
 #endif
-        v = shadow[i] - d;
-        cnt[FX_SAT_WEIGHT] += v > lim || v < -lim;
-        v = v < -lim ? -lim : v;
-        v = v > lim ? lim : v;
-        shadow[i] = v;
+        v = shadow[j] - d;
+        if (v > lim) { /* two compares clip and count: each is a libgcc call on a core without an FPU */
+            v = lim;
+            clipped++;
+        } else if (v < -lim) {
+            v = -lim;
+            clipped++;
+        }
+        shadow[j] = v;
 #if FX_BITS == 1
-        fx_w_set(wl, i, v >= 0.0f ? 1 : -1);
+        fx_slot_set(row, j, v >= 0.0f ? 1 : -1);
 #else
-        fx_w_set(wl, i, (int32_t)fx_sat((int64_t)floorf(v * inv + 0.5f), -net->qmax, net->qmax));
+        /* |v * inv| <= qmax after the clip, so the floor fits 32 bits */
+        {
+            int32_t q = fx_floor_small(v * inv + 0.5f);
+            fx_slot_set(row, j, q > qmax ? qmax : (q < -qmax ? -qmax : q));
+        }
 #endif
     }
+    net->counters[(uint32_t)(L - net->layers) * FX_N_SAT + FX_SAT_WEIGHT] += clipped;
 }
 
 #endif /* FX_TRAIN_BC_H */

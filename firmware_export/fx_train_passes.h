@@ -1,120 +1,279 @@
 /*
- * fx_train_passes.h -- the passes, updates and epoch of fx_train_runtime.h (included by it; not on its own).
+ * fx_train_passes.h -- the forward pass, the loss and the backward pass of fx_train_runtime.h
+ * (included by it; not on its own).
  *
  * Phases, each a function of its own (FX_NOINLINE) so a profiler or an instruction
- * counter can attribute work to them: fx_forward, fx_loss, fx_backward, fx_update
- * and fx_shuffle. Loop orders follow the simulator's; the integer results do not
- * depend on them, because every sum is exact (its bound fits its accumulator).
+ * counter can attribute work to them: fx_forward, fx_loss, fx_backward, then fx_update
+ * and fx_shuffle (fx_train_update.h). Each layer kind keeps its loops together below;
+ * fx_forward and fx_backward dispatch on the kind and refuse one they do not know. The
+ * integer results do not depend on the loop order, because every sum is exact.
  */
 #ifndef FX_TRAIN_PASSES_H
 #define FX_TRAIN_PASSES_H
 
-/* ---------------------------------------------------------------- forward */
+/* ------------------------------------------------------------------- dense */
 
-static inline void fx_dense_fwd(const fx_layer *L, const uint8_t *wl, const int8_t *x, uint32_t nb,
+/* Sums of a dense layer into acc [nb][n_out], which holds the bias terms: every weight row
+ * against every sample (sub-byte rows unpacked four at a time, once per pass). */
+static inline void fx_dense_fwd(const fx_net *net, const fx_layer *L, const int8_t *x, uint32_t nb,
                                 fx_acc_t *acc)
 {
-    uint32_t n, o, i;
-    for (n = 0; n < nb; n++) {
-        const int8_t *xn = x + n * L->n_in;
-        for (o = 0; o < L->n_out; o++) {
-            fx_acc_t s = 0;
-            for (i = 0; i < L->n_in; i++) {
-                s += (fx_acc_t)xn[i] * (fx_acc_t)fx_w_get(wl, o * L->n_in + i);
-            }
-            acc[n * L->n_out + o] = s;
+    const uint8_t *wl = net->w + L->w_byte;
+    uint32_t o, n, stride, n_in = L->n_in, n_out = L->n_out, block = FX_SLOT >= 8 ? n_out : 4u;
+    for (o = 0; o < n_out; o += block) {
+        uint32_t k = n_out - o < block ? n_out - o : block;
+        const fx_wv_t *rows = fx_weight_rows(L, wl, o, k, net->rows, &stride);
+        if (n_in % 4u == 0u) {
+            fx_dot_w(rows, stride, k, x, n_in, nb, n_in, acc + o, n_out);
+            continue;
+        }
+        for (n = 0; n < nb; n++) { /* a sample whose values do not start on a word: one at a time */
+            fx_dot_w(rows, stride, k, fx_align_rows(x + n * n_in, 1u, n_in, net->opa), 0u, 1u, n_in,
+                     acc + n * n_out + o, 0u);
         }
     }
 }
 
-static inline void fx_conv_fwd(const fx_layer *L, const uint8_t *wl, const int8_t *x, uint32_t nb,
+/* Sums sent below a dense layer, back [nb][n_in] = err W: four input columns at a time, their
+ * weights gathered into rows (a transposed block, zero past n_out), against every sample's error;
+ * both are zero past n_out, so the sums run to the padded length. */
+static inline void fx_dense_back(const fx_net *net, const fx_layer *L, const int8_t *err, uint32_t nb,
+                                 fx_acc_t *back)
+{
+    const uint8_t *wl = net->w + L->w_byte;
+    uint32_t i, o, r, n_in = L->n_in, n_out = L->n_out, es = FX_PAD4(n_out);
+    /* the errors on words, zero-padded (copied only if a sample's are not whole words) */
+    const int8_t *e = fx_align_rows(err, nb, n_out, net->opb);
+    for (i = 0; i < nb * n_in; i++) {
+        back[i] = 0;
+    }
+    for (i = 0; i < n_in; i += 4u) {
+        uint32_t k = n_in - i < 4u ? n_in - i : 4u;
+        for (o = 0; o < es; o++) {
+            const uint8_t *row = wl + o * L->row_bytes;
+            for (r = 0; r < k; r++) {
+                net->rows[r * es + o] = o < n_out ? (fx_wv_t)fx_slot_get(row, i + r) : 0;
+            }
+        }
+        fx_dot_w(net->rows, es, k, e, es, nb, es, back + i, n_in);
+    }
+}
+
+/* -------------------------------------------------------------------- conv */
+
+/* Sums of a conv layer into acc [nb][oh][ow][out_c], which holds the bias terms: the taps of a
+ * row of output positions gathered into columns (im2col), against every filter. */
+static inline void fx_conv_fwd(const fx_net *net, const fx_layer *L, const int8_t *x, uint32_t nb,
                                fx_acc_t *acc)
 {
-    uint32_t n, oy, ox, o, ky, kx, c;
+    uint32_t n, oy, ox, stride, out_c = L->out_c, f = L->fan_in, cs = FX_PAD4(f);
+    const fx_wv_t *rows = fx_weight_rows(L, net->w + L->w_byte, 0, out_c, net->rows, &stride);
+    for (n = 0; n < nb; n++) {
+        for (oy = 0; oy < L->out_h; oy++, acc += L->out_w * out_c) {
+            for (ox = 0; ox < L->out_w; ox++) {
+                int8_t *col = net->opa + ox * cs;
+                fx_store32(col + cs - 4u, 0u); /* the padding zero, as the weight rows': sums run to cs */
+                fx_im2col(L, x, n, oy, ox, col, 1u);
+            }
+            fx_dot_w(rows, stride, out_c, net->opa, cs, L->out_w, cs, acc, out_c);
+        }
+    }
+}
+
+/* Sums sent below a conv layer into back [nb][h][w][in_c]: the filters transposed once (a row
+ * per tap and channel), then every output position adds its error into the taps it read. */
+static inline void fx_conv_back(const fx_net *net, const fx_layer *L, const int8_t *err, uint32_t nb,
+                                fx_acc_t *back)
+{
+    const uint8_t *wl = net->w + L->w_byte;
+    uint32_t n, oy, ox, ky, kx, o, t, j, out_c = L->out_c, c_in = L->in_c, ts = FX_PAD4(out_c);
+    for (o = 0; o < out_c; o++) {
+        for (t = 0; t < L->fan_in; t++) {
+            net->rows[t * ts + o] = (fx_wv_t)fx_slot_get(wl + o * L->row_bytes, t);
+        }
+    }
+    const uint32_t total = nb * L->n_in;
+    for (j = 0; j < total; j++) {
+        back[j] = 0;
+    }
     for (n = 0; n < nb; n++) {
         for (oy = 0; oy < L->out_h; oy++) {
-            for (ox = 0; ox < L->out_w; ox++) {
-                for (o = 0; o < L->out_c; o++) {
-                    fx_acc_t s = 0;
-                    for (ky = 0; ky < L->k; ky++) {
-                        int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad;
-                        if (iy < 0 || iy >= (int32_t)L->in_h) {
-                            continue; /* zero padding adds nothing */
-                        }
-                        for (kx = 0; kx < L->k; kx++) {
-                            int32_t ix = (int32_t)(ox + kx) - (int32_t)L->pad;
-                            const int8_t *px;
-                            if (ix < 0 || ix >= (int32_t)L->in_w) {
-                                continue;
-                            }
-                            px = x + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)ix) * L->in_c;
-                            for (c = 0; c < L->in_c; c++) {
-                                s += (fx_acc_t)px[c] * (fx_acc_t)fx_w_get(wl, ((o * L->k + ky) * L->k + kx) * L->in_c + c);
-                            }
-                        }
+            for (ox = 0; ox < L->out_w; ox++, err += out_c) {
+                const int8_t *e = fx_align_rows(err, 1u, out_c, net->opb);
+                for (ky = 0; ky < L->kh; ky++) {
+                    int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad_h;
+                    if (iy < 0 || iy >= (int32_t)L->in_h) {
+                        continue; /* zero padding receives nothing */
                     }
-                    acc[((n * L->out_h + oy) * L->out_w + ox) * L->out_c + o] = s;
+                    for (kx = 0; kx < L->kw; kx++) {
+                        int32_t ix = (int32_t)(ox + kx) - (int32_t)L->pad_w;
+                        if (ix < 0 || ix >= (int32_t)L->in_w) {
+                            continue;
+                        }
+                        fx_dot_w(net->rows + (ky * L->kw + kx) * c_in * ts, ts, c_in, e, 0u, 1u, out_c,
+                                 back + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)ix) * c_in, 0u);
+                    }
                 }
             }
         }
     }
 }
 
+/* -------------------------------------------------------------------- pool */
+
+/* Max pooling kh x kw, stride the window, HWC: the largest of each window, per channel. The
+ * channels of a tap are contiguous, so each tap is one pass over them (four at a time with
+ * SSUB8 and SEL on a DSP core, where the channels are whole words). */
 static inline void fx_pool_fwd(const fx_layer *L, const int8_t *x, uint32_t nb, int8_t *y)
 {
-    uint32_t n, py, px, ch, ky, kx, p = L->k;
+    /* the layer's fields in locals: an int8 store may alias *L, which would reload them every time */
+    const uint32_t c = L->in_c, row = L->in_w * c, kh = L->kh, kw = L->kw, oh = L->out_h, ow = L->out_w;
+    const uint32_t n_in = L->n_in, step = kw * c, rows = kh * row;
+    uint32_t n, py, px, ky, kx, ch;
     for (n = 0; n < nb; n++) {
-        for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++) {
-                for (ch = 0; ch < L->in_c; ch++) {
-                    int8_t m = x[((n * L->in_h + py * p) * L->in_w + px * p) * L->in_c + ch];
-                    for (ky = 0; ky < p; ky++) {
-                        for (kx = 0; kx < p; kx++) {
-                            int8_t v = x[((n * L->in_h + py * p + ky) * L->in_w + px * p + kx) * L->in_c + ch];
-                            m = v > m ? v : m;
+        const int8_t *xn = x + n * n_in;
+        for (py = 0; py < oh; py++) {
+            for (px = 0; px < ow; px++, y += c) {
+                const int8_t *win = xn + py * rows + px * step;
+                for (ch = 0; ch < c; ch++) {
+                    y[ch] = win[ch];
+                }
+                for (ky = 0; ky < kh; ky++) {
+                    for (kx = 0; kx < kw; kx++) {
+                        const int8_t *t = win + ky * row + kx * c;
+                        ch = 0;
+#if FX_DSP
+                        if (c % 4u == 0u) { /* every tap and output then starts on a word */
+                            for (; ch < c; ch += 4u) {
+                                uint32_t a = fx_load32(y + ch), b = fx_load32(t + ch);
+                                (void)__ssub8(a, b); /* GE bits: a >= b per byte */
+                                fx_store32(y + ch, __sel(a, b));
+                            }
+                        }
+#endif
+                        for (; ch < c; ch++) {
+                            y[ch] = t[ch] > y[ch] ? t[ch] : y[ch];
                         }
                     }
-                    y[((n * L->out_h + py) * L->out_w + px) * L->in_c + ch] = m;
                 }
             }
         }
     }
+}
+
+/* The error of each window to the input that won it (the first maximum, row-major); zero elsewhere. */
+static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t *err, uint32_t nb, int8_t *out)
+{
+    const uint32_t c = L->in_c, row = L->in_w * c, kh = L->kh, kw = L->kw, oh = L->out_h, ow = L->out_w;
+    const uint32_t n_in = L->n_in, step = kw * c, rows = kh * row, total = nb * n_in;
+    uint32_t n, py, px, ch, ky, kx, j;
+    for (j = 0; j < total; j++) {
+        out[j] = 0;
+    }
+    for (n = 0; n < nb; n++) {
+        for (py = 0; py < oh; py++) {
+            for (px = 0; px < ow; px++, err += c) {
+                const uint32_t base = n * n_in + py * rows + px * step;
+                const int8_t *win = x + base;
+                if (kh == 2u && kw == 2u) { /* the usual window, its four taps in row-major order */
+                    for (ch = 0; ch < c; ch++) {
+                        const int8_t *p = win + ch;
+                        uint32_t best = 0;
+                        int32_t top = p[0];
+                        best = p[c] > top ? (top = p[c], c) : best;
+                        best = p[row] > top ? (top = p[row], row) : best;
+                        best = p[row + c] > top ? row + c : best;
+                        out[base + best + ch] = err[ch];
+                    }
+                    continue;
+                }
+                for (ch = 0; ch < c; ch++) {
+                    uint32_t best = 0;
+                    int32_t top = win[ch];
+                    for (ky = 0; ky < kh; ky++) {
+                        const int8_t *p = win + ky * row + ch;
+                        for (kx = 0; kx < kw; kx++, p += c) {
+                            if (*p > top) { /* strictly greater: the first maximum keeps it */
+                                top = *p;
+                                best = ky * row + kx * c;
+                            }
+                        }
+                    }
+                    out[base + best + ch] = err[ch];
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- forward */
+
+/* acc[r][j] = layer L's bias term of channel j, for every position r: the sums start from it.
+ * Returns how many bias terms were clamped to +-2^30, once per position. */
+static inline int32_t fx_bias_terms(const fx_net *net, const fx_layer *L, int32_t shift, uint32_t positions)
+{
+    const uint32_t out_c = L->out_c;
+    uint32_t j, r;
+    int32_t c, clamped = 0;
+    fx_grad_t *t = net->gbias; /* free until the update: holds one term per channel */
+    fx_acc_t *acc = net->acc;
+    for (j = 0; j < out_c; j++) {
+        t[j] = (fx_grad_t)fx_bias_term(net->b[L->b_off + j], shift, &c);
+        clamped += c;
+    }
+    for (r = 0; r < positions; r++, acc += out_c) {
+        for (j = 0; j < out_c; j++) {
+            acc[j] = (fx_acc_t)t[j];
+        }
+    }
+    return clamped * (int32_t)positions;
+}
+
+/* acc[0..n) rounded half up by 2^s into int8 (ReLU: into [0, 127]); returns how many went past 127 */
+static inline int32_t fx_requantise(const fx_acc_t *acc, uint32_t n, int32_t s, uint32_t relu, int8_t *y)
+{
+    uint32_t j;
+    int32_t clipped = 0, lo = relu ? 0 : -128;
+    for (j = 0; j < n; j++) {
+        /* floor(a / 2^s) plus the bit below the cut: half up, with no sum that could overflow */
+#if FX_ACC_WIDE
+        int32_t v = (int32_t)fx_floor_shift(acc[j], s) + (s ? (int32_t)((acc[j] >> (s - 1)) & 1) : 0);
+#else
+        int32_t v = fx_asr32(acc[j], (uint32_t)s) + (s ? (int32_t)(((uint32_t)acc[j] >> (s - 1)) & 1u) : 0);
+#endif
+        clipped += v > 127;
+        v = v > 127 ? 127 : v;
+        y[j] = (int8_t)(v < lo ? lo : v);
+    }
+    return clipped;
 }
 
 /* Integer forward pass of nb samples in acts[0] (exponent e_act[0]); counts saturations if asked. */
 static FX_NOINLINE void fx_forward(const fx_net *net, uint32_t nb, int32_t count)
 {
-    uint32_t l, j, r;
+    uint32_t l;
     for (l = 0; l < net->n_layers; l++) {
         const fx_layer *L = &net->layers[l];
-        uint32_t n = nb * L->n_out, rows = n / L->out_c;
-        int32_t shift, s, clamped = 0, c, clipped = 0;
+        uint32_t n = nb * L->n_out;
+        int32_t clamped, clipped, s;
         if (L->kind == FX_KIND_POOL) {
             fx_pool_fwd(L, net->acts[l], nb, net->acts[l + 1]);
             net->e_act[l + 1] = net->e_act[l];
             continue;
         }
+        clamped = fx_bias_terms(net, L, net->e_act[l] + L->e_w - L->e_b, n / L->out_c);
         if (L->kind == FX_KIND_DENSE) {
-            fx_dense_fwd(L, net->w + L->w_byte, net->acts[l], nb, net->acc);
+            fx_dense_fwd(net, L, net->acts[l], nb, net->acc);
+        } else if (L->kind == FX_KIND_CONV) {
+            fx_conv_fwd(net, L, net->acts[l], nb, net->acc);
         } else {
-            fx_conv_fwd(L, net->w + L->w_byte, net->acts[l], nb, net->acc);
-        }
-        shift = net->e_act[l] + L->e_w - L->e_b;
-        for (j = 0; j < L->out_c; j++) {
-            int64_t t = fx_bias_term(net->b[L->b_off + j], shift, &c);
-            clamped += c;
-            for (r = 0; r < rows; r++) {
-                net->acc[r * L->out_c + j] += (fx_acc_t)t;
-            }
+            fx_unknown_kind(net, L);
+            return;
         }
         s = fx_tensor_shift(net->acc, n);
-        for (j = 0; j < n; j++) {
-            int64_t v = fx_round_shift(net->acc[j], s);
-            clipped += v > 127;
-            net->acts[l + 1][j] = (int8_t)fx_sat(v, L->relu ? 0 : -128, 127);
-        }
+        clipped = fx_requantise(net->acc, n, s, L->relu, net->acts[l + 1]);
         if (count) {
-            net->counters[l * FX_N_SAT + FX_SAT_BIAS] += clamped * (int32_t)rows;
+            net->counters[l * FX_N_SAT + FX_SAT_BIAS] += clamped;
             net->counters[l * FX_N_SAT + FX_SAT_ACT] += clipped;
         }
         net->e_act[l + 1] = net->e_act[l] + L->e_w + s;
@@ -123,27 +282,30 @@ static FX_NOINLINE void fx_forward(const fx_net *net, uint32_t nb, int32_t count
 
 /* --------------------------------------------------------------- the loss */
 
-/* Cross-entropy error p - onehot in Q7 from the int8 logits, integers only (requant.softmax_error_int). */
+/* Cross-entropy error p - onehot in Q7 from the int8 logits, integers only (requant.softmax_error_int).
+ * Each p is at most 2^15 and their total at most classes * 2^15, so p * 128 + total / 2 fits 32 bits:
+ * the division is a 32-bit one (one UDIV where the core has it). */
 static FX_NOINLINE void fx_loss(const fx_net *net, uint32_t nb, int8_t *err)
 {
     uint32_t last = net->n_layers, n, j, c = net->n_classes;
     const int8_t *z = net->acts[last];
     int32_t to_q8 = 15 - FX_EXP2_FRAC_BITS - net->e_act[last], clipped = 0;
-    for (n = 0; n < nb; n++) {
-        int8_t zmax = z[n * c];
-        int64_t total = 0;
-        for (j = 0; j < c; j++) {
-            zmax = z[n * c + j] > zmax ? z[n * c + j] : zmax;
+    for (n = 0; n < nb; n++, z += c, err += c) {
+        int32_t zmax = z[0];
+        uint32_t total = 0;
+        for (j = 1; j < c; j++) {
+            zmax = z[j] > zmax ? z[j] : zmax;
         }
         for (j = 0; j < c; j++) {
-            int64_t t = (int64_t)z[n * c + j] - zmax;
+            int64_t t = (int64_t)z[j] - zmax;
             net->probs[j] = fx_exp2_neg(-fx_round_shift(t * FX_LOG2E_Q15, to_q8));
-            total += net->probs[j];
+            total += (uint32_t)net->probs[j];
         }
         for (j = 0; j < c; j++) {
-            int64_t e = ((int64_t)net->probs[j] * 128 + total / 2) / total - (j == net->labels[n] ? 128 : 0);
+            int32_t e = (int32_t)(((uint32_t)net->probs[j] * 128u + total / 2u) / total)
+                        - (j == net->labels[n] ? 128 : 0);
             clipped += e > 127;
-            err[n * c + j] = (int8_t)fx_sat(e, -128, 127);
+            err[j] = (int8_t)(e > 127 ? 127 : e);
         }
     }
     net->counters[(last - 1) * FX_N_SAT + FX_SAT_ERR] += clipped;
@@ -151,85 +313,31 @@ static FX_NOINLINE void fx_loss(const fx_net *net, uint32_t nb, int8_t *err)
 
 /* ---------------------------------------------------------------- backward */
 
-static inline void fx_dense_back(const fx_layer *L, const uint8_t *wl, const int8_t *err, uint32_t nb,
-                                 fx_acc_t *back)
+/* back[0..n) stochastically rounded by 2^s into int8, one draw per value in order; returns how
+ * many saturated. floor(a / 2^s) plus the carry of (a mod 2^s) + draw: no sum can overflow. */
+static inline int32_t fx_error_below(const fx_acc_t *back, uint32_t n, int32_t s, uint32_t *rng, int8_t *below)
 {
-    uint32_t n, o, i;
-    for (n = 0; n < nb; n++) {
-        for (i = 0; i < L->n_in; i++) {
-            back[n * L->n_in + i] = 0;
+    uint32_t j, r = *rng;
+    int32_t clipped = 0;
+    for (j = 0; j < n; j++) {
+        int32_t v;
+        r = fx_xorshift32(&r);
+#if FX_ACC_WIDE
+        v = (int32_t)fx_sr_shift(back[j], s, r);
+#else
+        if (s == 0) {
+            v = back[j];
+        } else {
+            uint32_t mask = (1u << s) - 1u;
+            v = fx_asr32(back[j], (uint32_t)s) + (int32_t)((((uint32_t)back[j] & mask) + (r & mask)) >> s);
         }
-        for (o = 0; o < L->n_out; o++) {
-            fx_acc_t e = err[n * L->n_out + o];
-            if (e != 0) {
-                for (i = 0; i < L->n_in; i++) {
-                    back[n * L->n_in + i] += e * (fx_acc_t)fx_w_get(wl, o * L->n_in + i);
-                }
-            }
-        }
+#endif
+        clipped += v > 127 || v < -128;
+        v = v > 127 ? 127 : v;
+        below[j] = (int8_t)(v < -128 ? -128 : v);
     }
-}
-
-static inline void fx_conv_back(const fx_layer *L, const uint8_t *wl, const int8_t *err, uint32_t nb,
-                                fx_acc_t *back)
-{
-    uint32_t n, oy, ox, o, ky, kx, c, j;
-    for (j = 0; j < nb * L->n_in; j++) {
-        back[j] = 0;
-    }
-    for (n = 0; n < nb; n++) {
-        for (oy = 0; oy < L->out_h; oy++) {
-            for (ox = 0; ox < L->out_w; ox++) {
-                for (o = 0; o < L->out_c; o++) {
-                    fx_acc_t e = err[((n * L->out_h + oy) * L->out_w + ox) * L->out_c + o];
-                    if (e == 0) {
-                        continue;
-                    }
-                    for (ky = 0; ky < L->k; ky++) {
-                        int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad;
-                        if (iy < 0 || iy >= (int32_t)L->in_h) {
-                            continue;
-                        }
-                        for (kx = 0; kx < L->k; kx++) {
-                            int32_t ix = (int32_t)(ox + kx) - (int32_t)L->pad;
-                            fx_acc_t *pb;
-                            if (ix < 0 || ix >= (int32_t)L->in_w) {
-                                continue;
-                            }
-                            pb = back + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)ix) * L->in_c;
-                            for (c = 0; c < L->in_c; c++) {
-                                pb[c] += e * (fx_acc_t)fx_w_get(wl, ((o * L->k + ky) * L->k + kx) * L->in_c + c);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t *err, uint32_t nb, int8_t *out)
-{
-    uint32_t n, py, px, ch, ky, kx, j, p = L->k;
-    for (j = 0; j < nb * L->n_in; j++) {
-        out[j] = 0;
-    }
-    for (n = 0; n < nb; n++) {
-        for (py = 0; py < L->out_h; py++) {
-            for (px = 0; px < L->out_w; px++) {
-                for (ch = 0; ch < L->in_c; ch++) {
-                    uint32_t best = ((n * L->in_h + py * p) * L->in_w + px * p) * L->in_c + ch;
-                    for (ky = 0; ky < p; ky++) {
-                        for (kx = 0; kx < p; kx++) {
-                            j = ((n * L->in_h + py * p + ky) * L->in_w + px * p + kx) * L->in_c + ch;
-                            best = x[j] > x[best] ? j : best; /* the first maximum, row-major */
-                        }
-                    }
-                    out[best] = err[((n * L->out_h + py) * L->out_w + px) * L->in_c + ch];
-                }
-            }
-        }
-    }
+    *rng = r;
+    return clipped;
 }
 
 /*
@@ -242,31 +350,31 @@ static FX_NOINLINE int32_t fx_backward(const fx_net *net, uint32_t l, int32_t e_
 {
     const fx_layer *L = &net->layers[l];
     uint32_t j, n = nb * L->n_in;
-    int32_t s, clipped = 0;
+    int32_t s;
     if (L->kind == FX_KIND_POOL) {
         fx_pool_back(L, net->acts[l], err, nb, below);
         return e_err;
     }
     if (L->relu) {
-        for (j = 0; j < nb * L->n_out; j++) {
-            err[j] = net->acts[l + 1][j] <= 0 ? 0 : err[j];
+        const int8_t *y = net->acts[l + 1];
+        const uint32_t m = nb * L->n_out; /* a local: the int8 stores below may alias *L */
+        for (j = 0; j < m; j++) {
+            err[j] = y[j] <= 0 ? 0 : err[j];
         }
     }
     if (l == 0) {
         return e_err;
     }
     if (L->kind == FX_KIND_DENSE) {
-        fx_dense_back(L, net->w + L->w_byte, err, nb, net->acc);
+        fx_dense_back(net, L, err, nb, net->acc);
+    } else if (L->kind == FX_KIND_CONV) {
+        fx_conv_back(net, L, err, nb, net->acc);
     } else {
-        fx_conv_back(L, net->w + L->w_byte, err, nb, net->acc);
+        fx_unknown_kind(net, L);
+        return e_err;
     }
     s = fx_tensor_shift(net->acc, n);
-    for (j = 0; j < n; j++) {
-        int64_t v = fx_sr_shift(net->acc[j], s, fx_xorshift32(net->rng));
-        clipped += v > 127 || v < -128;
-        below[j] = (int8_t)fx_sat(v, -128, 127);
-    }
-    net->counters[(l - 1) * FX_N_SAT + FX_SAT_ERR] += clipped;
+    net->counters[(l - 1) * FX_N_SAT + FX_SAT_ERR] += fx_error_below(net->acc, n, s, net->rng, below);
     return e_err + L->e_w + s;
 }
 

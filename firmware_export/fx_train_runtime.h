@@ -71,6 +71,12 @@ typedef int64_t fx_grad_t;
 #else
 typedef int32_t fx_grad_t;
 #endif
+/* The weights' value type in the kernels: int8, or int16 for 16-bit slots. */
+#if FX_SLOT == 16
+typedef int16_t fx_wv_t;
+#else
+typedef int8_t fx_wv_t;
+#endif
 #if FX_PERM_WIDE
 typedef uint32_t fx_perm_t;
 #else
@@ -83,12 +89,31 @@ typedef uint16_t fx_perm_t;
 #define FX_NOINLINE
 #endif
 
-/* One layer, as network.py's desc row. Shapes are (h, w, c); a dense layer sees (1, 1, n). */
+/* Every buffer a kernel reads by words is declared on a word; FX_ALIGNED(p) tells the compiler. */
+#if defined(__GNUC__)
+#define FX_WORD_ALIGNED __attribute__((aligned(4)))
+#else
+#define FX_WORD_ALIGNED
+#endif
+#if defined(__GNUC__)
+#define FX_ALIGNED(p) __builtin_assume_aligned((p), 4)
+#else
+#define FX_ALIGNED(p) (p)
+#endif
+
+/* n rounded up to a multiple of 4: a row stride that keeps every row on a word. */
+#define FX_PAD4(n) (((uint32_t)(n) + 3u) & ~3u)
+
+/* One layer, as network.py's desc row. Shapes are (h, w, c); a dense layer sees (1, 1, n).
+ * A kernel (conv) or window (pool) is kh x kw; pad_h and pad_w are the zero rows above and
+ * columns left of the input ("same" pads as many below and right). Weight row o (a dense
+ * output or a conv filter) starts at byte w_byte + o * row_bytes: rows are padded to whole
+ * words so the kernels can read them a word at a time. */
 typedef struct {
-    uint8_t kind, relu, k, pad;
+    uint8_t kind, relu, kh, kw, pad_h, pad_w;
     uint32_t in_h, in_w, in_c, out_h, out_w, out_c;
     uint32_t n_in, n_out, n_w, fan_in; /* values per sample; weights; weights per output */
-    uint32_t w_off, w_byte, b_off;     /* first weight, its byte in the packed array, first bias */
+    uint32_t w_off, w_byte, row_bytes, b_off; /* first weight, its byte, bytes per weight row, first bias */
     int32_t e_w, e_b;                  /* weight and bias exponents, fixed at initialisation */
 } fx_layer;
 
@@ -105,7 +130,9 @@ typedef struct {
     int8_t *const *acts;   /* acts[0]: input batch; acts[l + 1]: output of layer l */
     uint8_t *labels;
     fx_acc_t *acc;
-    int8_t *err;           /* error ping-pong: 2 * batch * widest */
+    int8_t *err;           /* error ping-pong: two halves of PAD4(batch * widest) */
+    int8_t *opa, *opb;     /* word-aligned operand scratch: activations / im2col, and errors */
+    fx_wv_t *rows;         /* weight rows unpacked from sub-byte slots, or a transposed block */
     fx_grad_t *grad, *gbias;
     int32_t *probs, *e_act, *counters;
     fx_perm_t *perm;
@@ -114,42 +141,131 @@ typedef struct {
 
 /* ------------------------------------------------------- packed weights */
 
-/* Weight i of a layer packed at FX_SLOT bits (a constant: the branches fold away). Slots of
+/* Value j of a packed weight row at FX_SLOT bits (a constant: the branches fold away). Slots of
  * 1, 2, 4 and 8 bits are the inference runtime's format, decoded by its fx_weight. */
-static inline int32_t fx_w_get(const uint8_t *w, uint32_t i)
+static inline int32_t fx_slot_get(const uint8_t *row, uint32_t j)
 {
     if (FX_SLOT == 16) {
-        uint32_t v = (uint32_t)w[2u * i] | ((uint32_t)w[2u * i + 1u] << 8);
+        uint32_t v = (uint32_t)row[2u * j] | ((uint32_t)row[2u * j + 1u] << 8);
         return (int32_t)v - (int32_t)((v & 0x8000u) << 1);
     }
-    return fx_weight(w, i, FX_SLOT);
+    return fx_weight(row, j, FX_SLOT);
 }
 
-/* Rewrite weight i's slot with v (in range for FX_BITS; b = 1 stores +1 as bit 1). */
-static inline void fx_w_set(uint8_t *w, uint32_t i, int32_t v)
+/* Rewrite value j of a packed row with v (in range for FX_BITS; b = 1 stores +1 as bit 1). */
+static inline void fx_slot_set(uint8_t *row, uint32_t j, int32_t v)
 {
-    uint32_t u = (uint32_t)v, sh, mask;
+    uint32_t u = (uint32_t)v, sh;
     switch (FX_SLOT) {
     case 1:
-        mask = 1u << (i & 7u);
-        w[i >> 3] = (uint8_t)(v > 0 ? (w[i >> 3] | mask) : (w[i >> 3] & ~mask));
+        sh = j & 7u;
+        row[j >> 3] = (uint8_t)((row[j >> 3] & ~(1u << sh)) | ((uint32_t)(v > 0) << sh));
         break;
     case 2:
-        sh = (i & 3u) * 2u;
-        w[i >> 2] = (uint8_t)((w[i >> 2] & ~(3u << sh)) | ((u & 3u) << sh));
+        sh = (j & 3u) * 2u;
+        row[j >> 2] = (uint8_t)((row[j >> 2] & ~(3u << sh)) | ((u & 3u) << sh));
         break;
     case 4:
-        sh = (i & 1u) * 4u;
-        w[i >> 1] = (uint8_t)((w[i >> 1] & ~(15u << sh)) | ((u & 15u) << sh));
+        sh = (j & 1u) * 4u;
+        row[j >> 1] = (uint8_t)((row[j >> 1] & ~(15u << sh)) | ((u & 15u) << sh));
         break;
     case 8:
-        w[i] = (uint8_t)(u & 0xFFu);
+        row[j] = (uint8_t)(u & 0xFFu);
         break;
     default:
-        w[2u * i] = (uint8_t)(u & 0xFFu);
-        w[2u * i + 1u] = (uint8_t)((u >> 8) & 0xFFu);
+        row[2u * j] = (uint8_t)(u & 0xFFu);
+        row[2u * j + 1u] = (uint8_t)((u >> 8) & 0xFFu);
         break;
     }
+}
+
+/* Weight i of layer L (row i / fan_in, slot i % fan_in), from the layer's packed rows wl. */
+static inline int32_t fx_w_get(const fx_layer *L, const uint8_t *wl, uint32_t i)
+{
+    return fx_slot_get(wl + (i / L->fan_in) * L->row_bytes, i % L->fan_in);
+}
+
+/* Field k (0 = lowest) of FX_SLOT bits in byte b, sign-extended by two shifts; b = 1: bit 1 is +1 */
+#define FX_FIELD(b, k)                                                                               \
+    (FX_SLOT == 1 ? 2 * (int32_t)(((b) >> (k)) & 1u) - 1                                             \
+                  : fx_asr32((int32_t)((uint32_t)(b) << (32u - FX_SLOT * ((k) + 1u))), 32u - FX_SLOT))
+/* Field k of value v, in place in a byte (v in range for FX_BITS). */
+#define FX_PUT(v, k) ((FX_SLOT == 1 ? (uint32_t)((v) > 0) : (uint32_t)(v) & ((1u << FX_SLOT) - 1u)) << (FX_SLOT * (k)))
+
+/* The f values of one packed row, a whole byte of slots at a time (written out: the loop over a
+ * byte's slots would cost more than the slots); values past f, up to a word, come out zero. */
+static inline void fx_unpack_row(const uint8_t *row, uint32_t f, fx_wv_t *d)
+{
+    uint32_t j = 0;
+#if FX_SLOT < 8
+    const uint32_t per = 8u / FX_SLOT, full = f / per * per;
+    for (; j < full; j += per) {
+        uint32_t b = row[j / per];
+        d[j] = (fx_wv_t)FX_FIELD(b, 0u);
+        d[j + 1u] = (fx_wv_t)FX_FIELD(b, 1u);
+#if FX_SLOT <= 2
+        d[j + 2u] = (fx_wv_t)FX_FIELD(b, 2u);
+        d[j + 3u] = (fx_wv_t)FX_FIELD(b, 3u);
+#endif
+#if FX_SLOT == 1
+        d[j + 4u] = (fx_wv_t)FX_FIELD(b, 4u);
+        d[j + 5u] = (fx_wv_t)FX_FIELD(b, 5u);
+        d[j + 6u] = (fx_wv_t)FX_FIELD(b, 6u);
+        d[j + 7u] = (fx_wv_t)FX_FIELD(b, 7u);
+#endif
+    }
+#endif
+    for (; j < f; j++) {
+        d[j] = (fx_wv_t)fx_slot_get(row, j);
+    }
+    for (; j < FX_PAD4(f); j++) {
+        d[j] = 0;
+    }
+}
+
+/* Pack f values (in range for FX_BITS) into a row: the inverse of fx_unpack_row. */
+static inline void fx_pack_row(const fx_wv_t *v, uint32_t f, uint8_t *row)
+{
+    uint32_t j = 0;
+#if FX_SLOT < 8
+    const uint32_t per = 8u / FX_SLOT, full = f / per * per;
+    for (; j < full; j += per) {
+        uint32_t b = FX_PUT(v[j], 0u) | FX_PUT(v[j + 1u], 1u);
+#if FX_SLOT <= 2
+        b |= FX_PUT(v[j + 2u], 2u) | FX_PUT(v[j + 3u], 3u);
+#endif
+#if FX_SLOT == 1
+        b |= FX_PUT(v[j + 4u], 4u) | FX_PUT(v[j + 5u], 5u) | FX_PUT(v[j + 6u], 6u) | FX_PUT(v[j + 7u], 7u);
+#endif
+        row[j / per] = (uint8_t)b;
+    }
+#endif
+    for (; j < f; j++) {
+        fx_slot_set(row, j, v[j]);
+    }
+}
+
+/* Unpack rows [o, o + n) of layer L into values on the word stride FX_PAD4(fan_in), zero padded. */
+static inline void fx_unpack_rows(const fx_layer *L, const uint8_t *wl, uint32_t o, uint32_t n, fx_wv_t *dst)
+{
+    uint32_t r;
+    for (r = 0; r < n; r++) {
+        fx_unpack_row(wl + (o + r) * L->row_bytes, L->fan_in, dst + r * FX_PAD4(L->fan_in));
+    }
+}
+
+/* Rows [o, o + n) of layer L as values: straight from storage for 8- and 16-bit slots (rows are
+ * padded to words), else unpacked into scratch. *stride gets the row stride in values. */
+static inline const fx_wv_t *fx_weight_rows(const fx_layer *L, const uint8_t *wl, uint32_t o, uint32_t n,
+                                            fx_wv_t *scratch, uint32_t *stride)
+{
+    if (FX_SLOT >= 8) {
+        *stride = L->row_bytes / (uint32_t)sizeof(fx_wv_t);
+        return (const fx_wv_t *)FX_ALIGNED(wl + o * L->row_bytes);
+    }
+    *stride = FX_PAD4(L->fan_in);
+    fx_unpack_rows(L, wl, o, n, scratch);
+    return scratch;
 }
 
 /* ------------------------------------------------------- rounding helpers */
@@ -164,17 +280,26 @@ static inline int32_t fx_bitlen64(uint64_t x)
     return n;
 }
 
-/* The shift that brings max|a[0..n)| into int8: max(0, bitlen - 7) (requant.tensor_shift). */
+/* The shift that brings max|a[0..n)| into int8: max(0, bitlen - 7) (requant.tensor_shift).
+ * bitlen of an OR is the largest bitlen, so OR-ing the magnitudes finds it without compares. */
 static inline int32_t fx_tensor_shift(const fx_acc_t *a, uint32_t n)
 {
-    int64_t hi = 0, lo = 0;
     uint32_t j;
     int32_t b;
+#if FX_ACC_WIDE
+    uint64_t m = 0;
     for (j = 0; j < n; j++) {
-        hi = a[j] > hi ? a[j] : hi;
-        lo = a[j] < lo ? a[j] : lo;
+        uint64_t sgn = (uint64_t)(a[j] < 0 ? -1 : 0);
+        m |= ((uint64_t)a[j] ^ sgn) - sgn;
     }
-    b = fx_bitlen64((uint64_t)(hi > -lo ? hi : -lo)) - 7;
+#else
+    uint32_t m = 0;
+    for (j = 0; j < n; j++) {
+        uint32_t sgn = (uint32_t)fx_asr32(a[j], 31);
+        m |= ((uint32_t)a[j] ^ sgn) - sgn;
+    }
+#endif
+    b = fx_bitlen64(m) - 7;
     return b > 0 ? b : 0;
 }
 
@@ -215,6 +340,21 @@ static inline int32_t fx_exp2_neg(int64_t a_q8)
     return fx_exp2_neg_q15((uint8_t)(a_q8 & ((1 << FX_EXP2_FRAC_BITS) - 1))) >> ip;
 }
 
+/* A layer kind this runtime does not know: stop, rather than run it as another kind. The
+ * generated table holds only known kinds, so reaching this is a broken build. */
+static inline void fx_unknown_kind(const fx_net *net, const fx_layer *L)
+{
+    (void)net;
+    (void)L;
+#if defined(__GNUC__)
+    __builtin_trap();
+#else
+    for (;;) {
+    }
+#endif
+}
+
+#include "fx_train_kernels.h"
 #if FX_TRAIN_BC
 #include "fx_train_bc.h"
 #endif

@@ -1,60 +1,95 @@
 /*
  * fx_train_update.h -- gradients, weight updates, the step and the epoch of fx_train_runtime.h (included by it).
+ *
+ * The weight gradient is a block of dot products over the batch: the layer's inputs and
+ * errors are transposed once (batch-major rows, fx_gradient_operands), so each gradient
+ * value is one row against another. A dense layer forms one output row of the gradient
+ * at a time and applies it before the next (the gradient buffer holds one row); a conv
+ * layer, whose filters are few, forms all of them first. Either way the draws come in
+ * the simulator's order: per weight, in weight order, then per bias.
  */
 #ifndef FX_TRAIN_UPDATE_H
 #define FX_TRAIN_UPDATE_H
 
-/* Gradient of output row o (filter o for conv) into grad[0..fan_in), and its bias gradient. */
-static inline fx_grad_t fx_gradient_row(const fx_layer *L, const int8_t *x, const int8_t *err, uint32_t nb,
-                                        uint32_t o, fx_grad_t *grad)
+/* ------------------------------------------------------------- gradients */
+
+/* Where a layer's transposed gradient operands go: the accumulator, which no one needs during the
+ * update, when they fit it (FX_ACC_BYTES); else the operand scratch. */
+static inline int8_t *fx_operand_base(const fx_net *net, uint32_t bytes, int8_t *scratch)
 {
-    uint32_t n, i, oy, ox, ky, kx, c;
+    return bytes <= FX_ACC_BYTES ? (int8_t *)net->acc : scratch;
+}
+
+/* A dense layer's inputs and errors transposed to xt [n_in][PAD4(nb)] and et [n_out][PAD4(nb)];
+ * returns xt, and et in *et. */
+static inline const int8_t *fx_gradient_operands(const fx_net *net, const fx_layer *L, const int8_t *x,
+                                                 const int8_t *err, uint32_t nb, const int8_t **et)
+{
+    uint32_t bs = FX_PAD4(nb);
+    int8_t *xt = fx_operand_base(net, (L->n_in + L->n_out) * bs, net->opa);
+    int8_t *e = xt == (int8_t *)net->acc ? xt + L->n_in * bs : net->opb;
+    fx_transpose8(x, L->n_in, L->n_in, nb, xt, bs);
+    fx_transpose8(err, L->n_out, L->n_out, nb, e, bs);
+    *et = e;
+    return xt;
+}
+
+/* Gradient of dense output row o, grad[i] = sum over the batch of err[n][o] x[n][i], from the
+ * transposed operands; returns the row's bias gradient. */
+static inline fx_grad_t fx_gradient_row(const fx_layer *L, const int8_t *xt, const int8_t *et, uint32_t o,
+                                        uint32_t nb, fx_grad_t *grad)
+{
+    uint32_t i, bs = FX_PAD4(nb);
+    const int8_t *e = et + o * bs;
     fx_grad_t gb = 0;
-    for (i = 0; i < L->fan_in; i++) {
+    for (i = 0; i < nb; i++) {
+        gb += e[i];
+    }
+    for (i = 0; i < L->n_in; i++) {
         grad[i] = 0;
     }
-    if (L->kind == FX_KIND_DENSE) {
-        for (n = 0; n < nb; n++) {
-            fx_grad_t e = err[n * L->n_out + o];
-            gb += e;
-            if (e != 0) {
-                for (i = 0; i < L->n_in; i++) {
-                    grad[i] += e * (fx_grad_t)x[n * L->n_in + i];
-                }
-            }
-        }
-        return gb;
-    }
-    for (n = 0; n < nb; n++) {
-        for (oy = 0; oy < L->out_h; oy++) {
-            for (ox = 0; ox < L->out_w; ox++) {
-                fx_grad_t e = err[((n * L->out_h + oy) * L->out_w + ox) * L->out_c + o];
-                gb += e;
-                if (e == 0) {
-                    continue;
-                }
-                for (ky = 0; ky < L->k; ky++) {
-                    int32_t iy = (int32_t)(oy + ky) - (int32_t)L->pad;
-                    if (iy < 0 || iy >= (int32_t)L->in_h) {
-                        continue;
-                    }
-                    for (kx = 0; kx < L->k; kx++) {
-                        int32_t ix = (int32_t)(ox + kx) - (int32_t)L->pad;
-                        const int8_t *px;
-                        if (ix < 0 || ix >= (int32_t)L->in_w) {
-                            continue;
-                        }
-                        px = x + ((n * L->in_h + (uint32_t)iy) * L->in_w + (uint32_t)ix) * L->in_c;
-                        for (c = 0; c < L->in_c; c++) {
-                            grad[(ky * L->k + kx) * L->in_c + c] += e * (fx_grad_t)px[c];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    fx_dot_g(xt, bs, L->n_in, e, 0u, 1u, nb, grad, 0u);
     return gb;
 }
+
+/* All of a conv layer's gradient, grad [out_c][fan_in] and gbias [out_c]: the output positions of
+ * the batch in chunks of FX_GRAD_CHUNK, each chunk's taps and errors transposed (a row per tap,
+ * a row per filter), then every filter's errors against every tap row. */
+static inline void fx_gradient_conv(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
+                                    uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
+{
+    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, per = L->out_h * ow, total = nb * per;
+    uint32_t p0, j, o, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of position p0 + j, stepped along */
+    int8_t *ct = fx_operand_base(net, (f + out_c) * FX_GRAD_CHUNK, net->opa);
+    int8_t *et = ct == (int8_t *)net->acc ? ct + f * FX_GRAD_CHUNK : net->opb;
+    for (j = 0; j < out_c * f; j++) {
+        grad[j] = 0;
+    }
+    for (o = 0; o < out_c; o++) {
+        gbias[o] = 0;
+    }
+    for (p0 = 0; p0 < total; p0 += FX_GRAD_CHUNK) {
+        uint32_t m = total - p0 < FX_GRAD_CHUNK ? total - p0 : FX_GRAD_CHUNK;
+        for (j = 0; j < m; j++) {
+            const int8_t *e = err + (p0 + j) * out_c;
+            fx_im2col(L, x, n, oy, ox, ct + j, FX_GRAD_CHUNK);
+            for (o = 0; o < out_c; o++) {
+                et[o * FX_GRAD_CHUNK + j] = e[o];
+                gbias[o] += e[o];
+            }
+            if (++ox == ow) {
+                ox = 0;
+                if (++oy * ow == per) {
+                    oy = 0;
+                    n++;
+                }
+            }
+        }
+        fx_dot_g(ct, FX_GRAD_CHUNK, f, et, FX_GRAD_CHUNK, out_c, m, grad, f);
+    }
+}
+
+/* --------------------------------------------------------------- updates */
 
 #if FX_METHOD != FX_METHOD_BC
 /* One weight's step on the b-bit grid: w - Q(x / 2^s), or b = 1's coin flip (updates.py _grid_step). */
@@ -79,47 +114,254 @@ static inline int32_t fx_grid_step(int32_t w, int64_t x, int32_t s, int32_t qmax
 #endif
 }
 
-/* SR or R update of row o's weights from its gradient (and momentum), in weight order. */
-static inline void fx_update_row(const fx_net *net, uint32_t l, uint32_t o, int32_t s, const fx_grad_t *grad)
+/* The general update of one row: any shift, momentum, binary weights, int64 steps. */
+static inline int32_t fx_update_general(const fx_net *net, const fx_layer *L, uint32_t o, int32_t s,
+                                        const fx_grad_t *grad, uint8_t *row)
 {
-    const fx_layer *L = &net->layers[l];
-    uint8_t *wl = net->w + L->w_byte;
-    int32_t *cnt = net->counters + l * FX_N_SAT;
-    uint32_t j, i0 = o * L->fan_in;
+    int32_t clipped = 0;
+    uint32_t j;
+#if FX_MOMENTUM
+    int16_t *vel = (int16_t *)net->mom + L->w_off + o * L->fan_in;
+#else
+    (void)L;
+    (void)o;
+#endif
     for (j = 0; j < L->fan_in; j++) {
         int64_t mg = net->m * (int64_t)grad[j];
-        int32_t w = fx_w_get(wl, i0 + j);
+        int32_t w = fx_slot_get(row, j);
 #if FX_MOMENTUM
-        int16_t *vel = (int16_t *)net->mom + L->w_off + i0 + j;
-        int64_t v = (int64_t)*vel - fx_round_shift(*vel, net->mom_j) + fx_rounded(mg, s - FX_MOM_FRAC_BITS, net->rng);
-        cnt[FX_SAT_MOM] += v > 32767 || v < -32768;
-        *vel = (int16_t)fx_sat(v, -32768, 32767);
-        w = fx_grid_step(w, *vel, FX_MOM_FRAC_BITS, net->qmax, net->rng, &cnt[FX_SAT_WEIGHT]);
+        int64_t v = (int64_t)vel[j] - fx_round_shift(vel[j], net->mom_j) + fx_rounded(mg, s - FX_MOM_FRAC_BITS, net->rng);
+        net->counters[(uint32_t)(L - net->layers) * FX_N_SAT + FX_SAT_MOM] += v > 32767 || v < -32768;
+        vel[j] = (int16_t)fx_sat(v, -32768, 32767);
+        w = fx_grid_step(w, vel[j], FX_MOM_FRAC_BITS, net->qmax, net->rng, &clipped);
 #else
-        w = fx_grid_step(w, mg, s, net->qmax, net->rng, &cnt[FX_SAT_WEIGHT]);
+        w = fx_grid_step(w, mg, s, net->qmax, net->rng, &clipped);
 #endif
-        fx_w_set(wl, i0 + j, w);
+        fx_slot_set(row, j, w);
     }
+    return clipped;
+}
+
+/* The rounding's addend for one weight: SR's draw below 2^s, or R's half. */
+#if FX_METHOD == FX_METHOD_SR
+#define FX_ADDEND(r, a) ((r) ^= (r) << 13, (r) ^= (r) >> 17, (r) ^= (r) << 5, (int32_t)((r) & (a)))
+#else
+#define FX_ADDEND(r, a) ((void)(r), (int32_t)(a))
+#endif
+
+/* One weight on the grid: clamp v to +-qmax. On the DSP cores SSAT clamps to [-qmax - 1, qmax] in
+ * one instruction and the second, negated, closes the bottom: the grid is symmetric. */
+static inline int32_t fx_clamp_q(int32_t v, int32_t qmax)
+{
+#if FX_DSP
+    (void)qmax;
+    return -__ssat(-__ssat(v, FX_BITS), FX_BITS);
+#else
+    v = v > qmax ? qmax : v;
+    return v < -qmax ? -qmax : v;
+#endif
+}
+
+#if FX_DSP && FX_METHOD == FX_METHOD_SR && !FX_GRAD_WIDE && FX_BITS > 1 && FX_BITS <= 8
+/*
+ * SR's update of n4 (a multiple of 4) int8 weights on a DSP core, a word of four weights a trip:
+ * per weight the draw (three EORs), m G + (draw & mask) (one MLA), the shift, then the clamp to
+ * +-qmax as SSAT of the negated value, negated and SSAT again (the grid is symmetric, SSAT's range
+ * is not), and a compare that counts the clamp; the four results go back as one word. Written out
+ * because gcc 12 spends a third more instructions on the same C; inlined, so a row pays no call. Returns how
+ * many saturated.
+ */
+static inline int32_t fx_update_sr_dsp(int8_t *w, const int32_t *grad, uint32_t n4, int32_t m, uint32_t s,
+                                            uint32_t mask, uint32_t *rng)
+{
+    uint32_t r = *rng, ww, ow, g0, g1, t;
+    int32_t clipped = 0;
+    const int8_t *end = w + n4;
+    if (n4 == 0u) {
+        return 0;
+    }
+#define FX_SR_WEIGHT(g, lsb)                                                   \
+    "eor %[r], %[r], %[r], lsl #13\n\t"                                        \
+    "eor %[r], %[r], %[r], lsr #17\n\t"                                        \
+    "eor %[r], %[r], %[r], lsl #5\n\t"                                         \
+    "and %[t], %[r], %[mask]\n\t"                                             \
+    "mla %[t], %[m], %[" g "], %[t]\n\t"                                       \
+    "asr %[t], %[t], %[s]\n\t"                                                \
+    "sxtb %[" g "], %[ww], ror #" lsb "\n\t"                                   \
+    "sub %[t], %[t], %[" g "]\n\t"                                            \
+    "ssat %[" g "], %[b], %[t]\n\t"                                           \
+    "rsb %[" g "], %[" g "], #0\n\t"                                          \
+    "ssat %[" g "], %[b], %[" g "]\n\t"                                       \
+    "cmn %[" g "], %[t]\n\t"                                                  \
+    "it ne\n\t"                                                               \
+    "addne %[cnt], %[cnt], #1\n\t"                                            \
+    "bfi %[ow], %[" g "], #" lsb ", #8\n\t"
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "1:\n\t"
+        "ldr %[ww], [%[w]]\n\t"
+        "ldrd %[g0], %[g1], [%[grad]], #8\n\t"
+        FX_SR_WEIGHT("g0", "0")
+        FX_SR_WEIGHT("g1", "8")
+        "ldrd %[g0], %[g1], [%[grad]], #8\n\t"
+        FX_SR_WEIGHT("g0", "16")
+        FX_SR_WEIGHT("g1", "24")
+        "str %[ow], [%[w]], #4\n\t"
+        "cmp %[w], %[end]\n\t"
+        "bne 1b\n\t"
+        : [r] "+r"(r), [cnt] "+r"(clipped), [w] "+r"(w), [grad] "+r"(grad), [ww] "=&r"(ww), [ow] "=&r"(ow),
+          [g0] "=&r"(g0), [g1] "=&r"(g1), [t] "=&r"(t)
+        : [mask] "r"(mask), [m] "r"(m), [s] "r"(s), [end] "r"(end), [b] "I"(FX_BITS)
+        : "cc", "memory");
+#undef FX_SR_WEIGHT
+    *rng = r;
+    return clipped;
+}
+#endif
+
+/*
+ * The common update, branch-free per weight: w = sat(w - (m G + addend) / 2^s) in 32 bits, when
+ * the layer's bound on m |G| plus 2^s fits them (fx_update decides), on int8 values in place, two
+ * weights a trip. Returns how many saturated.
+ */
+static inline int32_t fx_update_values(int8_t *w, const fx_grad_t *grad, uint32_t n, int32_t m, int32_t s,
+                                       int32_t qmax, uint32_t *rng)
+{
+    uint32_t j, r = *rng;
+    int32_t clipped = 0;
+#if FX_METHOD == FX_METHOD_SR
+    const uint32_t a = (1u << s) - 1u; /* the draw's low s bits */
+#else
+    const int32_t a = (int32_t)1 << (s - 1);
+#endif
+#if FX_DSP && FX_METHOD == FX_METHOD_SR && !FX_GRAD_WIDE && FX_BITS > 1 && FX_BITS <= 8
+    clipped = fx_update_sr_dsp(w, grad, n & ~3u, m, (uint32_t)s, a, &r);
+    j = n & ~3u;
+#else
+    j = 0;
+#endif
+    for (; j + 2u <= n; j += 2u) {
+        int32_t v0, v1, c0, c1;
+        v0 = w[j] - fx_asr32(m * (int32_t)grad[j] + FX_ADDEND(r, a), (uint32_t)s);
+        v1 = w[j + 1u] - fx_asr32(m * (int32_t)grad[j + 1u] + FX_ADDEND(r, a), (uint32_t)s);
+        c0 = fx_clamp_q(v0, qmax);
+        c1 = fx_clamp_q(v1, qmax);
+        clipped += (c0 != v0) + (c1 != v1);
+        w[j] = (int8_t)c0;
+        w[j + 1u] = (int8_t)c1;
+    }
+    if (j < n) {
+        int32_t v = w[j] - fx_asr32(m * (int32_t)grad[j] + FX_ADDEND(r, a), (uint32_t)s), c = fx_clamp_q(v, qmax);
+        clipped += c != v;
+        w[j] = (int8_t)c;
+    }
+    *rng = r;
+    return clipped;
+}
+
+#if FX_BITS == 1
+/*
+ * Binary weights in 32 bits (updates.py _grid_step for b = 1): the value w 2^16 minus the step
+ * rounded half up to 2^-16, clipped to +-2^16, then SR's coin (+1 with probability (v + 1) / 2,
+ * one draw) or R's sign. fx_update_fast admits it only where s >= 17, so the step is a right
+ * shift, and m G + 2^s fits 31 bits. Returns how many were clipped.
+ */
+static inline int32_t fx_update_binary(int8_t *w, const fx_grad_t *grad, uint32_t n, int32_t m, int32_t s,
+                                       uint32_t *rng)
+{
+    const int32_t one = (int32_t)1 << FX_BINARY_FRAC_BITS, sh = s - FX_BINARY_FRAC_BITS, half = 1 << (sh - 1);
+    uint32_t j, r = *rng;
+    int32_t clipped = 0;
+    for (j = 0; j < n; j++) {
+        int32_t v = w[j] * one - fx_asr32(m * (int32_t)grad[j] + half, (uint32_t)sh), c;
+        c = v > one ? one : (v < -one ? -one : v);
+        clipped += c != v;
+#if FX_METHOD == FX_METHOD_SR
+        r = fx_xorshift32(&r);
+        /* (c + one + draw's low 17 bits) >> 17 is 0 or 1, all in 32 bits: c + one <= 2^17 */
+        w[j] = (int8_t)(2 * (int32_t)(((uint32_t)(c + one) + (r & ((2u << FX_BINARY_FRAC_BITS) - 1u)))
+                                      >> (FX_BINARY_FRAC_BITS + 1)) - 1);
+#else
+        w[j] = (int8_t)(c >= 0 ? 1 : -1);
+#endif
+    }
+    *rng = r;
+    return clipped;
+}
+#endif
+
+/* SR or R update of row o's weights from its gradient, in weight order; `fast` from fx_update. */
+static inline void fx_update_row(const fx_net *net, const fx_layer *L, uint32_t o, int32_t s,
+                                 const fx_grad_t *grad, uint32_t fast)
+{
+    uint8_t *row = net->w + L->w_byte + o * L->row_bytes;
+    int32_t *cnt = net->counters + (uint32_t)(L - net->layers) * FX_N_SAT;
+#if !FX_MOMENTUM && FX_SLOT <= 8
+    if (fast) {
+        uint32_t f = L->fan_in;
+        int8_t *v = FX_SLOT == 8 ? (int8_t *)row : net->rows;
+        if (FX_SLOT != 8) {
+            fx_unpack_rows(L, net->w + L->w_byte, o, 1u, net->rows);
+        }
+#if FX_BITS == 1
+        cnt[FX_SAT_WEIGHT] += fx_update_binary(v, grad, f, (int32_t)net->m, s, net->rng);
+#else
+        cnt[FX_SAT_WEIGHT] += fx_update_values(v, grad, f, (int32_t)net->m, s, net->qmax, net->rng);
+#endif
+        if (FX_SLOT != 8) {
+            fx_pack_row(v, f, row);
+        }
+        return;
+    }
+#endif
+    (void)fast;
+    cnt[FX_SAT_WEIGHT] += fx_update_general(net, L, o, s, grad, row);
+}
+
+/* Whether fx_update_values can take layer L's step: 0 < s <= 30, and the largest m |G| (|err|, |x|
+ * at most 128, over every sum a weight's gradient adds) plus 2^s stays below 2^31 */
+static inline uint32_t fx_update_fast(const fx_net *net, const fx_layer *L, uint32_t nb, int32_t s)
+{
+    uint64_t g = (uint64_t)nb * L->out_h * L->out_w * 16384u;
+    /* binary weights scale the step by 2^-(s - 16): a right shift only from s = 17 on */
+    return s >= (FX_BITS == 1 ? 17 : 1) && s <= 30 && (uint64_t)net->m * g + ((uint64_t)1 << s) < ((uint64_t)1 << 31);
 }
 #endif
 
 /*
  * Gradients and updates of layer l, one output row at a time (the row's gradient is
- * applied before the next row is formed), then the biases: the simulator's draw order.
+ * applied before the next row), then the biases: the simulator's draw order.
  */
 static FX_NOINLINE void fx_update(const fx_net *net, uint32_t l, int32_t e_err, const int8_t *err, uint32_t nb)
 {
     const fx_layer *L = &net->layers[l];
     int32_t e_g = e_err + net->e_act[l]; /* gradient exponent: error times input */
     int32_t s = L->e_w + net->k - e_g, *cnt = net->counters + l * FX_N_SAT;
-    uint32_t o;
-    for (o = 0; o < L->out_c; o++) {
-        net->gbias[o] = fx_gradient_row(L, net->acts[l], err, nb, o, net->grad);
+    uint32_t o, conv = L->kind == FX_KIND_CONV;
 #if FX_METHOD == FX_METHOD_BC
-        (void)s;
-        fx_bc_update_row(net, l, o, e_g, net->grad);
+    fx_bc_step bc = fx_bc_begin(net, L, e_g);
+    (void)s;
 #else
-        fx_update_row(net, l, o, s, net->grad);
+    uint32_t fast = fx_update_fast(net, L, nb, s);
+#endif
+    const int8_t *xt = NULL, *et = NULL;
+    if (conv) {
+        fx_gradient_conv(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+    } else if (L->kind == FX_KIND_DENSE) {
+        xt = fx_gradient_operands(net, L, net->acts[l], err, nb, &et);
+    } else {
+        fx_unknown_kind(net, L);
+        return;
+    }
+    for (o = 0; o < L->out_c; o++) {
+        const fx_grad_t *g = conv ? net->grad + o * L->fan_in : net->grad;
+        if (!conv) {
+            net->gbias[o] = fx_gradient_row(L, xt, et, o, nb, net->grad);
+        }
+#if FX_METHOD == FX_METHOD_BC
+        fx_bc_update_row(net, L, o, &bc, g);
+#else
+        fx_update_row(net, L, o, s, g, fast);
 #endif
     }
     for (o = 0; o < L->out_c; o++) { /* the bias gradient's exponent is the error's alone */
@@ -135,7 +377,7 @@ static FX_NOINLINE void fx_update(const fx_net *net, uint32_t l, int32_t e_err, 
 /* One training step on the batch already in acts[0] and labels. */
 static inline void fx_step(const fx_net *net)
 {
-    uint32_t l, cur = 0, half = net->batch * net->widest;
+    uint32_t l, cur = 0, half = FX_PAD4(net->batch * net->widest); /* each half on a word */
     int32_t e_err = FX_SOFTMAX_EXPONENT;
     net->e_act[0] = net->e_x;
     fx_forward(net, net->batch, 1);

@@ -8,7 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
-__version__ = "0.2.0"
+from ._version import __version__
+
 __all__ = ["train", "simulate", "compare", "export", "verify", "measure", "__version__"]
 
 _PACKAGE = Path(__file__).resolve().parent

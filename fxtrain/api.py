@@ -168,7 +168,7 @@ def _measurable(target):
     core Unicorn cannot run, and for missing extras."""
     import shutil
 
-    from .firmware.measure import measurable, require_extras
+    from .measuring.measure import measurable, require_extras
     measurable(target)
     require_extras()
     if shutil.which("arm-none-eabi-gcc") is None:
@@ -190,7 +190,7 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
         ensure_dir(Path(plot).parent, "plot folder")  # refuse a bad path before any training
     res = build(target, cfg.check(), tuple(bits), do_train=train, on_run=on_run)
     if plot:
-        from .cli.plots import plot_memory
+        from .plots import plot_memory
         plot_memory(res["rows"], res["target"], plot)
     return CompareResult(res["target"], res["arch"], res["batch"], res["rows"], res["widths"],
                          Path(plot) if plot else None)
@@ -207,8 +207,14 @@ def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, to="c
     With ``train_step`` (C only), also the on-device training runtime and the run's
     current state, so a device continues the run bit for bit (``PREFIX_train.h``).
     """
-    from .firmware.export import export_run
-    s = export_run(run_dir, out, prefix, target, pack, vectors, to, rounding, train_step)
+    from .firmware.export import export_settings
+    to, rounding = export_settings(to, rounding, pack, train_step)
+    if to == "tflite":  # the one place that picks the format: the C stage knows nothing of TFLite
+        from .tflite.export import export_run as export_tflite
+        s = export_tflite(run_dir, out, prefix, target, vectors)
+    else:
+        from .firmware.export import export_run
+        s = export_run(run_dir, out, prefix, target, pack, vectors, rounding, train_step)
     res = ExportResult(out=Path(out), arena_bytes=s.get("arena_bytes"), **{k: s[k] for k in (
         "files", "hash", "flash_bytes", "flash_bytes_unpacked", "flash_bytes_packed", "scratch_bytes",
         "n_vectors", "packed", "test_accuracy", "deployed_test_accuracy", "to", "rounding", "train_files")})
@@ -222,7 +228,7 @@ def _inference_cycles(out, target):
     import shutil
 
     from .errors import FxtrainError, TargetError
-    from .firmware.measure import measure_inference
+    from .measuring.measure import measure_inference
     if shutil.which("arm-none-eabi-gcc") is None:
         return None, "not measured: arm-none-eabi-gcc is not installed"
     try:
@@ -261,8 +267,12 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
     simulator's first steps, and ``on_step()`` follows each simulated step.
     """
     if not train_step:
-        from .firmware.export import verify_export
-        res = verify_export(export_dir, target, host_only)
+        from .firmware.export import export_format, verify_export
+        if export_format(export_dir) == "tflite":
+            from .tflite.tflm import verify_tflite
+            res = verify_tflite(export_dir, target)
+        else:
+            res = verify_export(export_dir, target, host_only)
         return VerifyResult(res["results"], res["target"], res["ok"], res.get("image"))
     from .firmware.train_verify import dump_state, steps_for, verify_training
     k = steps_for(export_dir, steps, epochs)
@@ -305,8 +315,8 @@ def measure(run_dir, target, steps=4, on_estimate=None):
     and checks the final state against the simulator's; ``on_estimate(seconds)`` hears
     how long that should take, first. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
     """
-    from .firmware.measure import measurable, measure as run
     from .limits import MEASURE_STEPS, check_count
+    from .measuring.measure import measurable, measure as run
     check_count("steps", steps, MEASURE_STEPS)
     if on_estimate:
         from .firmware.estimates import measure_seconds

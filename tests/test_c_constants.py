@@ -123,6 +123,7 @@ def test_training_runtime_constants_equal_python(tmp_path):
     from fxtrain.engine import bounds, network, requant, updates
     src = ('#include <stdio.h>\n#define FX_ACC_WIDE 0\n#define FX_GRAD_WIDE 0\n#define FX_PERM_WIDE 0\n'
            '#define FX_METHOD 0\n#define FX_TRAIN_BC 0\n#define FX_SLOT 8\n#define FX_BITS 8\n#define FX_MOMENTUM 0\n'
+           '#define FX_GRAD_CHUNK 64u\n#define FX_ACC_BYTES 4u\n'
            '#include "fx_train_runtime.h"\nint main(void)\n{\n'
            '    printf("%ld %d %d %d\\n", (long)FX_BIAS_TERM_LIMIT, FX_BINARY_FRAC_BITS, FX_MOM_FRAC_BITS, '
            'FX_SOFTMAX_EXPONENT);\n'

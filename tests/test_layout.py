@@ -10,25 +10,60 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "fxtrain"
 # Each stage may import only from stages to its left (and from the shared modules).
-STAGES = ["engine", "training", "device", "firmware", "experiments", "cli"]
-SHARED = {"errors", "_files", "data", "__init__"}
+STAGES = ["engine", "training", "device", "firmware", "tflite", "measuring", "experiments", "cli"]
+# tflite and measuring both build on firmware, side by side: neither imports the other.
+SIBLINGS = ("tflite", "measuring")
+SHARED = {"errors", "_files", "_version", "plots", "data", "__init__"}
+# Only these may import the package root (``from .. import X``, ``import fxtrain``) or the API.
+TOP = ("api.py", "cli", "__init__.py")
+
+
+def _is_module(parts):
+    return bool(parts) and ((PKG.joinpath(*parts[:-1]) / f"{parts[-1]}.py").is_file() or PKG.joinpath(*parts).is_dir())
+
+
+def _modules(source, rel):
+    """fxtrain modules (dotted paths without ``fxtrain``; ``()`` is the package root) that
+    ``source``, the file at ``rel`` inside the package, imports.
+
+    ast.walk visits every node, so an import inside a function counts as much as one at
+    the top; ``from .. import name`` counts as the module ``name`` when there is one.
+    """
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {tuple(a.name.split(".")[1:]) for a in node.names if a.name.split(".")[0] == "fxtrain"}
+            continue
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            mod = list(rel[:-1])[:len(rel) - node.level] + (node.module.split(".") if node.module else [])
+        elif node.module and node.module.split(".")[0] == "fxtrain":
+            mod = node.module.split(".")[1:]
+        else:
+            continue
+        found |= {tuple(mod + [a.name]) if _is_module(mod + [a.name]) else tuple(mod) for a in node.names}
+    return found
 
 
 def _imports(path):
-    """fxtrain subpackages or modules named by the relative and absolute imports of ``path``."""
-    rel = path.relative_to(PKG).parts
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(rel[:-1])[:len(rel) - node.level]
-                mod = base + (node.module.split(".") if node.module else [])
-            elif node.module and node.module.startswith("fxtrain."):
-                mod = node.module.split(".")[1:]
-            else:
-                continue
-            found.add(mod[0] if mod else "__init__")
-    return found
+    """fxtrain subpackages or top-level modules (``__init__`` for the package root) that ``path`` imports."""
+    return {m[0] if m else "__init__" for m in _modules(path.read_text(), path.relative_to(PKG).parts)}
+
+
+def _below_the_api():
+    """Every module but the API, the CLI and the package root."""
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).parts
+        if rel[0] not in TOP:
+            yield path
+
+
+def test_imports_inside_functions_are_seen():
+    source = "def f():\n    from ..measuring import measure\n    import fxtrain\n"
+    # a nested import is found, resolved to the module it names, and so is the package root
+    assert _modules(source, ("firmware", "export.py")) == {("measuring", "measure"), ()}
+    assert _imports(PKG / "api.py") >= {"training", "firmware", "tflite", "measuring", "plots"}
 
 
 def test_stages_import_only_earlier_stages():
@@ -39,9 +74,30 @@ def test_stages_import_only_earlier_stages():
             assert not later, f"{path.relative_to(PKG)} imports the later stage(s) {later}"
 
 
+def test_tflite_and_measuring_do_not_import_each_other():
+    for stage in SIBLINGS:
+        other = {s for s in SIBLINGS if s != stage}
+        for path in (PKG / stage).rglob("*.py"):
+            assert not _imports(path) & other, f"{path.relative_to(PKG)} imports its sibling stage {other}"
+
+
+def test_only_the_api_and_cli_import_the_package_root_or_the_api():
+    for path in _below_the_api():
+        # the root imports the API, so a stage importing either would close a loop through the top
+        assert not _imports(path) & {"__init__", "api"}, f"{path.relative_to(PKG)} imports the package root or api"
+
+
+def test_api_imports_no_cli_module():
+    # the CLI is a shell over the API, never the other way round
+    assert "cli" not in _imports(PKG / "api.py")
+
+
 def test_shared_modules_import_no_stage_but_engine_numbers():
-    for name in ("errors.py", "_files.py", "data/__init__.py", "data/files.py", "data/synthetic.py"):
-        assert not (_imports(PKG / name) & set(STAGES)), name
+    for name in SHARED:
+        paths = [PKG / f"{name}.py"] if (PKG / f"{name}.py").is_file() else list((PKG / name).rglob("*.py"))
+        assert paths, name
+        for path in paths:
+            assert not (_imports(path) & set(STAGES)), path.relative_to(PKG)
 
 
 def test_cli_help_imports_neither_numba_nor_numpy():

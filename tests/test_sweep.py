@@ -11,8 +11,9 @@ import pytest
 from test_cli_train import invoke, one_line_error
 from test_targets import write
 
+from fxtrain.experiments.running import cell_key
 from fxtrain.experiments.spec import load_spec, train_cell
-from fxtrain.experiments.sweep import cell_key, run_sweep
+from fxtrain.experiments.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """
@@ -77,9 +78,9 @@ def test_key_covers_every_setting_and_the_version(monkeypatch):
     # the same settings give the same key; a changed fixed option (momentum) or version gives a new one
     assert cell_key(a) == cell_key(train_cell({"bits": 8, "method": "sr"}))
     assert cell_key(a) != cell_key(train_cell({"method": "sr", "bits": 8, "momentum": "0.5"}))
-    import fxtrain.experiments.sweep as sweep_mod
+    import fxtrain.experiments.running as running
     before = cell_key(a)
-    monkeypatch.setattr(sweep_mod, "__version__", "9.9.9")
+    monkeypatch.setattr(running, "__version__", "9.9.9")
     assert cell_key(a) != before
 
 
@@ -93,11 +94,11 @@ def test_sweep_writes_records_summary_and_resumes_only_the_rest(tmp_path):
         if p.done == 3:
             raise KeyboardInterrupt  # an interrupted sweep
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cells, tmp_path / "o", "serial", on_progress=stop_after_three)
+        run_sweep(cells, tmp_path / "o", on_progress=stop_after_three)
     done_before = {p.name: p.read_bytes() for p in (tmp_path / "o" / "cells").glob("*.json")}
     assert len(done_before) == 3
     progress = []
-    records = run_sweep(cells, tmp_path / "o", "serial", on_progress=lambda p: progress.append((p.skipped, p.done)))
+    records = run_sweep(cells, tmp_path / "o", on_progress=lambda p: progress.append((p.skipped, p.done)))
     # the rerun skipped the 3 finished cells and ran exactly the other 5
     assert progress[-1] == (3, 5)
     assert all(r["status"] == "ok" for r in records) and len(records) == 8
@@ -106,7 +107,7 @@ def test_sweep_writes_records_summary_and_resumes_only_the_rest(tmp_path):
     # the record holds the whole report with its history
     assert [h["epoch"] for h in records[0]["report"]["history"]] == [1]
     # a third run has nothing left to do
-    assert run_sweep(cells, tmp_path / "o", "serial", on_progress=lambda p: progress.append((p.skipped, p.done))) \
+    assert run_sweep(cells, tmp_path / "o", on_progress=lambda p: progress.append((p.skipped, p.done))) \
         and progress[-1] == (8, 0)
 
 
@@ -133,15 +134,16 @@ def _weights(out, rec):
 
 def test_local_cluster_matches_serial_byte_for_byte_and_workers_load_kernels(tmp_path):
     pytest.importorskip("distributed", reason="the LocalCluster needs Dask (the test extra installs it)")
-    from fxtrain.experiments.dask_exec import compiles_during
+    from fxtrain.experiments.dask_exec import compiles_during, executor
     cells = load_spec(spec(tmp_path, SMALL))
-    serial = run_sweep(cells, tmp_path / "serial", "serial")
-    local = run_sweep(cells, tmp_path / "local", "local", workers=2)
+    serial = run_sweep(cells, tmp_path / "serial")
+    local = run_sweep(cells, tmp_path / "local", executor("local", workers=2))
     # every cell's final model is the same bytes on a worker as in this process
     assert len(cells) == 8 and all(_weights(tmp_path / "serial", a) == _weights(tmp_path / "local", b)
                                    for a, b in zip(serial, local))
     fresh = train_cell({"method": "bc", "bits": 4, "epochs": 1, "seed": 7, "arch": "dense:8,dense:10"})
-    from fxtrain.experiments.dask_exec import local_cluster, warm_kernels
+    from fxtrain.experiments.dask_exec import local_cluster
+    from fxtrain.experiments.running import warm_kernels
     warm_kernels([fresh])
     with local_cluster(1) as cluster:
         import distributed

@@ -63,7 +63,7 @@ def _random_inputs(model, seed):
 @needs_gcc
 @pytest.mark.parametrize("name", list(CASES))
 def test_tflm_fxtrain_and_c_agree_byte_for_byte(runs, exports, tmp_path, name):
-    from fxtrain.firmware import tflm
+    from fxtrain.tflite import tflm
     tfl, c = exports[name]
     res = fxtrain.verify(tfl)
     # TFLM = fxtrain on every byte of the 64 export vectors and of the whole test set
@@ -85,8 +85,8 @@ def test_tflm_fxtrain_and_c_agree_byte_for_byte(runs, exports, tmp_path, name):
 def test_plain_export_differs_by_one_in_tflm():
     # a CMSIS-rounded model written as .tflite is what the tflm rule exists for: TFLM is off by one on some bytes
     from c_helpers import build
-    from fxtrain.firmware import tflm
-    from fxtrain.firmware.tflite import tflite_bytes
+    from fxtrain.tflite import tflm
+    from fxtrain.tflite.flatbuffer import tflite_bytes
     model, _ = build("mlp", 8)
     X = _random_inputs(model, 2)
     diff = tflm.run(tflite_bytes(model), X).astype(int) - predict(model, X)[0]

@@ -52,6 +52,19 @@ def test_twenty_steps_on_host_and_cortex_m4_equal_the_simulator(exported, kw):
 
 
 @needs_gcc
+@needs_arm
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7"])
+@pytest.mark.parametrize("kw", [dict(method="sr", bits=8), dict(method="sr", bits=16), dict(method="sr", bits=1),
+                                dict(method="r", bits=8), dict(method="sr", bits=4, momentum="0.875"),
+                                dict(method="bc", bits=8, momentum="0.875"),
+                                dict(method="sr", bits=8, arch="conv:4:3,pool:2,conv:8:3,dense:10")])
+def test_portable_m3_and_dsp_m7_kernels_equal_the_simulator(exported, kw, target):
+    res = verify_training(exported(**kw) / "fw", steps=20, target=target)
+    # the M3 builds the portable loops, the M7 the SMLAD ones: both continue the run bit for bit
+    assert [diff for _, diff, _ in res["results"]] == [None, None] and res["ok"]
+
+
+@needs_gcc
 def test_whole_epochs_across_two_boundaries_stay_identical(exported):
     d = exported(method="sr", bits=4, data="moons", arch="dense:16,dense:2")
     # moons trains 800 samples in 50 steps an epoch: 130 steps cross two epoch boundaries (two reshuffles)
@@ -115,14 +128,25 @@ def test_compare_shows_the_packed_memory_story():
         assert widths[bits]["bc_width"] == _widest_by_formula(t, "bc", bits)
 
 
+def _pad4(n):
+    return -(-n // 4) * 4
+
+
 def _bytes_by_formula(method, bits, width, batch=16, n_train=1438, features=64, classes=10):
     """Training SRAM of dense:width,dense:10, written out from the design's table."""
     slot = {1: 1, 2: 2, 4: 4, 8: 8}[bits]
     widest = max(features, width)
-    w_bytes = -(-features * width * slot // 8) + -(-width * classes * slot // 8)
+    # every weight row (an output's fan-in) padded to whole words
+    w_bytes = width * _pad4(-(-features * slot // 8)) + classes * _pad4(-(-width * slot // 8))
+    # the kernels' scratch: a hidden sample re-aligned when width is not whole words, the output
+    # errors re-aligned (10 -> 12), sub-byte rows unpacked four at a time, four columns of the
+    # output weights gathered for the error below; the gradient's transposes fit the accumulator
+    opa = _pad4(width) if width % 4 else 4
+    opb = batch * _pad4(classes)
+    rows = max(4 * _pad4(features) if slot < 8 else 0, 4 * _pad4(width) if slot < 8 else 0, 4 * _pad4(classes))
     total = (w_bytes + 4 * (width + classes) + batch * (width + classes) + batch * features + batch
-             + 4 * batch * widest + 2 * batch * widest + 4 * widest + 4 * max(width, classes) + 4 * classes
-             + 4 * 3 + 2 * n_train + 4 + 4 * 5 * 2)
+             + 4 * batch * widest + 2 * _pad4(batch * widest) + 4 * widest + 4 * max(width, classes)
+             + opa + opb + rows + 4 * classes + 4 * 3 + 2 * n_train + 4 + 4 * 5 * 2)
     return total + (4 * (features * width + width * classes) if method == "bc" else 0)
 
 
@@ -198,10 +222,12 @@ def test_sixteen_bit_runs_export_training_only(tmp_path):
 
 def test_integer_training_runtime_holds_no_float(exported):
     fw = exported(method="sr", bits=4) / "fw"
-    for name in ("fx_train.h", "fx_train_runtime.h", "fx_train_passes.h", "fx_train_update.h"):
+    for name in ("fx_train.h", "fx_train_runtime.h", "fx_train_kernels.h", "fx_train_dot.h", "fx_train_passes.h",
+                 "fx_train_update.h"):
         # comments included: the sr path has not even the word
         assert_no_float((fw / name).read_text(), name, comments=True)
-    assert "malloc" not in "".join((fw / n).read_text() for n in ("fx_train_runtime.h", "fx_train_passes.h"))
+    assert "malloc" not in "".join((fw / n).read_text() for n in ("fx_train_runtime.h", "fx_train_kernels.h",
+                                                                   "fx_train_dot.h", "fx_train_passes.h"))
 
 
 @needs_gcc
@@ -226,8 +252,9 @@ def test_int64_gradient_sums_match_on_the_device(tmp_path):
     fxtrain.export(tmp_path / "run", tmp_path / "fw", train_step=True)
     # batch 196 on 28x28 puts the conv gradient past int32: the C runtime accumulates it in int64 too
     assert "#define FX_GRAD_WIDE 1" in (tmp_path / "fw" / "fx_train.h").read_text()
-    res = verify_training(tmp_path / "fw", steps=2, target="cortex-m4")
-    assert [diff for _, diff, _ in res["results"]] == [None, None] and all(r[3] for r in res["memory"])
-    # a 196-image batch of 28x28 is more static RAM than the M4's usable 180,224 bytes: QEMU's 4 MiB run it,
-    # but verify reports the image does not fit the profile
-    assert res["image"]["ram"] > res["image"]["ram_limit"] and not res["ok"]
+    for target in ("cortex-m4", "cortex-m3"):  # SMLALD on the M4, portable int64 sums on the M3
+        res = verify_training(tmp_path / "fw", steps=2, target=target)
+        assert [diff for _, diff, _ in res["results"]] == [None, None] and all(r[3] for r in res["memory"]), target
+        # a 196-image batch of 28x28 is more static RAM than the usable SRAM of either profile: QEMU's
+        # 4 MiB run it, but verify reports that the image does not fit the profile
+        assert res["image"]["ram"] > res["image"]["ram_limit"] and not res["ok"], target

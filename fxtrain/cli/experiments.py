@@ -55,10 +55,12 @@ def sweep(spec, out, scheduler, workers):
     """
     from ..experiments.spec import load_spec
     from ..experiments.summary import group_over_seeds, varying_keys, write_csv
-    from ..experiments.sweep import check_scheduler, run_sweep
+    from ..experiments.dask_exec import check_scheduler, executor, slots
+    from ..experiments.sweep import run_sweep
     check_scheduler(scheduler)
     cells = load_spec(spec)
-    records = _with_bar(lambda bar: run_sweep(cells, out, scheduler, workers, on_progress=bar))
+    records = _with_bar(lambda bar: run_sweep(cells, out, executor(scheduler, workers), on_progress=bar,
+                                                       slots=slots(scheduler, workers)))
     rows = group_over_seeds(records, varying_keys(cells) or ["method"], lambda r: r["test_accuracy"])
     write_csv(Path(out) / "summary.csv", rows)
     click.echo(f"{len(cells)} cells, test accuracy over seeds:")
@@ -95,8 +97,8 @@ def experiment(name, quick, out, scheduler, workers):
       fxtrain experiment bits --quick
       fxtrain experiment convex --out runs/convex --workers 2
     """
+    from ..experiments.dask_exec import check_scheduler
     from ..experiments.report import run_experiment
-    from ..experiments.sweep import check_scheduler
     check_scheduler(scheduler)
     res = _with_bar(lambda bar: run_experiment(name, quick, out, scheduler, workers, on_progress=bar))
     click.echo(f"experiment {name}{' (quick)' if quick else ''}; grid: "
@@ -115,7 +117,7 @@ def _plot(res):
     """Draw the result's panels into NAME.png, or say why not (matplotlib missing)."""
     from ..errors import MissingExtraError
     try:
-        from .plots import plot_panels
+        from ..plots import plot_panels
         plot_panels(res.panels, res.files["png"])
     except MissingExtraError as exc:
         click.echo(f"no figure: {exc}", err=True)

@@ -7,8 +7,9 @@ Notation: B = batch, n_l = values per sample in layer l's output, widest = the
 largest per-sample tensor (the input, or any layer's input or output), W_l / Nb_l =
 layer l's weights / biases, N = training samples, F = features, L = layers.
 
-    weights      sum ceil(W_l * slot / 8)  packed: b bits in a slot of 1, 2, 4, 8 or 16 bits,
-                                           each layer starting on a byte (4 * sum W_l for float)
+    weights      sum R_l * rowbytes_l      packed: b bits in a slot of 1, 2, 4, 8 or 16 bits, R_l rows
+                                           (dense outputs or conv filters) of fan_in slots, each
+                                           padded to a whole word (4 * sum W_l for float)
     biases       4 * sum Nb_l              int32 (float32 for float)
     shadow       4 * sum W_l               bc only: the float32 shadow weights
     momentum     2 * sum W_l               int16 velocity for sr/r; 4 * sum W_l float32 for bc, float
@@ -18,10 +19,15 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     input        B * F                     int8 input batch
     labels       B                         uint8
     acc          a * B * widest            a = 4 (int32) or 8 where a sum needs int64 (engine/bounds.py)
-    err          2 * B * widest            int8 error ping-pong
-    grad         g * max fan_in            one output row of a layer's weight gradient, applied before
-                                           the next row; g = 4 (int32) or 8 (int64)
+    err          2 * pad4(B * widest)      int8 error ping-pong, each half on a word
+    grad         g * max(fan_in, conv W_l) one output row of a dense layer's weight gradient, applied
+                                           before the next row, or a conv layer's whole gradient;
+                                           g = 4 (int32) or 8 (int64)
     gbias        g * max Nb_l              the layer's bias gradient
+    opa, opb     see scratch_lengths       int8 word-aligned operands of the kernels: transposed
+                                           activations and errors for the gradient, im2col columns
+    rows         see scratch_lengths       unpacked sub-byte weight rows, transposed weight blocks
+                                           (int8; int16 for 16-bit slots)
     probs        4 * classes               Q15 softmax probabilities
     exponents    4 * (L + 1)               per-tensor activation exponents
     perm         2 * N                     uint16 shuffle index (4 * N above 65,536 samples)
@@ -34,9 +40,11 @@ accumulator, exponents or counters.
 import math
 from dataclasses import dataclass
 
+from ..engine.network import DENSE
 from ..engine.numbers import storage_bits
 
 SAT_KINDS = 5  # engine.requant.SAT_NAMES, without importing numba here
+GRAD_CHUNK = 64  # output positions a conv gradient transposes at a time (FX_GRAD_CHUNK in the C runtime)
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,63 @@ class Buffer:
     bytes: int
 
 
+def pad4(n):
+    """n rounded up to a whole number of 4-byte words: the runtime keeps every operand row on a word."""
+    return -(-n // 4) * 4
+
+
+def row_bytes(s, bits):
+    """Bytes of one packed weight row of layer ``s`` (a dense output or a conv filter), word-padded."""
+    return pad4(-(-s.fan_in * storage_bits(bits) // 8)) if s.n_weights else 0
+
+
 def weight_bytes(layers, bits):
-    """Packed training weights: each layer ``ceil(W_l * slot / 8)`` bytes, slot = storage_bits(bits)."""
-    slot = storage_bits(bits)
-    return sum(math.ceil(s.n_weights * slot / 8) for s in layers)
+    """Packed training weights: per layer, its rows (out_c) times :func:`row_bytes`."""
+    return sum(s.out_shape[2] * row_bytes(s, bits) for s in layers if s.n_weights)
+
+
+def acc_bytes(layers, batch, n_features, plan):
+    """The accumulator: one sum per value of the widest tensor of the batch, int32 or int64."""
+    return plan.acc_bytes * batch * widest(layers, n_features)
+
+
+def scratch_lengths(layers, bits, batch, acc):
+    """Elements of the C runtime's kernel scratch: ``opa``, ``opb`` (int8), ``rows`` (weight values)
+    and ``grad`` (gradient sums), each the largest any layer needs (at least a word); ``acc``: the
+    accumulator's bytes.
+
+    A dense layer copies an input sample (one at a time) or its error batch to words only when
+    its rows are not whole words, unpacks four sub-byte weight rows at a time, and gathers four columns of weights
+    for the error below. A conv layer takes the im2col columns of one output row and the filter
+    bank's transpose. For the gradient, a dense layer transposes its inputs and errors and a conv
+    layer GRAD_CHUNK positions of taps and errors; those go into the accumulator, which the
+    update does not use, when they fit it, and into opa and opb otherwise.
+    """
+    out = {"opa": 4, "opb": 4, "rows": 4, "grad": 1}  # a word at least: a kernel may read one
+    sub_byte = storage_bits(bits) < 8
+
+    def need(name, n):
+        out[name] = max(out[name], n)
+    for l, s in enumerate(layers):
+        if not s.n_weights:
+            continue
+        n_in, n_out, f, oc = math.prod(s.in_shape), math.prod(s.out_shape), s.fan_in, s.out_shape[2]
+        if s.kind == DENSE:
+            grad_a, grad_b = n_in * pad4(batch), n_out * pad4(batch)
+            need("opa", pad4(n_in) if n_in % 4 else 0)
+            need("opb", batch * pad4(n_out) if n_out % 4 and l else 0)
+            need("rows", max(4 * pad4(f) if sub_byte else 0, 4 * pad4(n_out) if l else 0))
+            need("grad", f)
+        else:
+            grad_a, grad_b = f * GRAD_CHUNK, oc * GRAD_CHUNK
+            need("opa", s.out_shape[1] * pad4(f))
+            need("opb", pad4(oc) if oc % 4 and l else 0)
+            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0))
+            need("grad", oc * f)
+        if grad_a + grad_b > acc:
+            need("opa", grad_a)
+            need("opb", grad_b)
+    return out
 
 
 def widest(layers, n_features):
@@ -77,12 +138,21 @@ def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentu
             for i, s in enumerate(layers)]
     out += [Buffer("input", "input batch", vb * batch * n_features), Buffer("labels", "labels", batch)]
     if not is_float:
-        out.append(Buffer("acc", f"accumulator (int{8 * plan.acc_bytes})", plan.acc_bytes * batch * wide))
+        out.append(Buffer("acc", f"accumulator (int{8 * plan.acc_bytes})", acc_bytes(layers, batch, n_features, plan)))
     gb = 4 if is_float else plan.grad_bytes
-    out += [Buffer("err", "error ping-pong", 2 * vb * batch * wide),
-            Buffer("grad", "gradient row", gb * max(s.fan_in for s in layers if s.n_weights)),
-            Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in layers)),
-            Buffer("probs", "softmax scratch", 4 * n_classes)]
+    if is_float:
+        out += [Buffer("err", "error ping-pong", 2 * vb * batch * wide),
+                Buffer("grad", "gradient row", gb * max(s.fan_in for s in layers if s.n_weights))]
+    else:
+        scratch = scratch_lengths(layers, bits, batch, acc_bytes(layers, batch, n_features, plan))
+        out += [Buffer("err", "error ping-pong", 2 * pad4(batch * wide)),
+                Buffer("grad", "gradient row or conv gradient", gb * scratch["grad"])]
+    out.append(Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in layers)))
+    if not is_float:
+        out += [Buffer("opa", "operand scratch (inputs, im2col)", scratch["opa"]),
+                Buffer("opb", "operand scratch (errors)", scratch["opb"]),
+                Buffer("rows", "weight-row scratch", (2 if storage_bits(bits) == 16 else 1) * scratch["rows"])]
+    out.append(Buffer("probs", "softmax scratch", 4 * n_classes))
     if not is_float:
         out.append(Buffer("exponents", "exponents", 4 * (len(layers) + 1)))
     out += [Buffer("perm", "shuffle index", (2 if n_train <= 65536 else 4) * n_train),

@@ -37,7 +37,7 @@ _FIELDS = {
     "source": ("table", False),
 }
 _CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv", "int_mac_wide", "mul_wide")
-# Cycles per executed instruction, by class (fxtrain.firmware.classify names them): what
+# Cycles per executed instruction, by class (fxtrain.measuring.classify names them): what
 # `fxtrain measure` weighs its instruction counts with. A class the core lacks may be left out.
 INSTRUCTION_CLASSES = ("alu", "mul", "mac", "mul_long", "mac_long", "div", "sat", "load", "store", "multiple",
                        "registers", "branch", "branch_not_taken", "call", "pc_load", "fpu_add", "fpu_mul",

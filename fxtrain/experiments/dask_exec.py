@@ -1,9 +1,12 @@
-"""Dask distributed for sweeps: a LocalCluster or a running scheduler, kernel warm-up, dispatch.
+"""Where a sweep's cells run: the scheduler names, and Dask distributed (a LocalCluster or a running scheduler).
+
+The caller turns ``--scheduler`` into an executor here (:func:`executor`) and hands
+it to :func:`fxtrain.experiments.sweep.run_sweep`, so the sweep itself knows nothing of Dask.
 
 Workers share the numba cache: a LocalCluster's worker processes get this
 process's ``NUMBA_CACHE_DIR`` (fxtrain sets it on import, keyed by a hash of its
 sources), and the client compiles every kernel the cells need before the first
-cell is sent, so each worker loads kernels from disk instead of compiling its own.
+cell is sent (:func:`running.warm_kernels`), so each worker loads kernels from disk instead of compiling its own.
 Workers started by hand (``dask worker``) import the same fxtrain and so compute
 the same folder.
 """
@@ -11,18 +14,26 @@ import contextlib
 import importlib.util
 import logging
 import os
-import time
 from functools import partial
 
 from ..errors import ConfigError, MissingExtraError
-from .sweep import cell_key, run_cell
+from .running import cell_key, run_cell
 
+SCHEDULERS = ("auto", "serial", "local")
 CONNECT_TIMEOUT = "5s"
 PIP_HINT = "pip install 'fxtrain[sweep]' (or pip install 'dask[distributed]')"
 
 
 def dask_available():
     return importlib.util.find_spec("distributed") is not None
+
+
+def check_scheduler(scheduler):
+    """Return ``scheduler`` if it is a name or an address, else a ConfigError."""
+    if scheduler in SCHEDULERS or "://" in scheduler or scheduler.rpartition(":")[2].isdigit():
+        return scheduler
+    raise ConfigError(f"scheduler '{scheduler}' is neither auto, serial, local nor an address like "
+                      "tcp://host:8786")
 
 
 def resolve(scheduler):
@@ -59,8 +70,23 @@ def connect(address):
                           "or use --scheduler local or serial") from None
 
 
-@contextlib.contextmanager
+def slots(scheduler, workers=None):
+    """How many cells ``scheduler`` runs at once, for the sweep's estimate: 1 serially, the workers of
+    a LocalCluster, and 1 for an address (whose workers cannot be counted before connecting)."""
+    return {"serial": 1, "local": workers or os.cpu_count() or 1}.get(resolve(check_scheduler(scheduler)), 1)
+
+
 def executor(scheduler, workers=None):
+    """The executor :func:`~fxtrain.experiments.sweep.run_sweep` takes for ``scheduler``.
+
+    The name is checked now (a ConfigError); Dask is looked for, and a cluster started
+    or reached, only when the sweep enters it, which it does only if a cell is left to run.
+    """
+    return _executor(check_scheduler(scheduler), workers)
+
+
+@contextlib.contextmanager
+def _executor(scheduler, workers):
     """Yield None for ``serial``, else a function running cells on Dask and yielding results."""
     scheduler = resolve(scheduler)
     if scheduler == "serial":
@@ -99,48 +125,6 @@ def _dispatch(client, todo, progress, on_progress):
             yield result
     finally:
         client.cancel(list(futures))
-
-
-def cell_kind(cell):
-    """What decides a cell's kernels and roughly its speed: method, arch, data, wide weights, momentum,
-    optimizer (a convex cell: its problem)."""
-    if cell["kind"] != "train":
-        return (cell["kind"], cell.get("problem"))
-    return (cell["method"], cell["arch"], cell["data"], cell["bits"] > 8, cell["momentum"] != "0", cell["optimizer"])
-
-
-def warm_kernels(cells):
-    """Compile (or load) in this process each kernel the cells need, and time each kind once.
-
-    A training kind runs two epochs (the second, warm, is the one timed); a convex kind
-    runs one whole cell. The results are thrown away; a cell that cannot run is left to
-    fail in the sweep. Returns {kind: seconds per epoch (train) or per cell (convex)}.
-    """
-    from .cells import run_train_cell
-    from .convex import run_convex_cell
-    timed = {}
-    for cell in cells:
-        kind = cell_kind(cell)
-        if kind in timed:
-            continue
-        timed[kind] = None
-        with contextlib.suppress(Exception):
-            if cell["kind"] == "train":
-                timed[kind] = run_train_cell({**cell, "epochs": 2})[0]["history"][-1]["seconds"]
-            else:
-                t0 = time.perf_counter()
-                run_convex_cell(cell)
-                timed[kind] = time.perf_counter() - t0
-    return timed
-
-
-def estimate_seconds(cells, timed, scheduler, workers=None):
-    """Seconds the ``cells`` should take from ``timed`` (:func:`warm_kernels`), spread over the workers
-    (one for an address, whose workers this process cannot count before it connects)."""
-    total = sum(t * (c["epochs"] if c["kind"] == "train" else 1)
-                for c in cells if (t := timed.get(cell_kind(c))) is not None)
-    slots = {"serial": 1, "local": workers or os.cpu_count() or 1}.get(resolve(scheduler), 1)
-    return total / min(slots, max(len(cells), 1))
 
 
 def compiles_during(cell):

@@ -1,60 +1,24 @@
-"""Run a list of cells, each once: keys, records on disk, resume, and the serial scheduler.
+"""Run a list of cells, each once: records on disk, resume, and the serial loop.
 
-Each cell is a dict (``kind`` "train" or "convex" plus its settings). Its key is
-the first 16 hex digits of the sha256 of the cell and the fxtrain version, so a
-changed setting or a new version never reuses an old result. A finished cell is
+A cell and its key are described in :mod:`running`. A finished cell is
 written as ``DIR/cells/KEY.json`` (status, error, seconds, the whole report with
 its history) after ``DIR/cells/KEY.npz`` (the final model), both atomically; a
 rerun skips every cell whose record says ``ok`` and runs the rest (failed ones
-again, since a failure may have been the machine's).
+again, since a failure may have been the machine's). Where the cells run is the
+caller's choice: here, one after another, or on whatever executor it passes in
+(:func:`fxtrain.experiments.dask_exec.executor`).
 """
-import hashlib
+import contextlib
 import json
-import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
 from .._files import ensure_dir, read_input, write_bytes_atomic, write_json_atomic
-from ..errors import ConfigError, FxtrainError, InputError
+from ..errors import InputError
 from ..limits import RECORD_BYTES
+from .running import cell_key, estimate_seconds, run_cell, warm_kernels
 
 CELLS_DIR = "cells"
-SCHEDULERS = ("auto", "serial", "local")
-
-
-def cell_key(cell):
-    """16 hex digits naming ``cell`` (every setting) under this fxtrain version."""
-    text = json.dumps({"cell": cell, "fxtrain": __version__}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _runner(kind):
-    if kind == "convex":
-        from .convex import run_convex_cell
-        return run_convex_cell
-    from .cells import run_train_cell
-    return run_train_cell
-
-
-def run_cell(cell):
-    """Run one cell and never raise: ``{"record": dict, "npz": bytes or None}``.
-
-    A failure is part of the result (status "failed" and the error's one line), so
-    one bad cell never stops a sweep.
-    """
-    t0 = time.perf_counter()
-    record = {"key": cell_key(cell), "cell": cell, "fxtrain_version": __version__}
-    try:
-        report, npz = _runner(cell["kind"])(cell)
-    except FxtrainError as exc:
-        return {"record": {**record, "status": "failed", "error": str(exc)}, "npz": None}
-    except Exception as exc:  # a bug: keep its traceback in the record for the report
-        return {"record": {**record, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc()}, "npz": None}
-    record.update(status="ok", error=None, seconds=time.perf_counter() - t0, report=report)
-    return {"record": record, "npz": npz}
 
 
 def record_path(out, cell):
@@ -98,14 +62,6 @@ class Progress:
     estimate: float = None
 
 
-def check_scheduler(scheduler):
-    """Return ``scheduler`` if it is a name or an address, else a ConfigError."""
-    if scheduler in SCHEDULERS or "://" in scheduler or scheduler.rpartition(":")[2].isdigit():
-        return scheduler
-    raise ConfigError(f"scheduler '{scheduler}' is neither auto, serial, local nor an address like "
-                      "tcp://host:8786")
-
-
 def _serial(todo, progress, on_progress):
     for cell in todo:
         progress.running = 1
@@ -114,7 +70,7 @@ def _serial(todo, progress, on_progress):
     progress.running = 0
 
 
-def run_sweep(cells, out, scheduler="auto", workers=None, on_progress=None):
+def run_sweep(cells, out, executor=None, on_progress=None, slots=1):
     """Run every cell of ``cells`` not already finished in ``out``; return all their records.
 
     Parameters
@@ -123,14 +79,17 @@ def run_sweep(cells, out, scheduler="auto", workers=None, on_progress=None):
         Cells as built by :func:`fxtrain.experiments.spec.expand` or an experiment.
     out : path
         The sweep folder; records go in ``out/cells``.
-    scheduler : str
-        ``serial`` (in this process), ``local`` (a Dask LocalCluster of ``workers``
-        single-threaded processes), an address of a running Dask scheduler, or
-        ``auto`` (``local`` if Dask is installed, else ``serial``).
+    executor : context manager or None
+        Entered only when a cell is left to run, so a finished sweep starts no cluster.
+        It yields None (run the cells here, one after another) or a function running
+        them elsewhere, as :func:`fxtrain.experiments.dask_exec.executor` does for a
+        scheduler name. None (the default) runs them here.
     on_progress : callable
         Called with a :class:`Progress` before the first cell and after each.
+    slots : int
+        How many cells the executor runs at once (:func:`fxtrain.experiments.dask_exec.slots`),
+        for ``Progress.estimate`` only. 1 (the default) suits the serial loop.
     """
-    check_scheduler(scheduler)
     ensure_dir(Path(out) / CELLS_DIR, "sweep folder")
     on_progress = on_progress or (lambda p: None)
     unique = list({cell_key(c): c for c in cells}.values())
@@ -138,11 +97,10 @@ def run_sweep(cells, out, scheduler="auto", workers=None, on_progress=None):
     progress = Progress(total=len(unique), skipped=len(unique) - len(todo))
     on_progress(progress)
     if todo:
-        from .dask_exec import estimate_seconds, executor, warm_kernels
-        with executor(scheduler, workers) as run_all:
+        with (executor or contextlib.nullcontext()) as run_all:
             # compile once here, so that workers load the kernels instead of each compiling them,
             # and so that no cell's epoch times include a compilation; the timings give the estimate
-            progress.estimate = estimate_seconds(todo, warm_kernels(todo), scheduler, workers)
+            progress.estimate = estimate_seconds(todo, warm_kernels(todo), slots)
             results = _serial(todo, progress, on_progress) if run_all is None else run_all(todo, progress, on_progress)
             for result in results:
                 save_result(out, result)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import write_json_atomic
 from ..data import load_dataset
 from ..engine.fixedpoint import bitlen, round_shift, sat

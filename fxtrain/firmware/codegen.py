@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import data_dir, ensure_dir, remove_file, write_bytes_atomic, write_json_atomic
 from ..errors import ConfigError
 from .packing import PACK_BITS, pack_weights

@@ -8,7 +8,7 @@ import re
 import string
 from functools import lru_cache
 
-from .. import __version__
+from .._version import __version__
 from .._files import data_dir
 
 _SNIPPET = re.compile(r"^//@ (\w+)\n", re.M)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import data_dir, read_input
-from ..device.memory import weight_bytes
+from ..device.memory import GRAD_CHUNK, acc_bytes, row_bytes, scratch_lengths, weight_bytes
 from ..device.profiles import load_target
 from ..engine.network import DENSE, POOL
 from ..engine.numbers import qmax, storage_bits
@@ -31,7 +31,8 @@ from .codegen import MANIFEST, assert_no_float, c_array, c_int, write_export
 from .packing import pack_slots
 from .templates import fill, render
 
-RUNTIME_FILES = ("fx_runtime.h", "fx_train_runtime.h", "fx_train_passes.h", "fx_train_update.h", "fx_train_bc.h")
+RUNTIME_FILES = ("fx_runtime.h", "fx_train_runtime.h", "fx_train_kernels.h", "fx_train_dot.h", "fx_train_passes.h",
+                 "fx_train_update.h", "fx_train_bc.h")
 METHOD_CODES = {"sr": 0, "r": 1, "bc": 2}
 DEFAULT_STEPS = 20
 
@@ -56,27 +57,44 @@ def load_training_run(run_dir):
     return prepare(cfg, resume=run_dir)
 
 
+# fx_layer's fields in declaration order (fx_train_runtime.h), written by name so no position is implied.
+LAYER_FIELDS = ("kind", "relu", "kh", "kw", "pad_h", "pad_w", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c",
+                "n_in", "n_out", "n_w", "fan_in", "w_off", "w_byte", "row_bytes", "b_off", "e_w", "e_b")
+SIGNED_FIELDS = ("e_w", "e_b")
+
+
 def _layer_row(s, i, run, w_off, w_byte, b_off):
     k = s.k if s.kind != DENSE else 0
-    vals = [s.kind, int(s.relu), k, s.pad, *s.in_shape, *s.out_shape, int(np.prod(s.in_shape)),
-            int(np.prod(s.out_shape)), s.n_weights, s.fan_in if s.kind != POOL else 0, w_off, w_byte, b_off,
-            int(run.state.e_w[i]), int(run.state.e_b[i])]
-    return "    {" + ", ".join(str(v) + ("u" if j not in (17, 18) else "") for j, v in enumerate(vals)) + "}"
+    pad = s.pad if s.kind != DENSE else 0
+    vals = dict(kind=s.kind, relu=int(s.relu), kh=k, kw=k, pad_h=pad, pad_w=pad,
+                in_h=s.in_shape[0], in_w=s.in_shape[1], in_c=s.in_shape[2],
+                out_h=s.out_shape[0], out_w=s.out_shape[1], out_c=s.out_shape[2],
+                n_in=int(np.prod(s.in_shape)), n_out=int(np.prod(s.out_shape)), n_w=s.n_weights,
+                fan_in=s.fan_in if s.kind != POOL else 0, w_off=w_off, w_byte=w_byte,
+                row_bytes=row_bytes(s, run.cfg.bits), b_off=b_off, e_w=int(run.state.e_w[i]),
+                e_b=int(run.state.e_b[i]))
+    return "    {" + ", ".join(f".{f} = {vals[f]}" + ("" if f in SIGNED_FIELDS else "u") for f in LAYER_FIELDS) + "}"
 
 
 def _layers(run):
-    """The fx_layer table rows and the per-layer byte offsets of the packed weights."""
-    slot, rows, w_off, w_byte, b_off = storage_bits(run.cfg.bits), [], 0, 0, 0
+    """The fx_layer table rows: each layer's first weight, its first byte (rows padded to words), first bias."""
+    rows, w_off, w_byte, b_off = [], 0, 0, 0
     for i, s in enumerate(run.layers):
         rows.append(_layer_row(s, i, run, w_off, w_byte, b_off))
-        w_off, w_byte, b_off = w_off + s.n_weights, w_byte + -(-s.n_weights * slot // 8), b_off + s.n_bias
+        w_off, b_off = w_off + s.n_weights, b_off + s.n_bias
+        w_byte += s.out_shape[2] * row_bytes(s, run.cfg.bits) if s.n_weights else 0
     return ",\n".join(rows)
 
 
 def _packed_weights(run):
+    """The weights as the runtime stores them: each row (output or filter) packed, then padded to words."""
     slot, out, off = storage_bits(run.cfg.bits), [], 0
     for s in run.layers:
-        out.append(pack_slots(run.state.wq[off:off + s.n_weights], slot))
+        if s.n_weights:
+            rb = row_bytes(s, run.cfg.bits)
+            for o in range(s.out_shape[2]):
+                row = pack_slots(run.state.wq[off + o * s.fan_in:off + (o + 1) * s.fan_in], slot)
+                out.append(np.concatenate([row, np.zeros(rb - len(row), np.uint8)]))
         off += s.n_weights
     return np.concatenate(out) if out else np.zeros(0, np.uint8)
 
@@ -111,9 +129,11 @@ def _values(run, prefix):
     widest = max([run.X.shape[1]] + [int(np.prod(s.in_shape)) for s in run.layers]
                  + [int(np.prod(s.out_shape)) for s in run.layers])
     acts = [f"{prefix}_buf_input"] + [f"{prefix}_buf_act{i}" for i in range(len(run.layers))]
-    act_buffers = "".join(f"int8_t {prefix}_buf_act{i}[{prefix.upper()}_BATCH * {int(np.prod(s.out_shape))}];\n"
+    act_buffers = "".join(f"FX_WORD_ALIGNED int8_t {prefix}_buf_act{i}[{prefix.upper()}_BATCH * {int(np.prod(s.out_shape))}];\n"
                           for i, s in enumerate(run.layers))
     bc = cfg.method == "bc"
+    acc = acc_bytes(run.layers, cfg.batch, run.X.shape[1], plan)
+    scratch = scratch_lengths(run.layers, cfg.bits, cfg.batch, acc)
     names = dict(prefix=prefix, P=prefix.upper())
     bc_buffers = (fill("train_bc.h.in", "shadow", **names) + (fill("train_bc.h.in", "momentum", **names)
                                                                if run.mom_j else "")) if bc else ""
@@ -126,9 +146,9 @@ def _values(run, prefix):
         method=METHOD_CODES[cfg.method], is_bc=int(bc), slot=slot, bits=cfg.bits, momentum=int(run.mom_j > 0),
         batch=cfg.batch, n_layers=len(run.layers), n_features=run.X.shape[1], n_classes=run.data.n_classes,
         max_samples=n_train, n_weights=run.n_weights, n_biases=len(st.bq), input_exponent=c_int(run.data.e_x),
-        epoch=st.epoch, widest=widest, weight_bytes=" + ".join(
-            f"({s.n_weights}u * FX_SLOT + 7u) / 8u" for s in run.layers if s.n_weights) or "1",
-        max_fan_in=max(s.fan_in for s in run.layers if s.n_weights), max_out_c=max(s.n_bias for s in run.layers),
+        epoch=st.epoch, widest=widest, weight_bytes=weight_bytes(run.layers, cfg.bits) or 1,
+        grad_chunk=GRAD_CHUNK, acc_bytes=acc, grad_len=scratch["grad"], opa_len=scratch["opa"],
+        opb_len=scratch["opb"], rows_len=scratch["rows"], max_out_c=max(s.n_bias for s in run.layers),
         act_buffers=act_buffers, acts=", ".join(acts), layers=_layers(run), init_arrays=_init_arrays(run, prefix),
         qmax=qmax(cfg.bits), k=run.k, mom_j=run.mom_j, m=f"{run.m}LL", rng=int(st.rng[0]))
 

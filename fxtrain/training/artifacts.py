@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import read_input
 from ..engine.network import CONV, KIND_NAMES, POOL
 from ..errors import ConfigError

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import npz_bytes, read_input, read_text_input, write_bytes_atomic
 from ..engine.network import init_exponents, parse_arch, weight_dtype
 from ..engine.numbers import qmax

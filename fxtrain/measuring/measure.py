@@ -1,9 +1,9 @@
 """``fxtrain measure``: count the instructions the exported training step executes, phase by phase.
 
-The run is exported with its training runtime (:mod:`train_export`), ``train_main.c``
-is linked for the target with the profile's cflags at ``-O2`` (``verify``'s flags,
-plus ``-g``, which leaves the code unchanged and tells where the step was inlined),
-and the ELF runs under Unicorn for K steps (:mod:`emulate`). Every executed
+The run is exported with its training runtime (:mod:`fxtrain.firmware.train_export`),
+``train_main.c`` is linked for the target with the profile's cflags at ``-O2``
+(``verify``'s flags, plus ``-g``, which leaves the code unchanged and tells where the
+step was inlined), and the ELF runs under Unicorn for K steps (:mod:`emulate`). Every executed
 instruction is counted by class (:mod:`classify`) and by phase: ``forward``,
 ``loss``, ``backward``, ``update``, ``shuffle`` (once per epoch) and ``step`` (the
 step's own code: copying the batch in, the loop over layers). libgcc's helpers
@@ -67,8 +67,8 @@ def run_program(elf, target, root_names, unit, per_instruction=False):
 
 def build_training(run_dir, target, steps, folder, run=None):
     """Export ``run_dir``'s training runtime into ``folder`` and link it for ``target``; (ELF path, Run)."""
-    from .train_export import export_training
-    from .train_verify import cross_build
+    from ..firmware.train_export import export_training
+    from ..firmware.train_verify import cross_build
     summary = export_training(run_dir, folder, "fx", run=run)
     bc = summary["run"].cfg.method == "bc"
     elf = cross_build(Path(folder), "fx", steps, bc, target, Path(folder) / "train.elf", extra=("-g",))
@@ -83,8 +83,8 @@ def measure_steps(run_dir, target, steps=DEFAULT_STEPS, per_instruction=False):
     final state and every step's checksums equal the simulator's), ``run`` (the
     :class:`Run` as exported), ``epochs_begun``, ``steps_per_epoch`` and ``steps``.
     """
-    from .train_export import load_training_run
-    from .train_verify import compare, parse, simulate
+    from ..firmware.train_export import load_training_run
+    from ..firmware.train_verify import compare, parse, simulate
     t = measurable(target)
     require_extras()
     with tempfile.TemporaryDirectory(prefix="fxtrain-measure-") as tmp:
@@ -196,7 +196,7 @@ def measure_inference(export_dir, target):
     the exported vectors'. Returns {"instructions", "cycles", "vectors", "opt"} per inference.
     """
     from .._files import data_dir
-    from .verify import CROSS_FLAGS, _compile, _export_prefix, read_vectors, require_tool
+    from ..firmware.verify import CROSS_FLAGS, _compile, _export_prefix, read_vectors, require_tool
     t = measurable(target)
     require_extras()
     folder = Path(export_dir).resolve()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError, MissingExtraError
 
 FILE_IDENTIFIER = b"TFL3"

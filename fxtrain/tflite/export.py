@@ -1,5 +1,6 @@
 """The files of a TFLite export: ``model.tflite``, ``model_data.cc``/``.h``, vectors, manifest.
 
+:func:`export_run` exports a saved run (``fxtrain export --to tflite``).
 :func:`tflite_files` computes every file first and :func:`write_files` writes them,
 each atomically, so a refused export writes nothing. ``vectors.npz`` holds fxtrain's
 deployed predictions (rounding "tflm") on the export vectors and on the whole test
@@ -10,14 +11,17 @@ import re
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from .._files import npz_bytes
 from ..errors import ConfigError
-from .codegen import ROUNDING_NOTES, model_hash, write_export
-from .reference import predict
-from .templates import render
-from .tflite import CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, Graph, tflite_bytes
-from .tflm import MODEL_FILE, VECTORS_FILE, arena_bytes
+from ..firmware.calibration import deployed_accuracy, from_run_dir
+from ..firmware.codegen import ROUNDING_NOTES, model_hash, write_export
+from ..firmware.export import check_target
+from ..firmware.reference import predict
+from ..firmware.templates import render
+from ..training.artifacts import load_run_dir
+from .flatbuffer import CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, Graph, require_flatbuffers, tflite_bytes
+from .tflm import MODEL_FILE, VECTORS_FILE, arena_bytes, require_tflm
 
 DATA_CC, DATA_H = "model_data.cc", "model_data.h"
 # TFLM's registration call for each builtin op, in the order the README lists them.
@@ -94,3 +98,28 @@ def write_files(out_dir, files, info, prefix):
     manifest = {"fxtrain_version": __version__, "model_hash": info["hash"], "prefix": prefix, "format": "tflite",
                 "rounding": "tflm", "arena_bytes": info["arena_bytes"]}
     return write_export(out_dir, files, manifest)
+
+
+def export_run(run_dir, out, prefix="fx", target=None, n_vectors=32):
+    """Calibrate the run in ``run_dir`` with TFLM's rounding and export it to ``out`` as a ``.tflite``.
+
+    The summary has the keys of :func:`fxtrain.firmware.export.export_run`'s (flash
+    bytes: the ``.tflite`` file; scratch bytes: TFLM's tensor arena) plus ``arena_bytes``
+    and ``tflite_bytes``. The settings are checked first by ``firmware.export.export_settings``.
+    """
+    require_flatbuffers()  # before any work: the writer needs flatbuffers, the arena measurement tflite-micro
+    require_tflm()
+    model, data = from_run_dir(run_dir, "tflm")
+    _, report, _ = load_run_dir(run_dir)
+    X = data.X_test.reshape(-1, *model.input_shape)
+    files, info = tflite_files(model, prefix, X[:n_vectors], (X, data.y_test))
+    if target:
+        # the whole flatbuffer sits in flash; the arena holds activations and TFLM's own state
+        check_target(info["tflite_bytes"], info["arena_bytes"], target)
+    paths = write_files(out, files, info, prefix)
+    return {"files": paths, "hash": info["hash"], "flash_bytes": info["tflite_bytes"],
+            "flash_bytes_unpacked": info["tflite_bytes"], "flash_bytes_packed": info["tflite_bytes"],
+            "scratch_bytes": info["arena_bytes"], "n_vectors": info["n_vectors"], "arena_bytes": info["arena_bytes"],
+            "tflite_bytes": info["tflite_bytes"], "deployed_test_accuracy": deployed_accuracy(model, data),
+            "test_accuracy": report["test_accuracy"], "packed": False, "to": "tflite", "rounding": "tflm",
+            "train_files": []}

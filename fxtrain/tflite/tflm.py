@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, MissingExtraError, ToolchainError
-from .tflite import INSTALL_HINT
-from .verify import MAX_REPORTED, check_manifest
+from ..firmware.verify import MAX_REPORTED, check_manifest
+from .flatbuffer import INSTALL_HINT
 
 MODEL_FILE = "model.tflite"
 VECTORS_FILE = "vectors.npz"  # int8 inputs and fxtrain's expected outputs, for verify
@@ -109,17 +109,21 @@ def compare(got, out, cls):
             "mismatches": mismatches}
 
 
-def verify_tflite(export_dir):
+def verify_tflite(export_dir, target=None):
     """Run an ``--to tflite`` export in tflite-micro and compare every output byte.
 
     The export's ``vectors.npz`` holds fxtrain's deployed predictions (rounding "tflm")
     for the export vectors and for the whole test set; TFLM must give the same bytes.
+    A ``target`` is refused: the export runs on the host, not on a board.
 
     Returns
     -------
     {"results": [(where, result dict)], "target": None, "ok": bool}; each result as
     :func:`compare`, plus ``seconds`` and, for the test set, TFLM's ``accuracy``.
     """
+    if target:
+        raise ConfigError(f"{export_dir} is a TFLite export, which tflite-micro runs on the host; "
+                          "--target applies to C exports")
     folder = Path(export_dir)
     check_manifest(folder)
     try:

@@ -1,8 +1,11 @@
-"""PNG figures (matplotlib, the optional ``plot`` extra), written atomically."""
+"""PNG figures (matplotlib, the optional ``plot`` extra, imported only when drawing), written atomically.
+
+A library module, not a CLI one: ``fxtrain.compare(plot=...)`` draws as ``fxtrain compare --plot`` does.
+"""
 import io
 
-from .._files import write_bytes_atomic
-from ..errors import MissingExtraError
+from ._files import write_bytes_atomic
+from .errors import MissingExtraError
 
 
 def pyplot():
