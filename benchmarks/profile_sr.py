@@ -103,7 +103,7 @@ def perf_profile(fn, seconds):
 def eval_rows(cases, reps):
     rows = []
     for name, arch, batch, tile in cases:
-        tile = 1 if batch <= 1437 else tile  # digits has 1,437 training samples
+        tile = 1 if batch <= 1438 else tile  # digits has 1,438 training samples
         run = common.make_run(common.digits(tile), "sr", arch, batch)
         full = common.median_time(common.full_epoch_fn(run), reps)
         train_run = common.make_run(common.digits(tile), "sr", arch, batch)

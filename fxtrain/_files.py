@@ -1,9 +1,11 @@
-"""Files: atomic writes (a temporary sibling, then ``os.replace``), appends, a folder lock,
-and the package's data folders.
+"""Files: bounded reads of inputs, atomic writes (a temporary sibling, then ``os.replace``),
+appends, a folder lock, and the package's data folders.
 
-A crash or a bad input never leaves a half-written file where a good one stood,
-and a path that cannot be written becomes one :class:`OutputError` line, not a
-traceback. ``FXTRAIN_TEST_KILL=name:stage:n`` makes the process kill itself with
+Every input path is read through :func:`read_input`: a regular file under a size
+cap, or one line saying what it is instead (a FIFO would block, ``/dev/zero`` never
+ends). A crash, a full disk or a bad input never leaves a half-written file where a
+good one stood, and a path that cannot be written becomes one :class:`OutputError`
+line, not a traceback. ``FXTRAIN_TEST_KILL=name:stage:n`` makes the process kill itself with
 SIGKILL at the n-th time it reaches ``stage`` (before-rename, after-rename,
 after-append) for a file called ``name``: the hook the crash tests use.
 """
@@ -13,11 +15,12 @@ import io
 import json
 import os
 import signal
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import InputError, OutputError
 
 _PACKAGE = Path(__file__).resolve().parent
 TMP_SUFFIX = ".tmp"
@@ -43,6 +46,66 @@ def data_dir(name):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"fxtrain data folder '{name}' is missing from the installation")
+
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_mode(path, st, what, limit, error):
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a plain file")
+        raise error(f"{what} {path} is {kind}, not a regular file; pass a file")
+    if st.st_size > limit:
+        raise error(f"{what} {path} is {st.st_size:,} bytes, over the limit of {limit:,} for a {what}")
+
+
+def check_input(path, what, limit, error=InputError):
+    """Stat ``path`` without opening it: a regular file of at most ``limit`` bytes, else one ``error`` line.
+
+    For readers that must open the file themselves (numpy's loader). FileNotFoundError
+    passes through, since each caller says in its own words what it expected there.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror}") from None
+    _check_mode(path, st, what, limit, error)
+    return st.st_size
+
+
+def read_input(path, what, limit, error=InputError):
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes, or one ``error`` line naming it.
+
+    The path is checked before it is opened, then opened non-blocking and checked
+    again, so nothing swapped in between can block; at most ``limit + 1`` bytes are
+    read, so a file that grows meanwhile is refused too. FileNotFoundError passes through.
+    """
+    check_input(path, what, limit, error)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            _check_mode(path, os.fstat(f.fileno()), what, limit, error)
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if len(data) > limit:
+        raise error(f"{what} {path} is over the limit of {limit:,} bytes for a {what}")
+    return data
+
+
+def read_text_input(path, what, limit, error=InputError):
+    """:func:`read_input` decoded as UTF-8 (a byte-order mark is dropped), or one line saying it is not."""
+    data = read_input(path, what, limit, error)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                    "save it as UTF-8") from None
 
 
 def ensure_dir(path, what="output folder"):
@@ -99,8 +162,20 @@ def write_bytes_atomic(path, data):
             os.unlink(tmp)
         if isinstance(exc, IsADirectoryError):
             raise OutputError(f"cannot write {path}: a folder of that name is in the way") from None
+        if isinstance(exc, OSError):  # a full disk (ENOSPC), a quota, permission: the old file stands
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}; nothing was replaced") from None
         raise
     _test_kill(path, "after-rename")
+
+
+def remove_file(path):
+    """Delete ``path`` if it exists (an output about to be replaced), or one OutputError line."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except IsADirectoryError:
+        raise OutputError(f"cannot replace {path}: a folder of that name is in the way") from None
+    except OSError as exc:
+        raise OutputError(f"cannot replace {path}: {exc.strerror}") from None
 
 
 def append_line(path, line):
@@ -139,7 +214,10 @@ class FolderLock:
         self.fd = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -149,8 +227,11 @@ class FolderLock:
                 raise OutputError(f"another fxtrain process (pid {holder}) is writing to {self.path.parent}; "
                                   "wait for it to finish, or choose another --out") from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:  # the holder's pid, for the message a second process gets; a full disk leaves it out
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError:
+            pass
         self.fd = fd
         return self
 

@@ -103,10 +103,12 @@ class ExportResult:
 
 @dataclass
 class VerifyResult:
-    """Per place (host gcc, then QEMU): vectors, mismatches, sizes and timings; ``ok`` if all agree."""
+    """Per place (host gcc, then QEMU): vectors, mismatches, sizes and timings; ``image``: the QEMU image's
+    flash and static RAM against the target's; ``ok`` if all agree and the image fits."""
     results: list
     target: object
     ok: bool
+    image: dict = None
 
 
 def _config(kw):
@@ -245,20 +247,24 @@ class TrainVerifyResult:
     results: list
     memory: list
     sections: dict
+    image: dict
     target: object
     note: str
     ok: bool
     device_state: dict
 
 
-def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None):
+def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None,
+           on_estimate=None, on_step=None):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
     require every output byte to equal the simulator's. A TFLite export runs in tflite-micro
     instead, on its vectors and on the test set.
 
     With ``train_step``, run ``steps`` training steps (default 20; or ``epochs`` whole
     epochs) of an export made with ``train_step`` and require the device's state to equal
-    the simulator's after every step; ``dump`` writes the device's final state as .npz.
+    the simulator's after every step; ``dump`` writes the device's final state as .npz (creating
+    missing folders). ``on_estimate(steps, seconds)`` hears how long that should take, timed on the
+    simulator's first steps, and ``on_step()`` follows each simulated step.
     """
     if not train_step:
         from .firmware.export import export_format, verify_export
@@ -267,10 +273,10 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
             res = verify_tflite(export_dir, target)
         else:
             res = verify_export(export_dir, target, host_only)
-        return VerifyResult(res["results"], res["target"], res["ok"])
+        return VerifyResult(res["results"], res["target"], res["ok"], res.get("image"))
     from .firmware.train_verify import dump_state, steps_for, verify_training
     k = steps_for(export_dir, steps, epochs)
-    res = verify_training(export_dir, k, target, host_only)
+    res = verify_training(export_dir, k, target, host_only, on_estimate, on_step)
     if dump:
         dump_state(res["device_state"], dump)
     return TrainVerifyResult(k, **res)
@@ -301,12 +307,19 @@ class MeasureResult:
         return self.report["divergence"] is None
 
 
-def measure(run_dir, target, steps=4):
+def measure(run_dir, target, steps=4, on_estimate=None):
     """Count the instructions the exported training step executes on ``target``'s core, phase by phase.
 
     Exports the run in ``run_dir``, links ``train_main.c`` with the profile's cflags
-    at -O2, runs ``steps`` steps under Unicorn and checks the final state against the
-    simulator's. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
+    at -O2, runs ``steps`` steps (1 to ``fxtrain.limits.MEASURE_STEPS``) under Unicorn
+    and checks the final state against the simulator's; ``on_estimate(seconds)`` hears
+    how long that should take, first. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
     """
-    from .measuring.measure import measure as run
+    from .limits import MEASURE_STEPS, check_count
+    from .measuring.measure import measurable, measure as run
+    check_count("steps", steps, MEASURE_STEPS)
+    if on_estimate:
+        from .firmware.estimates import measure_seconds
+        from .firmware.train_export import load_training_run
+        on_estimate(measure_seconds(load_training_run(run_dir), measurable(target), steps))
     return MeasureResult(run(run_dir, target, steps))

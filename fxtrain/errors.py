@@ -27,3 +27,7 @@ class OutputError(FxtrainError):
 
 class MissingExtraError(FxtrainError):
     """An optional dependency is not installed; the message names the pip command."""
+
+
+class InputError(FxtrainError):
+    """An input path that is not a regular file, exceeds its size limit, or cannot be read."""

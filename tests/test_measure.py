@@ -119,7 +119,7 @@ def test_cli_table_and_json(runs):
     assert "est/meas" in r.output and "shuffle (per epoch)" in r.output and "-O2" in r.output
     assert "equals the simulator's" in r.output and "seconds per epoch at 72 MHz" in r.output
     r = invoke("measure", runs(TINY), "--target", "cortex-m3", "--steps", 1, "--format", "json")
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)  # the estimate goes to stderr
     assert data["opt"] == "-O2" and data["divergence"] is None and set(data["phases"]) == set(PHASES)
 
 

@@ -254,4 +254,7 @@ def test_int64_gradient_sums_match_on_the_device(tmp_path):
     assert "#define FX_GRAD_WIDE 1" in (tmp_path / "fw" / "fx_train.h").read_text()
     for target in ("cortex-m4", "cortex-m3"):  # SMLALD on the M4, portable int64 sums on the M3
         res = verify_training(tmp_path / "fw", steps=2, target=target)
-        assert [diff for _, diff, _ in res["results"]] == [None, None] and res["ok"], target
+        assert [diff for _, diff, _ in res["results"]] == [None, None] and all(r[3] for r in res["memory"]), target
+        # a 196-image batch of 28x28 is more static RAM than the usable SRAM of either profile: QEMU's
+        # 4 MiB run it, but verify reports that the image does not fit the profile
+        assert res["image"]["ram"] > res["image"]["ram_limit"] and not res["ok"], target

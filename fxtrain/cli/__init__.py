@@ -4,43 +4,21 @@ Library modules are imported inside each command, so ``fxtrain --help`` starts
 without importing numba. Domain errors (:class:`FxtrainError`) become one line on
 stderr and exit code 1; only bugs show a traceback.
 """
-import sys
-
 import click
 
 from .experiments import experiment, sweep
 from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
-from .types import BitsList, Group, PositiveInt, TargetName
-
-
-def _echo_err(text):
-    click.echo(text, err=True)
+from ..limits import MEASURE_STEPS, VERIFY_EPOCHS, VERIFY_STEPS
+from .progress import Bar, EpochBar, Ticker, about, note
+from .types import BitsList, Count, Group, TargetName
 
 
 def _compile_notice():
     """One stderr line at the first kernel compilation (a cold cache), never on later runs."""
     from ..engine.jit import cache_dir, on_first_compile
-    on_first_compile(lambda: _echo_err(
+    on_first_compile(lambda: note(
         f"compiling fxtrain's kernels once (about 10 s); later runs load them from {cache_dir()}"))
-
-
-class EpochBar:
-    """An epoch progress bar on stderr, opened at the first epoch (a resumed run starts late)."""
-
-    def __init__(self, epochs, label):
-        self.epochs, self.label, self.bar = epochs, label, None
-
-    def __call__(self, record):
-        if self.bar is None:
-            self.bar = click.progressbar(length=self.epochs - record["epoch"] + 1, file=sys.stderr, show_pos=True,
-                                         label=self.label, item_show_func=lambda r: r)
-            self.bar.__enter__()
-        self.bar.update(1, f"test acc {record['test_accuracy']:.3f}")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def _with_bar(kw, job):
@@ -63,12 +41,12 @@ def cli():
         fxtrain simulate --target cortex-m4
 
     Every command has --help with examples. The same jobs are a Python API:
-    fxtrain.train(), simulate(), compare(), export() and verify().
+    fxtrain.train(), simulate(), compare(), export(), verify() and measure().
     """
 
 
 @cli.command()
-@train_options()
+@train_options(resume=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for checkpoint.*, model.npz and report.json (each written atomically).")
 @click.option("--resume", type=click.Path(), default=None,
@@ -160,19 +138,18 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
     \b
     Examples:
       fxtrain compare --target cortex-m0plus
-      fxtrain compare --target stm32f103c8 --bits 1,4,8 --train --plot mem.png
+      fxtrain compare --target stm32f103c8 --bits 1,4,8 --train --plot runs/mem.png
     """
     from .. import api
     from .render import compare_text
-    bar = click.progressbar(length=len(bits_list) * 4, label="training", file=sys.stderr) if do_train else None
+    bar = Bar("training", len(bits_list) * 4)
     if do_train:
         _compile_notice()
     try:
         res = api.compare(target, bits=bits_list, train=do_train, plot=plot,
-                          on_run=(lambda: bar.update(1)) if bar else None, **kw)
+                          on_run=bar.update if do_train else None, **kw)
     finally:
-        if bar:
-            bar.render_finish()
+        bar.close()
     click.echo(compare_text(res, fmt))
 
 
@@ -214,9 +191,9 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding, train_
 
     \b
     Examples:
-      fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out fw --target cortex-m4
-      fxtrain export runs/sr8 --out fw --train-step --target cortex-m4
-      fxtrain export runs/sr8 --to tflite --out tfl && fxtrain verify tfl
+      fxtrain train --out runs/sr8 && fxtrain export runs/sr8 --out runs/fw --target cortex-m4
+      fxtrain export runs/sr8 --out runs/fw --train-step --target cortex-m4
+      fxtrain export runs/sr8 --to tflite --out runs/tfl && fxtrain verify runs/tfl
     """
     from .. import api
     from .render import export_text
@@ -231,12 +208,14 @@ def export_cmd(run_dir, out, prefix, target, pack, vectors, to, rounding, train_
 @click.option("--host-only", is_flag=True, help="Only compile and run on the host with gcc.")
 @click.option("--train-step", is_flag=True,
               help="Verify the training runtime of an export made with --train-step, step by step.")
-@click.option("--steps", type=PositiveInt(), default=None,
-              help="Training steps to run with --train-step [default: 20].")
-@click.option("--epochs", type=PositiveInt(), default=None,
-              help="Or whole epochs of the exported training set, as fx_train_epoch runs them.")
+@click.option("--steps", type=Count(VERIFY_STEPS), default=None,
+              help=f"Training steps to run with --train-step, 1 to {VERIFY_STEPS:,} [default: 20].")
+@click.option("--epochs", type=Count(VERIFY_EPOCHS), default=None,
+              help=f"Or whole epochs of the exported training set, as fx_train_epoch runs them: 1 to "
+                   f"{VERIFY_EPOCHS:,}, and at most {VERIFY_STEPS:,} steps in all.")
 @click.option("--dump", type=click.Path(dir_okay=False), default=None,
-              help="With --train-step: write the device's final state (weights, biases, ...) to this .npz.")
+              help="With --train-step: write the device's final state (weights, biases, ...) to this .npz; "
+                   "missing folders on its path are created.")
 def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
     """Compile the exported C and require bit-for-bit equality with the simulator.
 
@@ -255,15 +234,24 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
 
     \b
     Examples:
-      fxtrain verify fw --target cortex-m4
-      fxtrain verify fw --train-step --steps 20 --target cortex-m4
-      fxtrain verify tfl
+      fxtrain verify runs/fw --target cortex-m4
+      fxtrain verify runs/fw --train-step --steps 20 --target cortex-m4
+      fxtrain verify runs/tfl
     """
     from .. import api
     from .render import verify_text, verify_train_text
     if not train_step and (steps or epochs or dump):
         raise click.UsageError("--steps, --epochs and --dump go with --train-step")
-    res = api.verify(export_dir, target, host_only, train_step, steps, epochs, dump)
+    bar = Bar("simulator steps")
+
+    def estimate(k, seconds):
+        note(f"verify --train-step: {k:,} steps, {about(seconds)} (from the simulator's first steps here)")
+        bar.length = k
+    try:
+        res = api.verify(export_dir, target, host_only, train_step, steps, epochs, dump,
+                         on_estimate=estimate if train_step else None, on_step=bar.update if train_step else None)
+    finally:
+        bar.close()
     click.echo(verify_train_text(res, dump) if train_step else verify_text(res))
     if not res.ok:
         raise click.exceptions.Exit(1)
@@ -273,7 +261,8 @@ def verify(export_dir, target, host_only, train_step, steps, epochs, dump):
 @click.argument("run_dir", type=click.Path())
 @click.option("--target", type=TargetName(), required=True,
               help="A Cortex-M profile: cortex-m0plus, cortex-m3, cortex-m4, cortex-m7 (or a chip with one).")
-@click.option("--steps", type=PositiveInt(), default=4, show_default=True, help="Training steps to run and count.")
+@click.option("--steps", type=Count(MEASURE_STEPS), default=4, show_default=True,
+              help=f"Training steps to run and count, 1 to {MEASURE_STEPS}.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def measure(run_dir, target, steps, fmt):
     """Count the instructions the exported training step executes on a core, phase by phase.
@@ -294,7 +283,16 @@ def measure(run_dir, target, steps, fmt):
     """
     from .. import api
     from .render import measure_text
-    res = api.measure(run_dir, target, steps)
+    ticker = [None]
+
+    def estimate(seconds):
+        note(f"measure: {steps} steps under Unicorn, {about(seconds)} (from the cost model's cycles)")
+        ticker[0] = Ticker("measuring", seconds).__enter__()
+    try:
+        res = api.measure(run_dir, target, steps, on_estimate=estimate)
+    finally:
+        if ticker[0]:
+            ticker[0].__exit__()
     click.echo(measure_text(res, fmt))
     if not res.ok:
         raise click.exceptions.Exit(1)

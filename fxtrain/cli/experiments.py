@@ -2,41 +2,16 @@
 
 Library modules are imported inside the commands, so ``fxtrain --help`` stays fast.
 """
-import sys
 from pathlib import Path
 
 import click
+
+from .progress import SweepBar
 
 EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime")
 SCHEDULER_HELP = ("auto (local if Dask is installed, else serial), serial (in this process), local (a Dask "
                   "LocalCluster, one single-threaded worker process per core) or a scheduler address such as "
                   "tcp://host:8786.")
-
-
-class SweepBar:
-    """A progress bar on stderr: cells done of all, with how many run now and how many failed."""
-
-    def __init__(self):
-        self.bar, self.shown = None, 0
-
-    def __call__(self, p):
-        if self.bar is None and not (p.running or p.done):
-            return  # nothing runs yet: a refused scheduler should print its error alone
-        if self.bar is None:
-            self.bar = click.progressbar(length=p.total, file=sys.stderr, show_pos=True, label="cells",
-                                         item_show_func=lambda s: s)
-            self.bar.__enter__()
-            self.bar.update(p.skipped)
-            self.shown = p.skipped
-        status = f"done {p.skipped + p.done}, running {p.running}, failed {p.failed}"
-        if p.skipped:
-            status += f" ({p.skipped} from an earlier run)"
-        self.bar.update(p.skipped + p.done - self.shown, status)
-        self.shown = p.skipped + p.done
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
 
 
 def _with_bar(job):
@@ -67,7 +42,11 @@ def sweep(spec, out, scheduler, workers):
     combination is one training run. Finished cells are kept in OUT and skipped
     when the same command runs again, so an interrupted sweep resumes and a
     grown spec runs only its new cells. Prints test accuracy over seeds (mean,
-    std, min, max) and writes it to OUT/summary.csv.
+    std, min, max) and writes it to OUT/summary.csv. Before the cells run, one
+    stderr line estimates their time.
+
+    Limits: SPEC is a regular file of at most 1 MiB, and its grid has at most
+    10,000 cells (a larger one is refused with its count, before anything runs).
 
     \b
     Examples:
@@ -76,11 +55,12 @@ def sweep(spec, out, scheduler, workers):
     """
     from ..experiments.spec import load_spec
     from ..experiments.summary import group_over_seeds, varying_keys, write_csv
-    from ..experiments.dask_exec import check_scheduler, executor
+    from ..experiments.dask_exec import check_scheduler, executor, slots
     from ..experiments.sweep import run_sweep
     check_scheduler(scheduler)
     cells = load_spec(spec)
-    records = _with_bar(lambda bar: run_sweep(cells, out, executor(scheduler, workers), on_progress=bar))
+    records = _with_bar(lambda bar: run_sweep(cells, out, executor(scheduler, workers), on_progress=bar,
+                                                       slots=slots(scheduler, workers)))
     rows = group_over_seeds(records, varying_keys(cells) or ["method"], lambda r: r["test_accuracy"])
     write_csv(Path(out) / "summary.csv", rows)
     click.echo(f"{len(cells)} cells, test accuracy over seeds:")
@@ -93,10 +73,10 @@ def sweep(spec, out, scheduler, workers):
 
 @click.command()
 @click.argument("name", type=click.Choice(EXPERIMENTS))
-@click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute (for CI).")
+@click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute once the kernels are compiled (for CI).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the cells, NAME.csv, NAME.json and NAME.png "
-                   "(default: fxtrain-experiments/NAME[-quick]).")
+                   "(default: runs/experiments/NAME[-quick]).")
 @click.option("--scheduler", default="auto", show_default=True, help=SCHEDULER_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes for --scheduler local (default: one per core).")
@@ -109,13 +89,13 @@ def experiment(name, quick, out, scheduler, workers):
     batch          batch sizes 16..1024 for sr and bc, same epochs and same steps
     bits           test accuracy against bits for float, bc, sr, r on an MLP and a conv net
     weight-change  share of weights changed per epoch, sr and bc, per bit width
-    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, momentum
+    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, momentum
     runtime        simulator seconds per epoch, and estimated seconds on three Cortex-M cores
 
     \b
     Examples:
       fxtrain experiment bits --quick
-      fxtrain experiment convex --out results/convex --workers 2
+      fxtrain experiment convex --out runs/convex --workers 2
     """
     from ..experiments.dask_exec import check_scheduler
     from ..experiments.report import run_experiment

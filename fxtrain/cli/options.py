@@ -14,8 +14,10 @@ _OPTIONS = {
         help="; ".join(f"{m}: {h}" for m, h in METHOD_HELP.items()) + "."),
     "bits": lambda: click.option("--bits", type=Bits(), default=8, show_default=True,
                                  help="Weight bit width: 1, 2, 3, 4, 6, 8, 12 or 16."),
-    "epochs": lambda: click.option("--epochs", type=PositiveInt(), default=30, show_default=True,
-                                   help="Epochs to train; with --resume, the total to reach."),
+    # only `train` has --resume, so only its --epochs speaks of it
+    "epochs": lambda resume=False: click.option(
+        "--epochs", type=PositiveInt(), default=30, show_default=True,
+        help="Epochs to train" + ("; with --resume, the total to reach." if resume else ".")),
     "batch": lambda: click.option("--batch", type=PositiveInt(), default=16, show_default=True,
                                   help="Mini-batch size; a power of two keeps alpha/batch an exact shift."),
     "lr": lambda: click.option("--lr", type=LearningRate(), default="0.0625", show_default=True,
@@ -32,12 +34,13 @@ _OPTIONS = {
 }
 
 
-def train_options(*names):
-    """Decorator adding the named training options (all of them when none is named), in a fixed order."""
+def train_options(*names, resume=False):
+    """Decorator adding the named training options (all of them when none is named), in a fixed order;
+    ``resume``: the command also has --resume."""
     chosen = [n for n in _OPTIONS if not names or n in names]
 
     def apply(fn):
         for name in reversed(chosen):
-            fn = _OPTIONS[name]()(fn)
+            fn = (_OPTIONS[name](resume) if name == "epochs" else _OPTIONS[name]())(fn)
         return fn
     return apply

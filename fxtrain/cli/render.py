@@ -199,15 +199,25 @@ def verify_text(res):
         if "n_bytes" in r:  # tflite-micro: every output byte compared
             acc = f"; TFLM's test accuracy {r['accuracy']:.4f}" if "accuracy" in r else ""
             lines.append(f"{where}: {r['n_diff_bytes']:,} of {r['n_bytes']:,} output bytes differ{acc}")
-    t = res.target
-    if t and len(res.results) > 1:
+    if res.image:
         q = res.results[-1][1]
-        flash, ram = q["text"] + q["data"], q["data"] + q["bss"]
-        lines.append(f"{t.name} image: text {q['text']:,}, data {q['data']:,}, bss {q['bss']:,} bytes "
-                     f"-> flash {flash:,} of {t.flash_bytes:,} ({100 * flash / t.flash_bytes:.1f}%), "
-                     f"static RAM {ram:,} of {t.sram_bytes:,} ({100 * ram / t.sram_bytes:.1f}%); "
-                     f"QEMU ran {q['qemu_seconds']:.2f} s")
+        lines.append(f"{res.target.name} image: text {q['text']:,}, data {q['data']:,}, bss {q['bss']:,} bytes -> "
+                     f"{image_text(res.image)}; QEMU ran {q['qemu_seconds']:.2f} s")
+        lines += image_verdict(res.target, res.image)
     return "\n".join(lines)
+
+
+def image_text(image):
+    """Flash and static RAM of a linked image against the profile's."""
+    return (f"flash {image['flash']:,} of {image['flash_limit']:,}, static RAM {image['ram']:,} of "
+            f"{image['ram_limit']:,} usable ({image['sram_bytes']:,} in all)")
+
+
+def image_verdict(t, image):
+    """No line when the image fits; else one line naming what does not fit on ``t`` (verify then exits 1)."""
+    over = [f"{what} by {image[key] - image[key + '_limit']:,} bytes" for what, key in (("flash", "flash"),
+            ("static RAM", "ram")) if image[key] > image[key + "_limit"]]
+    return [f"DOES NOT FIT {t.name}: the image exceeds its {' and its '.join(over)}"] if over else []
 
 
 def verify_train_text(res, dump=None):
@@ -226,12 +236,10 @@ def verify_train_text(res, dump=None):
         lines += ["", f"Training buffers in the {t.name} ELF against the accounting:",
                   tabulate(mem, headers=["buffer", "accounting B", "ELF B", "equal"], tablefmt="simple", intfmt=",")]
         sec = res.sections
-        flash, ram = sec.get(".text", 0) + sec.get(".rodata", 0) + sec.get(".data", 0), \
-            sec.get(".data", 0) + sec.get(".bss", 0)
         lines.append(f"{t.name} image: text {sec.get('.text', 0):,}, rodata {sec.get('.rodata', 0):,}, "
-                     f"data {sec.get('.data', 0):,}, bss {sec.get('.bss', 0):,} bytes -> flash {flash:,} of "
-                     f"{t.flash_bytes:,}, static RAM {ram:,} of {t.sram_bytes:,} "
-                     "(beyond the buffers: the harness and the C library)")
+                     f"data {sec.get('.data', 0):,}, bss {sec.get('.bss', 0):,} bytes -> {image_text(res.image)} "
+                     "(beyond the buffers: the harness, its training set and the C library)")
+        lines += image_verdict(t, res.image)
     if dump:
         lines.append(f"wrote the device's final state to {dump}")
     return "\n".join(lines)

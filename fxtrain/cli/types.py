@@ -3,6 +3,7 @@
 No numba here: ``fxtrain --help`` must start fast. Each type checks its value with
 the library's own rule, so the CLI and the Python API refuse the same inputs.
 """
+import errno
 import sys
 
 import click
@@ -42,6 +43,14 @@ class _BoundedInt(click.ParamType):
 
 class PositiveInt(_BoundedInt):
     name = "N"
+
+
+class Count(_BoundedInt):
+    """A whole number from 1 to ``hi`` (one of the bounds in :mod:`fxtrain.limits`)."""
+    name = "N"
+
+    def __init__(self, hi):
+        self.hi, self.rule = hi, f"must be from 1 to {hi:,}"
 
 
 class Seed(_BoundedInt):
@@ -95,6 +104,9 @@ class TargetName(_Checked):
     check = staticmethod(_target)
 
 
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 class Group(click.Group):
     """Turns bad input, usage or domain errors alike, into one clear line and exit code 1."""
 
@@ -103,6 +115,14 @@ class Group(click.Group):
             return super().invoke(ctx)
         except FxtrainError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            # the writers turn these into OutputError; a temporary folder or a third-party
+            # writer may still meet a full disk or a read-only place, which is no bug either
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror}", err=True)
             ctx.exit(1)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):

@@ -47,7 +47,7 @@ def load_raw(source, seed):
     if source in ("moons", "spirals"):
         X, y = make_moons(seed=seed) if source == "moons" else make_spirals(seed=seed)
         return X, y.astype(np.float64), (2,)
-    if not Path(source).is_file():
+    if not Path(source).exists():
         raise DataError(f"data '{source}' is neither a file nor one of {', '.join(BUILTIN)}")
     return read_file(source)
 

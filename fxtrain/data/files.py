@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import check_input, read_input
 from ..errors import DataError
+from ..limits import ARRAY_BYTES, CSV_BYTES
 
 
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
@@ -17,9 +19,9 @@ DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
 def _read_text(path):
     """The file as text: UTF-8, with or without a byte-order mark; else a DataError saying so."""
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
+        raw = read_input(path, "data file", CSV_BYTES, DataError)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -115,7 +117,7 @@ def check_samples(X, y, where):
 def read_file(source):
     """(X float64, y float64, input_shape) from a CSV or NPZ path, or a DataError."""
     path = Path(source)
-    if path.stat().st_size == 0:
+    if check_input(path, "data file", ARRAY_BYTES if path.suffix.lower() == ".npz" else CSV_BYTES, DataError) == 0:
         raise DataError(f"{path}: the file is empty")
     if path.suffix.lower() == ".npz":
         X, y = _read_npz(path)

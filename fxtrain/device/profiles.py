@@ -11,8 +11,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._files import data_dir
+from .._files import data_dir, read_text_input
 from ..errors import TargetError
+from ..limits import PROFILE_BYTES
 
 FPU_KINDS = ("none", "sp", "dp")
 
@@ -41,6 +42,11 @@ _CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv", "int_mac_w
 INSTRUCTION_CLASSES = ("alu", "mul", "mac", "mul_long", "mac_long", "div", "sat", "load", "store", "multiple",
                        "registers", "branch", "branch_not_taken", "call", "pc_load", "fpu_add", "fpu_mul",
                        "fpu_mac", "fpu_div", "fpu_cvt", "fpu_move", "other")
+# The classes each core kind executes, so a profile that is measured must price every one of them.
+_ARMV6M_CLASSES = ("alu", "mul", "load", "store", "multiple", "registers", "branch", "branch_not_taken", "call",
+                   "pc_load", "other")
+_ARMV7M_CLASSES = ("mac", "mul_long", "mac_long", "div", "sat")
+_FPU_CLASSES = ("fpu_add", "fpu_mul", "fpu_mac", "fpu_div", "fpu_cvt", "fpu_move")
 # Cycles per unit of work of the training step (fxtrain.device.work.UNITS names them), fitted to
 # measured instructions; a unit left out is priced from [cycles].
 UNIT_NAMES = ("mac", "conv_tap", "pool", "scan", "act", "softmax", "relu", "err", "back_mac", "back_tap",
@@ -149,13 +155,12 @@ def _reject_unknown(path, table, allowed, prefix=""):
 
 def _read(path):
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = read_text_input(path, "target profile", PROFILE_BYTES, TargetError)
     except FileNotFoundError:
         raise TargetError(f"{path}: no such target profile file") from None
-    except OSError as e:
-        raise TargetError(f"{path}: cannot read target profile ({e.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise TargetError(f"{path}: invalid TOML: {e}") from None
 
 
@@ -221,6 +226,24 @@ def _load_file(path, shipped):
         instruction_cycles=tuple(raw.get("instruction_cycles", {}).items()),
         unit_cycles=tuple(raw.get("unit_cycles", {}).items()),
     )
+
+
+def check_instruction_cycles(t):
+    """Raise TargetError, naming the file and the field, if ``t`` lacks the price of a class its core executes.
+
+    Checked before a measurement (and before ``simulate --measured`` trains), so a
+    profile with a hole fails at once instead of after the work.
+    """
+    need = list(_ARMV6M_CLASSES) + (list(_ARMV7M_CLASSES) if t.isa.startswith("ARMv7") else [])
+    if any(f.startswith("-mfpu=") for f in t.cflags) and "-mfloat-abi=soft" not in t.cflags:
+        need += _FPU_CLASSES
+    have = dict(t.instruction_cycles)
+    missing = [c for c in need if c not in have]
+    if missing:
+        raise TargetError(f"{t.path}: missing field 'instruction_cycles.{missing[0]}'"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                          + f"; a {t.core} executes {', '.join(missing)} instructions, so measuring needs their cycles")
+    return t
 
 
 def _shipped_dir():

@@ -70,6 +70,12 @@ def connect(address):
                           "or use --scheduler local or serial") from None
 
 
+def slots(scheduler, workers=None):
+    """How many cells ``scheduler`` runs at once, for the sweep's estimate: 1 serially, the workers of
+    a LocalCluster, and 1 for an address (whose workers cannot be counted before connecting)."""
+    return {"serial": 1, "local": workers or os.cpu_count() or 1}.get(resolve(check_scheduler(scheduler)), 1)
+
+
 def executor(scheduler, workers=None):
     """The executor :func:`~fxtrain.experiments.sweep.run_sweep` takes for ``scheduler``.
 

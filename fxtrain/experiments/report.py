@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .._files import ensure_dir, write_json_atomic
-from .dask_exec import executor
+from .dask_exec import executor, slots
 from .summary import write_csv
 from .sweep import run_sweep
 
@@ -57,8 +57,8 @@ def run_experiment(name, quick=False, out=None, scheduler="auto", workers=None, 
     """
     mod = experiment_module(name)
     plan = mod.plan(name, quick)
-    out = ensure_dir(Path(out or Path("fxtrain-experiments") / (name + ("-quick" if quick else ""))))
-    records = run_sweep(plan.cells, out, executor(scheduler, workers), on_progress)
+    out = ensure_dir(Path(out or Path("runs") / "experiments" / (name + ("-quick" if quick else ""))))
+    records = run_sweep(plan.cells, out, executor(scheduler, workers), on_progress, slots=slots(scheduler, workers))
     result = mod.analyze(name, plan, records)
     result.files = {"csv": out / f"{name}.csv", "json": out / f"{name}.json", "png": out / f"{name}.png"}
     write_csv(result.files["csv"], result.rows)

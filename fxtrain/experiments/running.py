@@ -49,21 +49,42 @@ def run_cell(cell):
     return {"record": record, "npz": npz}
 
 
-def warm_kernels(cells):
-    """Compile (or load) in this process each kernel the training cells need: one tiny epoch per kind.
+def cell_kind(cell):
+    """What decides a cell's kernels and roughly its speed: method, arch, data, wide weights, momentum,
+    optimizer (a convex cell: its problem)."""
+    if cell["kind"] != "train":
+        return (cell["kind"], cell.get("problem"))
+    return (cell["method"], cell["arch"], cell["data"], cell["bits"] > 8, cell["momentum"] != "0", cell["optimizer"])
 
-    A kind is (method, arch, data, wide weights, momentum, optimizer); the epoch's
-    result is thrown away. A cell that cannot run is left to fail in the sweep.
+
+def warm_kernels(cells):
+    """Compile (or load) in this process each kernel the cells need, and time each kind once.
+
+    A training kind runs two epochs (the second, warm, is the one timed); a convex kind
+    runs one whole cell. The results are thrown away; a cell that cannot run is left to
+    fail in the sweep. Returns {kind: seconds per epoch (train) or per cell (convex)}.
     """
     from .cells import run_train_cell
-    seen = set()
+    from .convex import run_convex_cell
+    timed = {}
     for cell in cells:
-        if cell["kind"] != "train":
+        kind = cell_kind(cell)
+        if kind in timed:
             continue
-        kind = (cell["method"], cell["arch"], cell["data"], cell["bits"] > 8, cell["momentum"] != "0",
-                cell["optimizer"])
-        if kind in seen:
-            continue
-        seen.add(kind)
+        timed[kind] = None
         with contextlib.suppress(Exception):
-            run_train_cell({**cell, "epochs": 1})
+            if cell["kind"] == "train":
+                timed[kind] = run_train_cell({**cell, "epochs": 2})[0]["history"][-1]["seconds"]
+            else:
+                t0 = time.perf_counter()
+                run_convex_cell(cell)
+                timed[kind] = time.perf_counter() - t0
+    return timed
+
+
+def estimate_seconds(cells, timed, slots=1):
+    """Seconds the ``cells`` should take from ``timed`` (:func:`warm_kernels`), spread over ``slots``
+    cells at a time (:func:`fxtrain.experiments.dask_exec.slots` for a scheduler)."""
+    total = sum(t * (c["epochs"] if c["kind"] == "train" else 1)
+                for c in cells if (t := timed.get(cell_kind(c))) is not None)
+    return total / min(max(slots, 1), max(len(cells), 1))

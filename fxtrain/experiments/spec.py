@@ -15,10 +15,12 @@ list, a value of the wrong type, a setting the device cannot apply) is one
 :class:`ConfigError` line, raised before any cell runs.
 """
 import itertools
+import math
 import tomllib
-from pathlib import Path
 
+from .._files import read_text_input
 from ..errors import ConfigError
+from ..limits import MAX_CELLS, SPEC_BYTES
 from ..training.config import TrainConfig
 
 # key: (accepted Python types, what the message calls it, default)
@@ -52,11 +54,11 @@ def _check_type(where, key, value):
 
 def _read(path):
     try:
-        return tomllib.loads(Path(path).read_text())
+        text = read_text_input(path, "sweep spec", SPEC_BYTES, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"sweep spec '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"sweep spec '{path}' cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"sweep spec '{path}' is not valid TOML: {exc}") from None
 
@@ -123,8 +125,27 @@ def train_config(cell):
                        seed=cell["seed"], data=cell["data"], momentum=str(cell["momentum"]))
 
 
+def grid_size(grid, where="spec"):
+    """The number of cells of ``grid``, from its list lengths alone; a ConfigError above MAX_CELLS.
+
+    The product is taken before anything is expanded, so a grid of 10^9 cells is refused
+    at once instead of filling the memory while its cells are checked.
+    """
+    n = math.prod(len(v) for v in grid.values())
+    if n > MAX_CELLS:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in grid.items())
+        raise ConfigError(f"{where}: the grid has {n:,} cells ({sizes}), over the limit of {MAX_CELLS:,} cells per "
+                          "sweep; split it into several specs")
+    return n
+
+
 def expand(grid, fixed, where="spec"):
-    """Every cell of the grid, in a fixed order (grid keys as listed, last key fastest)."""
+    """Every cell of the grid, in a fixed order (grid keys as listed, last key fastest).
+
+    The size is checked first (:func:`grid_size`); then each cell is built and checked
+    as it is generated.
+    """
+    grid_size(grid, where)
     keys = list(grid)
     cells = []
     for combo in itertools.product(*(grid[k] for k in keys)):

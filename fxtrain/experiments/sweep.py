@@ -13,8 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._files import ensure_dir, write_bytes_atomic, write_json_atomic
-from .running import cell_key, run_cell, warm_kernels
+from .._files import ensure_dir, read_input, write_bytes_atomic, write_json_atomic
+from ..errors import InputError
+from ..limits import RECORD_BYTES
+from .running import cell_key, estimate_seconds, run_cell, warm_kernels
 
 CELLS_DIR = "cells"
 
@@ -24,12 +26,14 @@ def record_path(out, cell):
 
 
 def load_record(out, cell):
-    """The stored record of ``cell`` in ``out``, or None if it has none (or a torn one)."""
+    """The stored record of ``cell`` in ``out``, or None if it has none, or one that is not a record
+    (torn, damaged, not a regular file): the cell then runs again and its record is rewritten."""
     path = record_path(out, cell)
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        rec = json.loads(read_input(path, "cell record", RECORD_BYTES))
+    except (FileNotFoundError, InputError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return rec if isinstance(rec, dict) and rec.get("key") == cell_key(cell) else None
 
 
 def is_done(out, cell):
@@ -48,12 +52,14 @@ def save_result(out, result):
 
 @dataclass
 class Progress:
-    """Counts shown while a sweep runs; ``skipped`` cells were finished by an earlier run."""
+    """Counts shown while a sweep runs; ``skipped`` cells were finished by an earlier run; ``estimate``:
+    seconds the cells to run should take, once each kind of cell has been timed (None before)."""
     total: int
     skipped: int = 0
     done: int = 0
     failed: int = 0
     running: int = 0
+    estimate: float = None
 
 
 def _serial(todo, progress, on_progress):
@@ -64,7 +70,7 @@ def _serial(todo, progress, on_progress):
     progress.running = 0
 
 
-def run_sweep(cells, out, executor=None, on_progress=None):
+def run_sweep(cells, out, executor=None, on_progress=None, slots=1):
     """Run every cell of ``cells`` not already finished in ``out``; return all their records.
 
     Parameters
@@ -80,6 +86,9 @@ def run_sweep(cells, out, executor=None, on_progress=None):
         scheduler name. None (the default) runs them here.
     on_progress : callable
         Called with a :class:`Progress` before the first cell and after each.
+    slots : int
+        How many cells the executor runs at once (:func:`fxtrain.experiments.dask_exec.slots`),
+        for ``Progress.estimate`` only. 1 (the default) suits the serial loop.
     """
     ensure_dir(Path(out) / CELLS_DIR, "sweep folder")
     on_progress = on_progress or (lambda p: None)
@@ -90,8 +99,8 @@ def run_sweep(cells, out, executor=None, on_progress=None):
     if todo:
         with (executor or contextlib.nullcontext()) as run_all:
             # compile once here, so that workers load the kernels instead of each compiling them,
-            # and so that no cell's epoch times include a compilation
-            warm_kernels(todo)
+            # and so that no cell's epoch times include a compilation; the timings give the estimate
+            progress.estimate = estimate_seconds(todo, warm_kernels(todo), slots)
             results = _serial(todo, progress, on_progress) if run_all is None else run_all(todo, progress, on_progress)
             for result in results:
                 save_result(out, result)

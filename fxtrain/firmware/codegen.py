@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from .._version import __version__
-from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
+from .._files import data_dir, ensure_dir, remove_file, write_bytes_atomic, write_json_atomic
 from ..errors import ConfigError
 from .packing import PACK_BITS, pack_weights
 from .reference import predict
@@ -215,6 +215,22 @@ def _check_vectors(model, vectors):
     return X.astype(np.int8), out.astype(np.int8), cls.astype(np.int64)
 
 
+def write_export(out_dir, files, manifest, kept=None):
+    """Write ``files`` ({name: bytes}) into ``out_dir``, then ``manifest`` with their sha256 (and ``kept``'s).
+
+    The old manifest is removed first: until the new one is written the folder is no
+    export that ``verify`` accepts, so a full disk midway leaves it refused, never half
+    old and half new. Returns the paths written, sorted.
+    """
+    out_dir = ensure_dir(out_dir, "export folder")
+    remove_file(out_dir / MANIFEST)
+    for name, data in files.items():
+        write_bytes_atomic(out_dir / name, data)
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    write_json_atomic(out_dir / MANIFEST, {**manifest, "files": {**(kept or {}), **digests}})
+    return sorted(str(out_dir / n) for n in [*files, MANIFEST])
+
+
 def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     """Write the C sources of ``model`` into ``out_dir``.
 
@@ -245,13 +261,9 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     for name, text in texts.items():
         if name.endswith(".h"):
             assert_no_float(text, name)
-    out_dir = ensure_dir(out_dir, "export folder")
-    for name, text in texts.items():
-        write_text_atomic(out_dir / name, text)
     manifest = {"fxtrain_version": __version__, "model_hash": model_hash(model), "prefix": prefix,
-                "format": "c", "rounding": model.rounding,
-                "files": {name: hashlib.sha256(text.encode("utf-8")).hexdigest() for name, text in texts.items()}}
-    write_json_atomic(out_dir / MANIFEST, manifest)
-    return {"files": sorted(str(out_dir / n) for n in [*texts, MANIFEST]), "hash": model_hash(model),
+                "format": "c", "rounding": model.rounding}
+    paths = write_export(out_dir, {name: text.encode("utf-8") for name, text in texts.items()}, manifest)
+    return {"files": paths, "hash": model_hash(model),
             "flash_bytes": flash_bytes(model, pack), "flash_bytes_unpacked": flash_bytes(model, False),
             "flash_bytes_packed": flash_bytes(model, True), "scratch_bytes": scratch_bytes(model), "n_vectors": n_vec}

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from ..device.profiles import load_target
 from ..engine.numbers import EXPORT_FORMATS, EXPORT_MAX_BITS
-from ..errors import ConfigError, TargetError
+from .._files import read_input
+from ..errors import ConfigError, InputError, TargetError
+from ..limits import RECORD_BYTES
 from ..training.artifacts import load_run_dir
 from .calibration import deployed_accuracy, from_run_dir
 from .codegen import MANIFEST, export_model, flash_bytes, scratch_bytes
 from .rounding import check_rounding
 from .train_export import check_fits, export_training, load_training_run
-from .verify import verify_host, verify_qemu
+from .verify import image_fit, verify_host, verify_qemu
 
 
 def export_settings(to, rounding, pack, train_step=False):
@@ -95,8 +97,8 @@ def _training_only(run_dir, out, prefix, target, run):
 def export_format(export_dir):
     """"tflite" or "c" from the export's manifest (exports before TFLite support are C)."""
     try:
-        return json.loads((Path(export_dir) / MANIFEST).read_text()).get("format", "c")
-    except (OSError, ValueError, AttributeError):
+        return json.loads(read_input(Path(export_dir) / MANIFEST, "export manifest", RECORD_BYTES)).get("format", "c")
+    except (OSError, ValueError, AttributeError, InputError):
         return "c"  # verify_host reports a missing or unreadable manifest in its own words
 
 
@@ -113,7 +115,9 @@ def verify_export(export_dir, target=None, host_only=False):
     if t and not host_only:
         results.append((f"{t.name} (qemu {t.qemu_machine})", verify_qemu(export_dir, t)))
     ok = all(r["n_mismatch"] == 0 and r.get("complete", True) for _, r in results)
+    image = None
     if t and not host_only:
         q = results[-1][1]
-        ok = ok and q["text"] + q["data"] <= t.flash_bytes and q["data"] + q["bss"] <= t.usable_sram_bytes
-    return {"results": results, "target": t, "ok": ok}
+        image = image_fit(q["text"] + q["data"], q["data"] + q["bss"], t)
+        ok = ok and image["fits"]
+    return {"results": results, "target": t, "ok": ok, "image": image}

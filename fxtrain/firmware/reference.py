@@ -26,7 +26,7 @@ from .rounding import round_shift
 
 KINDS = ("dense", "conv", "pool")
 # Samples per int64 matrix product: a wide layer over the whole training set would
-# otherwise hold an int64 accumulator of N x width (1.1 GB for 1,437 x 100,000).
+# otherwise hold an int64 accumulator of N x width (1.1 GB for 1,438 x 100,000).
 CHUNK = 256
 
 

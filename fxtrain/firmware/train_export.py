@@ -10,24 +10,24 @@ Writes, from the templates in ``firmware_export/templates/`` (each file atomical
 The state comes from the run's checkpoint (validated as ``--resume`` validates it), so
 the device starts exactly where the simulator stopped.
 """
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from .._version import __version__
-from .._files import data_dir, ensure_dir, write_json_atomic, write_text_atomic
+from .._files import data_dir, read_input
 from ..device.memory import GRAD_CHUNK, acc_bytes, row_bytes, scratch_lengths, weight_bytes
 from ..device.profiles import load_target
 from ..engine.network import DENSE, POOL
 from ..engine.numbers import qmax, storage_bits
 from ..errors import ConfigError, TargetError
-from ..training.artifacts import REPORT_FILE
+from ..limits import RECORD_BYTES
+from ..training.artifacts import REPORT_FILE, check_run_dir
 from ..training.checkpoint import checkpoint_digest
 from ..training.config import TrainConfig, parse_lr
 from ..training.job import prepare
-from .codegen import MANIFEST, assert_no_float, c_array, c_int
+from .codegen import MANIFEST, assert_no_float, c_array, c_int, write_export
 from .packing import pack_slots
 from .templates import fill, render
 
@@ -39,9 +39,9 @@ DEFAULT_STEPS = 20
 
 def load_training_run(run_dir):
     """The :class:`Run` saved in ``run_dir`` (its checkpoint, checked), ready to continue."""
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     try:
-        report = json.loads((run_dir / REPORT_FILE).read_text())
+        report = json.loads(read_input(run_dir / REPORT_FILE, "run report", RECORD_BYTES, ConfigError))
         cfg = TrainConfig(**report["config"])
     except FileNotFoundError:
         raise ConfigError(f"run folder '{run_dir}' holds no {REPORT_FILE}; pass the --out folder of "
@@ -199,14 +199,17 @@ def export_training(run_dir, out, prefix="fx", target=None, run=None):
     for name, text in texts.items():
         if name.endswith(".h") and name != "fx_train_bc.h" and (run.cfg.method != "bc" or name != f"{prefix}_train.h"):
             assert_no_float(text, name)  # only BinaryConnect's update may hold a float
-    folder = ensure_dir(out, "export folder")
-    for name, text in texts.items():
-        write_text_atomic(folder / name, text)
-    old = json.loads((folder / MANIFEST).read_text()) if (folder / MANIFEST).is_file() else {}
-    files = {**old.get("files", {}), **{n: hashlib.sha256(t.encode("utf-8")).hexdigest() for n, t in texts.items()}}
+    old = _inference_manifest(out)
     manifest = {**old, "fxtrain_version": __version__, "kind": "train-step", "prefix": prefix,
                 "run": str(Path(run_dir).resolve()), "checkpoint_sha256": checkpoint_digest(run_dir),
-                "method": run.cfg.method, "epoch": run.state.epoch, "files": files}
-    write_json_atomic(folder / MANIFEST, manifest)
-    return {"files": sorted(str(folder / n) for n in [*texts, MANIFEST]), "run": run,
-            "weight_bytes": weight_bytes(run.layers, run.cfg.bits)}
+                "method": run.cfg.method, "epoch": run.state.epoch}
+    paths = write_export(out, {n: t.encode("utf-8") for n, t in texts.items()}, manifest, old.get("files"))
+    return {"files": paths, "run": run, "weight_bytes": weight_bytes(run.layers, run.cfg.bits)}
+
+
+def _inference_manifest(out):
+    """The manifest of the inference export just written into ``out`` (by the same ``export --train-step``), or {}."""
+    try:
+        return json.loads(read_input(Path(out) / MANIFEST, "export manifest", RECORD_BYTES, ConfigError))
+    except (OSError, ValueError, ConfigError):
+        return {}

@@ -10,6 +10,7 @@ sizes of the buffer symbols in the linked ELF.
 """
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,13 @@ from ..device.profiles import load_target
 from ..device.simulate import data_shape
 from ..engine.numbers import MASK32, fnv_words
 from ..errors import ConfigError, ToolchainError
+from ..limits import VERIFY_EPOCHS, VERIFY_STEPS, check_count
 from ..training.checkpoint import checkpoint_digest
 from .train_export import DEFAULT_STEPS, load_training_run
-from .verify import CROSS_FLAGS, HOST_CFLAGS, _compile, _run, check_manifest, require_tool
+from .verify import CROSS_FLAGS, HOST_CFLAGS, _compile, _run, check_manifest, image_fit, require_tool
 
+PROBE_STEPS = 8  # simulator steps timed for the estimate
+COMPILE_SECONDS = 1.5  # building and running one program (gcc, or arm-none-eabi-gcc and QEMU), on the dev machine
 BC_FLAGS = ("-ffp-contract=off", "-fno-fast-math")  # BinaryConnect's float update, exactly as numba
 FINAL_TAGS = ("W", "B", "H", "M", "C")
 
@@ -56,13 +60,25 @@ def final_state(run):
     return {k: [v & MASK32 for v in vals] for k, vals in out.items()}
 
 
-def simulate(run, steps):
-    """The simulator's checksums after 0 .. steps steps, and its final state, continuing ``run``."""
+def simulate(run, steps, on_estimate=None, on_step=None):
+    """The simulator's checksums after 0 .. steps steps, and its final state, continuing ``run``.
+
+    ``on_estimate(seconds)`` is called once, after the first few steps, with the time all
+    ``steps`` should take at their pace (the first step, which loads the kernels, not
+    counted); ``on_step()`` after every step.
+    """
     per_epoch = len(run.data.y_train) // run.cfg.batch
     rows = [tensor_checksums(run)]
+    probe = min(steps, PROBE_STEPS)
     for t in range(steps):
+        if t == 1:
+            t1 = time.perf_counter()
         run.train_batches(t % per_epoch, t % per_epoch + 1)
         rows.append(tensor_checksums(run))
+        if on_estimate and t == probe - 1 and probe > 1:
+            on_estimate((time.perf_counter() - t1) / (probe - 1) * steps)
+        if on_step:
+            on_step()
     return rows, final_state(run)
 
 
@@ -164,8 +180,12 @@ def run_qemu(elf, machine, timeout=900):
     return proc.stdout, secs
 
 
-def verify_training(export_dir, steps=20, target=None, host_only=False):
+def verify_training(export_dir, steps=20, target=None, host_only=False, on_estimate=None, on_step=None):
     """Run the exported training step on the host (and a Cortex-M target) against the simulator.
+
+    ``on_estimate(steps, seconds)`` hears, after the simulator's first steps, how long the whole
+    check should take (each compiled program runs far faster than the simulator; its build is
+    counted at COMPILE_SECONDS); ``on_step()`` follows each simulated step.
 
     Returns {"results": [(where, divergence or None, seconds)], "memory": rows or None,
     "sections": dict or None, "target": Target or None, "note": str or None, "ok": bool,
@@ -179,12 +199,14 @@ def verify_training(export_dir, steps=20, target=None, host_only=False):
     if checkpoint_digest(manifest["run"]) != manifest.get("checkpoint_sha256"):
         raise ToolchainError(f"the run folder {manifest['run']} has changed since this export (its checkpoint "
                              "differs); export it again with --train-step")
-    expected = simulate(load_training_run(manifest["run"]), steps)
     t = load_target(target) if target else None
+    places = 1 + bool(t and not host_only and t.isa.startswith("ARM"))
+    estimate = (lambda s: on_estimate(steps, s + places * COMPILE_SECONDS)) if on_estimate else None
+    expected = simulate(load_training_run(manifest["run"]), steps, estimate, on_step)
     out, secs = run_host(folder, prefix, steps, bc)
     got = parse(out)
     results, state = [("host gcc", compare(expected, got), secs)], got[1]
-    memory = sections = note = None
+    memory = sections = note = image = None
     if t and not host_only:
         if not t.isa.startswith("ARM"):
             note = f"{t.name} is {t.isa}, not a Cortex-M: only the host was checked"
@@ -192,6 +214,8 @@ def verify_training(export_dir, steps=20, target=None, host_only=False):
             with tempfile.TemporaryDirectory(prefix="fxtrain-train-") as tmp:
                 elf = cross_build(folder, prefix, steps, bc, t, Path(tmp) / "prog.elf")
                 memory, sections = _memory_rows(manifest, t, elf_buffers(elf, prefix)), elf_sections(elf)
+                image = image_fit(sum(sections.get(k, 0) for k in (".text", ".rodata", ".data")),
+                                  sections.get(".data", 0) + sections.get(".bss", 0), t)
                 if t.qemu_machine:
                     out, secs = run_qemu(elf, t.qemu_machine)
                     got = parse(out)
@@ -200,8 +224,8 @@ def verify_training(export_dir, steps=20, target=None, host_only=False):
                 else:
                     note = f"no emulator exists for {t.name}: its ELF was measured, but only the host ran the steps"
     ok = all(r[1] is None for r in results) and (memory is None or all(r[3] for r in memory))
-    return {"results": results, "memory": memory, "sections": sections, "target": t, "note": note, "ok": ok,
-            "device_state": state}
+    return {"results": results, "memory": memory, "sections": sections, "image": image, "target": t, "note": note,
+            "ok": ok and (image is None or image["fits"]), "device_state": state}
 
 
 def steps_for(export_dir, steps=None, epochs=None):
@@ -209,15 +233,15 @@ def steps_for(export_dir, steps=None, epochs=None):
     if steps is not None and epochs is not None:
         raise ConfigError("pass --steps or --epochs, not both")
     if epochs is None:
-        steps = DEFAULT_STEPS if steps is None else steps
-        if steps < 1:
-            raise ConfigError(f"--steps must be a positive number of training steps, got {steps}")
-        return steps
-    if epochs < 1:
-        raise ConfigError(f"--epochs must be a positive number of epochs, got {epochs}")
+        return check_count("--steps", DEFAULT_STEPS if steps is None else steps, VERIFY_STEPS)
+    check_count("--epochs", epochs, VERIFY_EPOCHS)
     manifest = check_manifest(export_dir)
     run = load_training_run(manifest["run"])
-    return epochs * (len(run.data.y_train) // run.cfg.batch)
+    steps = epochs * (len(run.data.y_train) // run.cfg.batch)
+    if steps > VERIFY_STEPS:
+        raise ConfigError(f"--epochs {epochs:,} is {steps:,} steps of this run, over the limit of {VERIFY_STEPS:,}; "
+                          "pass fewer --epochs")
+    return steps
 
 
 DUMP_NAMES = {"W": "weights", "B": "biases", "H": "shadow_bits", "M": "momentum", "C": "counters", "R": "rng"}

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import data_dir
+from .._files import data_dir, read_input, read_text_input
 from ..device.profiles import load_target
 from ..errors import ConfigError, ToolchainError
+from ..limits import ARRAY_BYTES, RECORD_BYTES
 from .codegen import MANIFEST
 
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2")
@@ -49,8 +50,10 @@ def _compile(cmd, tool):
 def check_manifest(export_dir):
     """Refuse an export whose files differ from what ``fxtrain export`` wrote (``export.json``)."""
     folder = Path(export_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder; pass the --out folder of 'fxtrain export'")
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(read_input(folder / MANIFEST, "export manifest", RECORD_BYTES, ConfigError))
         files = manifest["files"]
     except FileNotFoundError:
         raise ConfigError(f"{folder} is not an fxtrain export (no {MANIFEST}); export the run again") from None
@@ -58,9 +61,9 @@ def check_manifest(export_dir):
         raise ConfigError(f"{folder}/{MANIFEST} is unreadable; export the run again") from None
     for name, digest in files.items():
         path = folder / name
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{folder}: {name} is missing from the export; export the run again")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if hashlib.sha256(read_input(path, "exported file", ARRAY_BYTES, ConfigError)).hexdigest() != digest:
             raise ConfigError(f"{folder}: {name} was changed after export (its sha256 differs from {MANIFEST}); "
                               "verify checks what fxtrain exported: export the run again")
     return manifest
@@ -83,7 +86,7 @@ def read_vectors(export_dir):
     X : int8 ``[N, input_size]``; out : int8 ``[N, n_out]``; cls : int64 ``[N]``.
     """
     prefix = _export_prefix(export_dir)
-    text = (Path(export_dir) / f"{prefix}_vectors.h").read_text(encoding="utf-8")
+    text = read_text_input(Path(export_dir) / f"{prefix}_vectors.h", "exported file", ARRAY_BYTES, ConfigError)
 
     def array(name, dtype):
         m = re.search(rf"\b{prefix}_{name}((?:\[\d+\])+) = \{{(.*?)\}};", text, re.S)
@@ -154,6 +157,14 @@ def verify_host(export_dir, cc="gcc", timeout=120):
     res.update(returncode=proc.returncode, compile_command=" ".join(cmd + ["-o", "prog"]),
                compile_seconds=t_build, run_seconds=t_run, seconds=time.perf_counter() - t0)
     return res
+
+
+def image_fit(flash, ram, target):
+    """The linked image held against the profile: flash bytes (code, constants, initial data) against its
+    flash, static RAM (data and bss) against its usable SRAM (the reserve is the stack's)."""
+    return {"flash": flash, "flash_limit": target.flash_bytes, "ram": ram, "ram_limit": target.usable_sram_bytes,
+            "sram_bytes": target.sram_bytes,
+            "fits": flash <= target.flash_bytes and ram <= target.usable_sram_bytes}
 
 
 def elf_size(elf):

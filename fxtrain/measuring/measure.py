@@ -14,7 +14,7 @@ really runs. The final state after K steps must equal the simulator's.
 import tempfile
 from pathlib import Path
 
-from ..device.profiles import load_target
+from ..device.profiles import check_instruction_cycles, load_target
 from ..device.work import PHASES, STEP_PHASES
 from ..errors import ConfigError, MissingExtraError, TargetError, ToolchainError
 from .classify import disassembler, price
@@ -45,7 +45,7 @@ def measurable(target):
     core_of(t)
     if not t.instruction_cycles:
         raise TargetError(f"{t.name} has no [instruction_cycles] table, so its instructions cannot be priced")
-    return t
+    return check_instruction_cycles(t)
 
 
 def roots(prefix):

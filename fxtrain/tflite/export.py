@@ -12,10 +12,10 @@ import re
 import numpy as np
 
 from .._version import __version__
-from .._files import ensure_dir, npz_bytes, write_bytes_atomic, write_json_atomic
+from .._files import npz_bytes
 from ..errors import ConfigError
 from ..firmware.calibration import deployed_accuracy, from_run_dir
-from ..firmware.codegen import MANIFEST, ROUNDING_NOTES, model_hash
+from ..firmware.codegen import ROUNDING_NOTES, model_hash, write_export
 from ..firmware.export import check_target
 from ..firmware.reference import predict
 from ..firmware.templates import render
@@ -95,14 +95,9 @@ def tflite_files(model, prefix="fx", vectors=None, test=None):
 
 def write_files(out_dir, files, info, prefix):
     """Write ``files`` into ``out_dir`` (created if missing), then the manifest; returns the paths."""
-    out_dir = ensure_dir(out_dir, "export folder")
-    for name, data in files.items():
-        write_bytes_atomic(out_dir / name, data)
     manifest = {"fxtrain_version": __version__, "model_hash": info["hash"], "prefix": prefix, "format": "tflite",
-                "rounding": "tflm", "arena_bytes": info["arena_bytes"],
-                "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}}
-    write_json_atomic(out_dir / MANIFEST, manifest)
-    return sorted(str(out_dir / n) for n in [*files, MANIFEST])
+                "rounding": "tflm", "arena_bytes": info["arena_bytes"]}
+    return write_export(out_dir, files, manifest)
 
 
 def export_run(run_dir, out, prefix="fx", target=None, n_vectors=32):

@@ -6,6 +6,7 @@ whose two files come from different runs (a crash between the two writes, or a
 hand edit) is refused instead of exported.
 """
 import hashlib
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -13,18 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from .._files import read_input
 from ..engine.network import CONV, KIND_NAMES, POOL
 from ..errors import ConfigError
+from ..limits import ARRAY_BYTES, RECORD_BYTES
 from .config import parse_lr
 
 MODEL_FILE = "model.npz"
 REPORT_FILE = "report.json"
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.jsonl"
-
-
-def sha256_file(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def build_report(run):
@@ -72,15 +71,23 @@ def model_arrays(run):
     return out
 
 
-def load_run_dir(run_dir):
-    """(arrays, report, config dict) of a ``--out`` folder, or a ConfigError saying what is wrong."""
+def check_run_dir(run_dir):
+    """``run_dir`` as a Path if it is a folder, else one ConfigError line saying what it is."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ConfigError(f"run folder '{run_dir}' does not exist; pass the --out folder of 'fxtrain train'")
+        what = "is not a folder" if run_dir.exists() else "does not exist"
+        raise ConfigError(f"run folder '{run_dir}' {what}; pass the --out folder of 'fxtrain train'")
+    return run_dir
+
+
+def load_run_dir(run_dir):
+    """(arrays, report, config dict) of a ``--out`` folder, or a ConfigError saying what is wrong."""
+    run_dir = check_run_dir(run_dir)
     try:
-        report = json.loads((run_dir / REPORT_FILE).read_text())
-        digest = sha256_file(run_dir / MODEL_FILE)
-        with np.load(run_dir / MODEL_FILE, allow_pickle=False) as z:
+        report = json.loads(read_input(run_dir / REPORT_FILE, "run report", RECORD_BYTES, ConfigError))
+        model = read_input(run_dir / MODEL_FILE, "model file", ARRAY_BYTES, ConfigError)
+        digest = hashlib.sha256(model).hexdigest()
+        with np.load(io.BytesIO(model), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         cfg = report["config"]
         for key in ("method", "bits", "arch", "input_exponent"):
@@ -88,6 +95,8 @@ def load_run_dir(run_dir):
     except FileNotFoundError as exc:
         raise ConfigError(f"run folder '{run_dir}' lacks {Path(exc.filename).name}; "
                           f"it must hold {MODEL_FILE} and {REPORT_FILE} from 'fxtrain train --out'") from None
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(f"run folder '{run_dir}' is corrupted ({type(exc).__name__}: {exc}); "
                           "train again with --out") from None

@@ -13,6 +13,7 @@ names, dtypes and shapes of its arrays, the range of its weights, its grid
 exponents and its history. Anything edited or damaged is one clear error.
 """
 import hashlib
+import io
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -20,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
-from .._files import npz_bytes, write_bytes_atomic
+from .._files import npz_bytes, read_input, read_text_input, write_bytes_atomic
 from ..engine.network import init_exponents, parse_arch, weight_dtype
 from ..engine.numbers import qmax
 from ..errors import ConfigError
+from ..limits import ARRAY_BYTES, RECORD_BYTES
 from .artifacts import CHECKPOINT, HISTORY
 from .config import TrainConfig, parse_momentum
 from .run import Run, TrainState
@@ -61,10 +63,12 @@ def _read(ckpt_dir):
                             "train again without --resume")
         _fail(ckpt_dir, f"not a checkpoint folder (expected {CHECKPOINT} written by 'fxtrain train --out')")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(read_input(path, "checkpoint", ARRAY_BYTES, ConfigError)), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
         version, fmt = meta["fxtrain_version"], meta["format"]
+    except ConfigError as exc:
+        _fail(ckpt_dir, str(exc))
     except Exception as exc:  # zip, npy, JSON or key errors: the file is not a checkpoint we wrote
         _fail(ckpt_dir, f"{CHECKPOINT} is unreadable ({type(exc).__name__}); train again without --resume")
     if fmt != FORMAT or version != __version__:
@@ -113,7 +117,8 @@ def _check_arrays(ckpt_dir, cfg, layers, arrays):
 def _read_history(ckpt_dir, epoch, expected_hash):
     """The first ``epoch`` records of history.jsonl, checked against the checkpoint's hash chain."""
     path = Path(ckpt_dir) / HISTORY
-    lines = path.read_text(encoding="utf-8").split("\n") if path.is_file() else []
+    text = read_text_input(path, "history", RECORD_BYTES, ConfigError) if path.is_file() else ""
+    lines = text.split("\n")
     h, records = "", []
     for i, line in enumerate(lines[:epoch], start=1):
         try:
@@ -133,7 +138,8 @@ def _read_history(ckpt_dir, epoch, expected_hash):
 def checkpoint_digest(folder):
     """sha256 of the checkpoint file in ``folder`` (None if there is none): to notice a change."""
     path = Path(folder) / CHECKPOINT
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return hashlib.sha256(read_input(path, "checkpoint", ARRAY_BYTES, ConfigError)).hexdigest() \
+        if path.is_file() else None
 
 
 def resume(ckpt_dir, cfg, data):

@@ -9,8 +9,8 @@ import contextlib
 import hashlib
 from pathlib import Path
 
-from .._files import (FolderLock, append_line, ensure_dir, npz_bytes, remove_stale_temporaries, write_bytes_atomic,
-                      write_json_atomic)
+from .._files import (FolderLock, append_line, ensure_dir, npz_bytes, remove_file, remove_stale_temporaries,
+                      write_bytes_atomic, write_json_atomic)
 from ..data import load_dataset
 from ..errors import OutputError
 from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays
@@ -44,6 +44,9 @@ def output_folder(out, run):
         if src and checkpoint_digest(src[0]) != src[1]:
             raise OutputError(f"the checkpoint in {src[0]} changed while this run started; run the command again")
         remove_stale_temporaries(folder)
+        # report.json is written last and names its model.npz: removed now, a job that stops
+        # midway (a full disk, a kill) leaves a folder that export refuses, not the last run's files
+        remove_file(folder / REPORT_FILE)
         lines = "".join(history_line(r) + "\n" for r in run.state.history)
         write_bytes_atomic(folder / HISTORY, lines.encode("utf-8"))
         yield folder
