@@ -141,10 +141,65 @@ def _test_kill(path, stage):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _same_file(a, b):
+    """True when paths ``a`` and ``b`` name one file: the same real path, or the same device and inode."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _check_replaceable(path):
+    """Refuse to rename a file over anything but a regular file: a device node, a FIFO or a socket would
+    be replaced by a plain file (as root, ``/dev/full``), and a folder cannot be."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"cannot write {path}: a folder of that name is in the way")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a plain file")
+        raise OutputError(f"cannot write {path}: it is {kind}; an output goes only to a regular file or a new path")
+
+
+def check_output(path, what, inputs=(), owners=()):
+    """Refuse, before any work, an output ``path`` that would destroy something; returns the path.
+
+    Parameters
+    ----------
+    path : path
+        Where the command will write.
+    what : str
+        Names the output in the message (e.g. "--dump file").
+    inputs : iterable of (path, str)
+        The command's inputs and their names: the output may be none of them (by real
+        path or by inode, so a hard link or a symlink is caught too).
+    owners : iterable of str
+        File names that mark a folder fxtrain owns (a run's checkpoint, an export's
+        manifest): the output may not lie in a folder that holds one of them.
+    """
+    path = Path(path)
+    _check_replaceable(path)
+    for src, name in inputs:
+        if src is not None and _same_file(path, src):
+            raise OutputError(f"{what} {path} is the {name} {src} this command reads; write it elsewhere")
+    for marker in owners:
+        if (path.parent / marker).exists():
+            raise OutputError(f"{what} {path} lies in {path.parent}, a folder fxtrain owns (it holds {marker}); "
+                              "write it elsewhere")
+    return path
+
+
 def write_bytes_atomic(path, data):
-    """Write ``data`` to ``path`` through a temporary sibling, fsync and a rename."""
+    """Write ``data`` to ``path`` through a temporary sibling, fsync and a rename (never over a device
+    node, a FIFO or a socket)."""
     path = Path(path)
     ensure_dir(path.parent)
+    _check_replaceable(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     except OSError as exc:

@@ -14,6 +14,8 @@ Each function returns a plain result object and raises the project's own errors
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arguments import check_arguments
+
 DEFAULTS = {"arch": None, "method": "sr", "bits": 8, "epochs": 30, "batch": 16, "lr": "0.0625", "seed": 0,
             "data": "digits", "momentum": "0"}
 
@@ -123,6 +125,7 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
     ``resume`` continues the checkpoint in that folder bit for bit (every setting but
     ``epochs`` must match); ``on_epoch(record)`` is called after each epoch.
     """
+    check_arguments("train", **locals())  # first: locals() is the arguments alone
     from .firmware.calibration import add_deployed_accuracy
     from .training.job import output_folder, prepare, train_job
     cfg = _config(locals())
@@ -141,12 +144,17 @@ def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.
     its measured seconds per epoch stand beside the estimate, if arm-none-eabi-gcc is
     installed (else ``measured_note`` says so and the estimate stands).
     """
+    check_arguments("simulate", **locals())  # first: locals() is the arguments alone
     import tempfile
 
     from .device.simulate import plan, run_simulation
     from .firmware.calibration import add_deployed_accuracy
     from .training.job import output_folder
     cfg = _config(locals())
+    if measured and method == "float":  # refused before any epoch is trained
+        from .errors import ConfigError
+        raise ConfigError("measured=True (--measured) counts the device's integer training step, and a float run "
+                          "has none: use method sr, r or bc, or leave out --measured")
     note = _measurable(target) if measured else None
     run, fit = plan(cfg, target)
     with tempfile.TemporaryDirectory(prefix="fxtrain-simulate-") as tmp:
@@ -183,11 +191,13 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
     With ``train``, each row is also trained once and gets its test accuracy
     (``on_run()`` is called per row); ``plot`` writes a PNG of memory against bits.
     """
-    from ._files import ensure_dir
+    bits = check_arguments("compare", **locals())["bits"]  # first: locals() is the arguments alone
+    from ._files import check_output, ensure_dir
     from .device.compare import compare as build
     cfg = _config(dict(DEFAULTS, arch=arch, batch=batch, data=data, epochs=epochs, lr=lr, seed=seed))
-    if plot:
-        ensure_dir(Path(plot).parent, "plot folder")  # refuse a bad path before any training
+    if plot:  # refuse a bad path before any training
+        ensure_dir(Path(plot).parent, "plot folder")
+        check_output(plot, "--plot file", inputs=[(target, "profile"), (data, "data file")])
     res = build(target, cfg.check(), tuple(bits), do_train=train, on_run=on_run)
     if plot:
         from .plots import plot_memory
@@ -207,6 +217,7 @@ def export(run_dir, out, prefix="fx", target=None, pack=False, vectors=32, to="c
     With ``train_step`` (C only), also the on-device training runtime and the run's
     current state, so a device continues the run bit for bit (``PREFIX_train.h``).
     """
+    check_arguments("export", **locals())  # first: locals() is the arguments alone
     from .firmware.export import export_settings
     to, rounding = export_settings(to, rounding, pack, train_step)
     if to == "tflite":  # the one place that picks the format: the C stage knows nothing of TFLite
@@ -266,6 +277,7 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
     missing folders). ``on_estimate(steps, seconds)`` hears how long that should take, timed on the
     simulator's first steps, and ``on_step()`` follows each simulated step.
     """
+    check_arguments("verify", **locals())  # first: locals() is the arguments alone
     if not train_step:
         from .firmware.export import export_format, verify_export
         if export_format(export_dir) == "tflite":
@@ -274,7 +286,9 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
         else:
             res = verify_export(export_dir, target, host_only)
         return VerifyResult(res["results"], res["target"], res["ok"], res.get("image"))
-    from .firmware.train_verify import dump_state, steps_for, verify_training
+    from .firmware.train_verify import check_dump, dump_state, steps_for, verify_training
+    if dump:
+        check_dump(dump, export_dir)
     k = steps_for(export_dir, steps, epochs)
     res = verify_training(export_dir, k, target, host_only, on_estimate, on_step)
     if dump:
@@ -315,9 +329,8 @@ def measure(run_dir, target, steps=4, on_estimate=None):
     and checks the final state against the simulator's; ``on_estimate(seconds)`` hears
     how long that should take, first. Needs ``pip install 'fxtrain[measure]'`` and arm-none-eabi-gcc.
     """
-    from .limits import MEASURE_STEPS, check_count
+    check_arguments("measure", **locals())  # first: locals() is the arguments alone
     from .measuring.measure import measurable, measure as run
-    check_count("steps", steps, MEASURE_STEPS)
     if on_estimate:
         from .firmware.estimates import measure_seconds
         from .firmware.train_export import load_training_run

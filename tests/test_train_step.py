@@ -163,7 +163,7 @@ def _widest_by_formula(target, method, bits):
 def test_train_step_refuses_a_float_run(tmp_path):
     fxtrain.train(method="float", epochs=1, out=tmp_path / "run")
     one_line_error(invoke("export", tmp_path / "run", "--out", tmp_path / "fw", "--train-step"),
-                   "a float run has nothing to continue")
+                   "is a float run", "--method sr, r or bc")
     assert not (tmp_path / "fw").exists()
 
 

@@ -11,7 +11,7 @@ from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
 from ..limits import MEASURE_STEPS, VERIFY_EPOCHS, VERIFY_STEPS
 from .progress import Bar, EpochBar, Ticker, about, note
-from .types import BitsList, Count, Group, TargetName
+from .types import BitsList, Count, Group, NonNegative, TargetName
 
 
 def _compile_notice():
@@ -160,7 +160,7 @@ def compare(target, bits_list, do_train, fmt, plot, **kw):
 @click.option("--prefix", default="fx", show_default=True, help="C identifier prefix for generated names.")
 @click.option("--target", type=TargetName(), default=None, help="Refuse an export that exceeds this profile.")
 @click.option("--pack", is_flag=True, help="Pack 1-, 2- and 4-bit weights 8, 4 or 2 per byte.")
-@click.option("--vectors", type=click.IntRange(min=0), default=32, show_default=True,
+@click.option("--vectors", type=NonNegative(), default=32, show_default=True,
               help="Test vectors (from the test set) with the simulator's outputs, for 'fxtrain verify'.")
 @click.option("--to", "to", type=click.Choice(EXPORT_FORMATS), default="c", show_default=True,
               help="c: headers for fx_runtime.h; tflite: model.tflite and model_data.cc/.h for TFLM.")

@@ -20,6 +20,16 @@ def _with_bar(job):
         return job(bar)
     finally:
         bar.close()
+        for name, reason in bar.set_aside:
+            click.echo(f"set aside a damaged record as cells/{name} ({reason}); its cell ran again", err=True)
+
+
+def _warn_workers(workers):
+    import os
+    cores = os.cpu_count() or 1
+    if workers and workers > cores:
+        click.echo(f"warning: --workers {workers} is more than this machine's {cores} cores; the cells will "
+                   "share them and run no faster", err=True)
 
 
 def _table(rows, floatfmt=".4f"):
@@ -53,22 +63,28 @@ def sweep(spec, out, scheduler, workers):
       fxtrain sweep examples/sweep.toml --out runs/sweep
       fxtrain sweep examples/sweep.toml --out runs/sweep --scheduler tcp://10.0.0.5:8786
     """
+    from .._files import check_output
+    from ..errors import FxtrainError
     from ..experiments.spec import load_spec
     from ..experiments.summary import group_over_seeds, varying_keys, write_csv
     from ..experiments.dask_exec import check_scheduler, executor, slots
     from ..experiments.sweep import run_sweep
     check_scheduler(scheduler)
+    _warn_workers(workers)
+    summary = check_output(Path(out) / "summary.csv", "summary", inputs=[(spec, "sweep spec")])
     cells = load_spec(spec)
     records = _with_bar(lambda bar: run_sweep(cells, out, executor(scheduler, workers), on_progress=bar,
                                                        slots=slots(scheduler, workers)))
     rows = group_over_seeds(records, varying_keys(cells) or ["method"], lambda r: r["test_accuracy"])
-    write_csv(Path(out) / "summary.csv", rows)
-    click.echo(f"{len(cells)} cells, test accuracy over seeds:")
+    write_csv(summary, rows)
+    click.echo(f"{len(cells)} distinct cells, test accuracy over seeds:")
     click.echo(_table(rows))
-    for rec in records:
-        if rec["status"] != "ok":
-            click.echo(f"failed cell {rec['key']}: {rec['error']}")
-    click.echo(f"records in {Path(out) / 'cells'}, summary in {Path(out) / 'summary.csv'}")
+    failed = [rec for rec in records if rec["status"] != "ok"]
+    for rec in failed:
+        click.echo(f"failed cell {rec['key']}: {rec['error']}")
+    click.echo(f"records in {Path(out) / 'cells'}, summary in {summary}")
+    if failed and len(failed) == len(records):
+        raise FxtrainError(f"every one of the {len(records)} cells failed (first: {failed[0]['error']})")
 
 
 @click.command()
@@ -100,6 +116,7 @@ def experiment(name, quick, out, scheduler, workers):
     from ..experiments.dask_exec import check_scheduler
     from ..experiments.report import run_experiment
     check_scheduler(scheduler)
+    _warn_workers(workers)
     res = _with_bar(lambda bar: run_experiment(name, quick, out, scheduler, workers, on_progress=bar))
     click.echo(f"experiment {name}{' (quick)' if quick else ''}; grid: "
                + "; ".join(f"{k} {v}" for k, v in res.grid.items()))

@@ -68,8 +68,10 @@ class SweepBar(Bar):
     def __init__(self):
         super().__init__("cells")
         self.shown, self.said = 0, False
+        self.set_aside = []  # (new name, reason) of each damaged record, said once the bar is closed
 
     def __call__(self, p):
+        self.set_aside = p.set_aside
         if p.estimate is not None and not self.said:
             self.said = True
             earlier = f" ({p.skipped} finished earlier)" if p.skipped else ""

@@ -4,59 +4,56 @@ No numba here: ``fxtrain --help`` must start fast. Each type checks its value wi
 the library's own rule, so the CLI and the Python API refuse the same inputs.
 """
 import errno
+import signal
 import sys
+import threading
 
 import click
 
-from ..engine.numbers import WEIGHT_BITS
+from .. import arguments
+from ..arguments import ArgumentError
 from ..errors import FxtrainError
 
 
-class Bits(click.ParamType):
+class _Argument(click.ParamType):
+    """A value checked from its text by one of :mod:`fxtrain.arguments`' checks, the API's own."""
+    check = None
+
+    def convert(self, value, param, ctx):
+        try:
+            return self.check(value, text=True)
+        except ArgumentError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Bits(_Argument):
     """A weight bit width from the supported set."""
     name = "BITS"
-
-    def convert(self, value, param, ctx):
-        try:
-            b = int(value)
-        except (TypeError, ValueError):
-            b = None
-        if b not in WEIGHT_BITS:
-            self.fail(f"{value!r} is not a supported bit width; choose one of "
-                      f"{', '.join(map(str, WEIGHT_BITS))}", param, ctx)
-        return b
+    check = staticmethod(arguments.bits)
 
 
-class _BoundedInt(click.ParamType):
-    """A whole number in [lo, hi]; ``rule`` says which in the error message."""
-    lo, hi, rule = 1, None, "must be a positive integer"
-
-    def convert(self, value, param, ctx):
-        try:
-            v = int(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a whole number", param, ctx)
-        if v < self.lo or (self.hi is not None and v > self.hi):
-            self.fail(f"{self.rule}, got {v}", param, ctx)
-        return v
-
-
-class PositiveInt(_BoundedInt):
+class PositiveInt(_Argument):
     name = "N"
+    check = staticmethod(arguments.whole)
 
 
-class Count(_BoundedInt):
+class Count(_Argument):
     """A whole number from 1 to ``hi`` (one of the bounds in :mod:`fxtrain.limits`)."""
     name = "N"
 
     def __init__(self, hi):
-        self.hi, self.rule = hi, f"must be from 1 to {hi:,}"
+        self.check = arguments.count(hi)
 
 
-class Seed(_BoundedInt):
+class Seed(_Argument):
     """A seed in [0, 2**32): the generator takes 32 bits, and numpy's split needs a non-negative one."""
     name = "SEED"
-    lo, hi, rule = 0, 2**32 - 1, "seed must be in 0 .. 4294967295"
+    check = staticmethod(arguments.seed)
+
+
+class NonNegative(_Argument):
+    name = "N"
+    check = staticmethod(arguments.non_negative)
 
 
 class _Checked(click.ParamType):
@@ -107,6 +104,10 @@ class TargetName(_Checked):
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 class Group(click.Group):
     """Turns bad input, usage or domain errors alike, into one clear line and exit code 1."""
 
@@ -126,6 +127,16 @@ class Group(click.Group):
             ctx.exit(1)
 
     def main(self, args=None, prog_name=None, standalone_mode=True, **extra):
+        # SIGTERM unwinds like Ctrl-C, so temporary folders (a measure's build) are removed on the way out
+        if threading.current_thread() is not threading.main_thread():  # a test's runner: no signals there
+            return self._main(args, prog_name, standalone_mode, **extra)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            return self._main(args, prog_name, standalone_mode, **extra)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _main(self, args, prog_name, standalone_mode, **extra):
         try:
             rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
         except click.exceptions.Abort:
@@ -140,11 +151,7 @@ class Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-class BitsList(click.ParamType):
+class BitsList(_Argument):
     """Comma-separated bit widths, e.g. 1,2,4,8."""
     name = "B1,B2,..."
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        return tuple(Bits().convert(v.strip(), param, ctx) for v in str(value).split(","))
+    check = staticmethod(arguments.bits_list)

@@ -5,12 +5,17 @@ Sources: ``digits`` (the 8x8 handwritten digits, shipped inside the package; see
 seed), or a user file: CSV with the label in the last column, or NPZ with
 arrays ``X`` and ``y``.
 """
+import functools
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .._files import check_input
 from ..errors import DataError
+from ..limits import ARRAY_BYTES
 from .files import check_samples, read_file
 from .synthetic import make_moons, make_spirals
 
@@ -37,6 +42,35 @@ def load_digits():
     """The 1,797 8x8 digits: X float64 [n, 8, 8, 1] with pixels 0..16, y float64 [n]."""
     with np.load(DIGITS_FILE) as z:
         return z["X"].astype(np.float64).reshape(-1, 8, 8, 1), z["y"].astype(np.float64)
+
+
+def is_builtin(source):
+    return source in BUILTIN
+
+
+def data_digest(source):
+    """What decides the data's content: the sha256 of a data file (read in chunks), or the name of a
+    built-in set (those ship with, and change only with, the fxtrain version). Cached per file state
+    (inode, size, mtime), so a sweep hashes each file once however many cells read it."""
+    if is_builtin(source):
+        return f"builtin:{source}"
+    try:
+        st = os.stat(source)
+    except FileNotFoundError:
+        raise DataError(f"data '{source}' is neither a file nor one of {', '.join(BUILTIN)}") from None
+    except OSError as exc:
+        raise DataError(f"data file {source} cannot be read: {exc.strerror}") from None
+    check_input(source, "data file", ARRAY_BYTES, DataError)
+    return _file_digest(os.path.realpath(source), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path, inode, size, mtime_ns):
+    try:
+        with open(path, "rb") as f:
+            return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as exc:
+        raise DataError(f"data file {path} cannot be read: {exc.strerror}") from None
 
 
 def load_raw(source, seed):

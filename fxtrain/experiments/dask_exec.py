@@ -20,6 +20,8 @@ from ..errors import ConfigError, MissingExtraError
 from .running import cell_key, run_cell
 
 SCHEDULERS = ("auto", "serial", "local")
+# tls:// needs certificates and ucx:// the ucx-py package, neither of which fxtrain sets up
+PROTOCOLS = ("tcp",)
 CONNECT_TIMEOUT = "5s"
 PIP_HINT = "pip install 'fxtrain[sweep]' (or pip install 'dask[distributed]')"
 
@@ -29,8 +31,13 @@ def dask_available():
 
 
 def check_scheduler(scheduler):
-    """Return ``scheduler`` if it is a name or an address, else a ConfigError."""
-    if scheduler in SCHEDULERS or "://" in scheduler or scheduler.rpartition(":")[2].isdigit():
+    """Return ``scheduler`` if it is a name or a tcp address, else a ConfigError."""
+    protocol = scheduler.partition("://")[0] if "://" in scheduler else None
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ConfigError(f"scheduler '{scheduler}': fxtrain reaches Dask schedulers over tcp only "
+                          f"({protocol}:// needs security or transport setup it does not do); "
+                          "pass tcp://HOST:PORT")
+    if scheduler in SCHEDULERS or protocol or scheduler.rpartition(":")[2].isdigit():
         return scheduler
     raise ConfigError(f"scheduler '{scheduler}' is neither auto, serial, local nor an address like "
                       "tcp://host:8786")
@@ -50,13 +57,15 @@ def _distributed(scheduler):
     return distributed
 
 
-def local_cluster(workers=None):
-    """A LocalCluster: ``workers`` single-threaded worker processes sharing this numba cache."""
+def local_cluster(workers=None, cells=None):
+    """A LocalCluster: ``workers`` single-threaded worker processes (default one per core, never more than
+    the ``cells`` to run) sharing this numba cache."""
     distributed = _distributed("local")
     env = {"NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"]}
-    return distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                    processes=True, dashboard_address=None, env=env,
-                                    silence_logs=logging.ERROR)
+    n = min(workers or os.cpu_count() or 1, cells or 2**31)
+    # CRITICAL: a worker closing while the cluster shuts down logs its closed connections at ERROR
+    return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                    env=env, silence_logs=logging.CRITICAL)
 
 
 def connect(address):
@@ -64,7 +73,7 @@ def connect(address):
     distributed = _distributed(address)
     try:
         return distributed.Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Dask raises many kinds for an unreachable or odd address
         raise ConfigError(f"cannot reach a Dask scheduler at {address} within {CONNECT_TIMEOUT} "
                           f"({type(exc).__name__}); start one with 'dask scheduler' and 'dask worker ADDRESS', "
                           "or use --scheduler local or serial") from None
@@ -92,16 +101,19 @@ def _executor(scheduler, workers):
     if scheduler == "serial":
         yield None
         return
-    cluster = local_cluster(workers) if scheduler == "local" else None
-    try:
-        client = _distributed(scheduler).Client(cluster) if cluster else connect(scheduler)
-        try:
-            yield partial(_dispatch, client)
-        finally:
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
+    with contextlib.ExitStack() as stack:
+        yield partial(_start_and_dispatch, stack, scheduler, workers)
+
+
+def _start_and_dispatch(stack, scheduler, workers, todo, progress, on_progress):
+    """Start the cluster (or reach the scheduler) once the cells to run are known, so a LocalCluster
+    never has more workers than cells; ``stack`` closes it when the sweep leaves the executor."""
+    if scheduler == "local":
+        cluster = stack.enter_context(contextlib.closing(local_cluster(workers, len(todo))))
+        client = stack.enter_context(contextlib.closing(_distributed(scheduler).Client(cluster)))
+    else:
+        client = stack.enter_context(contextlib.closing(connect(scheduler)))
+    return _dispatch(client, todo, progress, on_progress)
 
 
 def _dispatch(client, todo, progress, on_progress):

@@ -1,8 +1,9 @@
 """One cell: its key, running it without raising, and warming the kernels it needs.
 
-Each cell is a dict (``kind`` "train" or "convex" plus its settings). Its key is
-the first 16 hex digits of the sha256 of the cell and the fxtrain version, so a
-changed setting or a new version never reuses an old result. The sweep's serial
+Each cell is a dict (``kind`` "train" or "convex" plus its settings, and for a
+training cell the content digest of its data). Its key is the first 16 hex digits
+of the sha256 of the cell and the fxtrain version, so a changed setting, a
+rewritten data file or a new version never reuses an old result. The sweep's serial
 loop (:mod:`sweep`) and the Dask workers (:mod:`dask_exec`) both run cells through
 :func:`run_cell`; it lives here so that neither of those modules imports the other.
 """
@@ -39,6 +40,7 @@ def run_cell(cell):
     t0 = time.perf_counter()
     record = {"key": cell_key(cell), "cell": cell, "fxtrain_version": __version__}
     try:
+        _check_inputs(cell)
         report, npz = _runner(cell["kind"])(cell)
     except FxtrainError as exc:
         return {"record": {**record, "status": "failed", "error": str(exc)}, "npz": None}
@@ -47,6 +49,16 @@ def run_cell(cell):
                            "traceback": traceback.format_exc()}, "npz": None}
     record.update(status="ok", error=None, seconds=time.perf_counter() - t0, report=report)
     return {"record": record, "npz": npz}
+
+
+def _check_inputs(cell):
+    """Refuse to run a cell whose data file changed since its key was made: its result would be
+    filed under the old content."""
+    if "inputs" in cell:
+        from ..data import data_digest
+        if data_digest(cell["data"]) != cell["inputs"]["data"]:
+            raise FxtrainError(f"data file {cell['data']} changed while the sweep ran; run the sweep again "
+                               "to key its cells by the new content")
 
 
 def cell_kind(cell):

@@ -15,13 +15,16 @@ list, a value of the wrong type, a setting the device cannot apply) is one
 :class:`ConfigError` line, raised before any cell runs.
 """
 import itertools
+import json
 import math
+import os
 import tomllib
 
 from .._files import read_text_input
-from ..errors import ConfigError
+from ..data import data_digest, is_builtin, load_dataset
+from ..errors import ConfigError, FxtrainError
 from ..limits import MAX_CELLS, SPEC_BYTES
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, canonical_lr, canonical_momentum
 
 # key: (accepted Python types, what the message calls it, default)
 SETTINGS = {
@@ -103,7 +106,12 @@ def parse_spec(doc, where="spec"):
 
 
 def train_cell(settings):
-    """A full training cell (every setting present) from a partial dict; checks it like ``fxtrain train``."""
+    """A full training cell (every setting present) from a partial dict; checks it like ``fxtrain train``.
+
+    Each setting gets one written form (``lr = "2^-4"`` and ``0.0625`` are one cell), and
+    ``inputs`` holds the content digest of what the cell reads, data first: the cell's key
+    then changes when a data file is rewritten, not only when its name does.
+    """
     cell = {"kind": "train", **{k: v[2] for k, v in SETTINGS.items()}, **settings}
     cfg = train_config(cell)
     cfg.check()
@@ -115,6 +123,10 @@ def train_cell(settings):
     if cell["lr_decay_tau"] < 0:
         raise ConfigError(f"lr_decay_tau must be 0 (constant rate) or a positive number of epochs, "
                           f"got {cell['lr_decay_tau']}")
+    cell["lr"], cell["momentum"] = canonical_lr(cell["lr"]), canonical_momentum(cell["momentum"])
+    if not is_builtin(cell["data"]):
+        cell["data"] = os.path.normpath(cell["data"])
+    cell["inputs"] = {"data": data_digest(cell["data"])}
     return cell
 
 
@@ -140,21 +152,46 @@ def grid_size(grid, where="spec"):
 
 
 def expand(grid, fixed, where="spec"):
-    """Every cell of the grid, in a fixed order (grid keys as listed, last key fastest).
+    """Every distinct cell of the grid, in a fixed order (grid keys as listed, last key fastest).
 
     The size is checked first (:func:`grid_size`); then each cell is built and checked
-    as it is generated.
+    as it is generated. A value listed twice, or written two ways, gives one cell, so
+    it runs once and counts once. Last, each distinct arch is built on each distinct
+    data set by the code ``train`` uses (:func:`check_runs`), so a cell ``train``
+    would refuse stops the sweep before any cell runs.
     """
     grid_size(grid, where)
     keys = list(grid)
-    cells = []
+    cells = {}
     for combo in itertools.product(*(grid[k] for k in keys)):
         settings = {**fixed, **dict(zip(keys, combo))}
         try:
-            cells.append(train_cell(settings))
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: cell {_brief(settings)}: {exc}") from None
+            cell = train_cell(settings)
+        except FxtrainError as exc:
+            raise type(exc)(f"{where}: cell {_brief(settings)}: {exc}") from None
+        cells.setdefault(json.dumps(cell, sort_keys=True), cell)
+    cells = list(cells.values())
+    check_runs(cells, where)
     return cells
+
+
+def check_runs(cells, where="spec"):
+    """Build each distinct (data, arch, batch) of ``cells`` as ``train`` would, loading each data set once."""
+    from ..training.run import check_plan  # numba: only once a spec has been read
+    by_data = {}
+    for cell in cells:
+        by_data.setdefault(cell["data"], {}).setdefault((cell["arch"], cell["batch"]), cell)
+    for source, plans in by_data.items():
+        try:
+            data = load_dataset(source, 0)
+        except FxtrainError as exc:
+            raise type(exc)(f"{where}: data {source}: {exc}") from None
+        for (arch, batch), cell in plans.items():
+            try:
+                check_plan(train_config(cell), data)
+            except FxtrainError as exc:
+                raise type(exc)(f"{where}: cell {_brief({'arch': arch, 'batch': batch, 'data': source})}: "
+                                f"{exc}") from None
 
 
 def _brief(settings):

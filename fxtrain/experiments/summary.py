@@ -41,8 +41,9 @@ def group_over_seeds(records, keys, metric):
     return rows
 
 
-def varying_keys(cells, skip=("seed",)):
-    """The settings whose value differs between cells, in the cells' key order, minus ``skip``."""
+def varying_keys(cells, skip=("seed", "inputs")):
+    """The settings whose value differs between cells, in the cells' key order, minus ``skip`` (the input
+    digests follow the data setting, which names them)."""
     keys = [k for k in cells[0] if k not in skip]
     return [k for k in keys if len({repr(c.get(k)) for c in cells}) > 1]
 

@@ -52,8 +52,9 @@ def load_training_run(run_dir):
         raise ConfigError(f"run folder '{run_dir}' was written by fxtrain {report.get('fxtrain_version')}, "
                           f"this is {__version__}; train it again with this version")
     if cfg.method == "float":
-        raise ConfigError("--train-step exports integer training (sr, r) or BinaryConnect (bc); a float run "
-                          "has nothing to continue on an integer device: train with --method sr, r or bc")
+        raise ConfigError(f"run folder '{run_dir}' is a float run: the device's training step (export "
+                          "--train-step, verify --train-step, measure) runs integer training (sr, r) or "
+                          "BinaryConnect (bc) only; train with --method sr, r or bc")
     return prepare(cfg, resume=run_dir)
 
 

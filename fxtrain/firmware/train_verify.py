@@ -15,15 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import data_dir, write_npz_atomic
+from .._files import FolderLock, check_output, data_dir, write_npz_atomic
 from ..device.fit import fit_for
 from ..device.profiles import load_target
 from ..device.simulate import data_shape
 from ..engine.numbers import MASK32, fnv_words
 from ..errors import ConfigError, ToolchainError
 from ..limits import VERIFY_EPOCHS, VERIFY_STEPS, check_count
+from ..training.artifacts import CHECKPOINT, HISTORY, MODEL_FILE, REPORT_FILE
 from ..training.checkpoint import checkpoint_digest
 from .train_export import DEFAULT_STEPS, load_training_run
+from .codegen import MANIFEST
 from .verify import CROSS_FLAGS, HOST_CFLAGS, _compile, _run, check_manifest, image_fit, require_tool
 
 PROBE_STEPS = 8  # simulator steps timed for the estimate
@@ -196,6 +198,9 @@ def verify_training(export_dir, steps=20, target=None, host_only=False, on_estim
     if manifest.get("kind") != "train-step":
         raise ToolchainError(f"{folder} is an inference export; export the run with --train-step to verify training")
     prefix, bc = manifest["prefix"], manifest["method"] == "bc"
+    if not Path(manifest["run"]).is_dir():
+        raise ToolchainError(f"the run folder {manifest['run']} this export was made from is gone; "
+                             "verify needs it to simulate the steps: train and export the run again")
     if checkpoint_digest(manifest["run"]) != manifest.get("checkpoint_sha256"):
         raise ToolchainError(f"the run folder {manifest['run']} has changed since this export (its checkpoint "
                              "differs); export it again with --train-step")
@@ -245,6 +250,17 @@ def steps_for(export_dir, steps=None, epochs=None):
 
 
 DUMP_NAMES = {"W": "weights", "B": "biases", "H": "shadow_bits", "M": "momentum", "C": "counters", "R": "rng"}
+
+
+# Files whose presence marks a folder fxtrain owns: a run, an export, a locked sweep or job folder.
+OWNED_MARKERS = (CHECKPOINT, REPORT_FILE, HISTORY, MODEL_FILE, MANIFEST, FolderLock.NAME)
+
+
+def check_dump(path, export_dir):
+    """Refuse a ``--dump`` path that would replace what fxtrain owns: a file in a run folder (its checkpoint,
+    report, history, lock) or in an export folder (its manifest and headers), or any input of the verify."""
+    return check_output(path, "--dump file", inputs=[(Path(export_dir) / MANIFEST, "export manifest")],
+                        owners=OWNED_MARKERS)
 
 
 def dump_state(state, path):

@@ -52,7 +52,8 @@ def save_checkpoint(run, out_dir, history_hash):
 
 
 def _fail(ckpt_dir, why):
-    raise ConfigError(f"--resume {ckpt_dir}: {why}")
+    # the same words whether --resume, export, verify or measure read the checkpoint
+    raise ConfigError(f"run folder {ckpt_dir}: {why}")
 
 
 def _read(ckpt_dir):
@@ -60,7 +61,7 @@ def _read(ckpt_dir):
     if not path.is_file():
         if (Path(ckpt_dir) / OLD_META).is_file():
             _fail(ckpt_dir, "the checkpoint was written by fxtrain 0.1, whose format this version cannot read; "
-                            "train again without --resume")
+                            "train the run again from the start")
         _fail(ckpt_dir, f"not a checkpoint folder (expected {CHECKPOINT} written by 'fxtrain train --out')")
     try:
         with np.load(io.BytesIO(read_input(path, "checkpoint", ARRAY_BYTES, ConfigError)), allow_pickle=False) as z:
@@ -70,10 +71,10 @@ def _read(ckpt_dir):
     except ConfigError as exc:
         _fail(ckpt_dir, str(exc))
     except Exception as exc:  # zip, npy, JSON or key errors: the file is not a checkpoint we wrote
-        _fail(ckpt_dir, f"{CHECKPOINT} is unreadable ({type(exc).__name__}); train again without --resume")
+        _fail(ckpt_dir, f"{CHECKPOINT} is unreadable ({type(exc).__name__}); train the run again from the start")
     if fmt != FORMAT or version != __version__:
         _fail(ckpt_dir, f"the checkpoint was written by fxtrain {version}, this is {__version__}; "
-                        "bit-identical resumption needs the same version: train again without --resume")
+                        "bit-identical resumption needs the same version: train the run again from the start")
     return meta, arrays
 
 
@@ -131,7 +132,7 @@ def _read_history(ckpt_dir, epoch, expected_hash):
         records.append(rec)
     if len(records) < epoch or h != expected_hash:
         _fail(ckpt_dir, f"{HISTORY} does not match the checkpoint at epoch {epoch} (edited or damaged); "
-                        "train again without --resume")
+                        "train the run again from the start")
     return records
 
 
@@ -150,7 +151,7 @@ def resume(ckpt_dir, cfg, data):
         saved = TrainConfig(**meta["config"])
         epoch = int(meta["epoch"])
     except (TypeError, KeyError, ValueError):
-        _fail(ckpt_dir, "the checkpoint's settings are unreadable; train again without --resume")
+        _fail(ckpt_dir, "the checkpoint's settings are unreadable; train the run again from the start")
     diff = [f"{k}={getattr(saved, k)!r} (now {getattr(cfg, k)!r})" for k in asdict(cfg)
             if k != "epochs" and getattr(saved, k) != getattr(cfg, k)]
     if diff:

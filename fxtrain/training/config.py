@@ -106,6 +106,17 @@ def parse_momentum(text):
                       "0.875, 0.9375 or 0.96875")
 
 
+def canonical_lr(text):
+    """One text per learning rate, however it was written ("2^-4", 0.0625, "0.06250" all give "0.0625")."""
+    return lr_text(*parse_lr(text))
+
+
+def canonical_momentum(text):
+    """One text per momentum value: "0", or ``1 - 2**-j`` as its exact decimal."""
+    j = parse_momentum(text)
+    return lr_text(2**j - 1, j) if j else "0"
+
+
 def step_fixed(m, k, batch):
     """``alpha / batch`` as ``(m', k')``: exact for a power-of-two batch, else 24 bits."""
     if batch & (batch - 1) == 0:

@@ -72,14 +72,21 @@ def _or_empty(arr, dtype):
     return arr if arr is not None and arr.dtype == dtype else np.zeros(0, dtype)
 
 
+def check_plan(cfg, data):
+    """The layers of ``cfg``'s arch on ``data``, after every check a run makes before it allocates anything:
+    what a sweep asks of each distinct arch and data set before its first cell runs."""
+    layers = parse_arch(cfg.check().arch, data.input_shape, data.n_classes)
+    if cfg.batch > len(data.y_train):
+        raise ConfigError(f"batch {cfg.batch} is larger than the {len(data.y_train)} training samples")
+    return layers
+
+
 class Run:
     """A configured training run over one data set; call :meth:`step_epoch` repeatedly."""
 
     def __init__(self, cfg, data, state=None):
-        self.cfg, self.data = cfg.check(), data
-        self.layers = parse_arch(cfg.arch, data.input_shape, data.n_classes)
-        if cfg.batch > len(data.y_train):
-            raise ConfigError(f"batch {cfg.batch} is larger than the {len(data.y_train)} training samples")
+        self.cfg, self.data = cfg, data
+        self.layers = check_plan(cfg, data)
         self.method = METHOD_CODES[cfg.method]
         self.desc = build_desc(self.layers)
         self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
