@@ -278,6 +278,13 @@ def test_the_api_refuses_what_the_cli_refuses_with_the_same_words(args, call):
 
 @pytest.mark.parametrize("call,needle", [
     (lambda: fxtrain.train(epochs="2"), "'2' is not a whole number"),
+    (lambda: fxtrain.train(epochs=None), "None is not a whole number"),
+    (lambda: fxtrain.train(batch="16"), "'16' is not a whole number"),
+    (lambda: fxtrain.train(seed="0"), "'0' is not a whole number"),
+    (lambda: fxtrain.measure(RUN, "cortex-m4", steps="4"), "'4' is not a whole number"),
+    (lambda: fxtrain.measure(RUN, "cortex-m4", steps=None), "None is not a whole number"),
+    (lambda: fxtrain.verify(FW, train_step=True, steps="3"), "'3' is not a whole number"),
+    (lambda: fxtrain.export(RUN, "x", vectors="32"), "'32' is not a whole number"),
     (lambda: fxtrain.train(seed=None), "None is not a whole number"),
     (lambda: fxtrain.train(arch=5), "5 is not text"),
     (lambda: fxtrain.train(data=None), "None is not a path"),
@@ -309,11 +316,15 @@ def test_simulate_measured_refuses_a_float_run_before_training():
     assert epochs == [] and time.perf_counter() - t0 < 10 and "--train-step" not in str(caught.value)
 
 
-def test_a_profile_without_cflags_is_named_for_what_it_lacks(tmp_path, exported):
+@pytest.mark.parametrize("edit,needle", [
+    (lambda line: "" if line.startswith("cflags") else line, "no -mcpu= in its cflags"),
+    (lambda line: line.replace("-mcpu=cortex-m4", "-mcpu=cortex-a9000"), "-mcpu=cortex-a9000, which fxtrain measure"),
+])
+def test_a_profile_without_a_usable_mcpu_is_named_for_what_it_lacks(tmp_path, exported, edit, needle):
     src = (ROOT / "targets" / "cortex-m4.toml").read_text()
-    path = tmp_path / "nocflags.toml"
-    path.write_text("\n".join(line for line in src.splitlines() if not line.startswith("cflags")))
-    line = one_line_error(invoke("measure", exported[0], "--target", path), "no -mcpu= in its cflags")
+    path = tmp_path / "edited.toml"
+    path.write_text("\n".join(edit(line) for line in src.splitlines()))
+    line = one_line_error(invoke("measure", exported[0], "--target", path), needle)
     assert "not a Cortex-M core" not in line
 
 
