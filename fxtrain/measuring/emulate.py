@@ -32,6 +32,9 @@ def core_of(target):
     Unicorn has no Cortex-M0+ model: the M0 has the same ARMv6-M instruction set.
     """
     mcpu = next((f.split("=", 1)[1] for f in target.cflags if f.startswith("-mcpu=")), None)
+    if not target.isa.startswith("ARM"):
+        raise TargetError(f"{target.name} is {target.isa}, not a Cortex-M core: its instructions cannot be "
+                          "measured (fxtrain measure runs ARM Cortex-M0+, M3, M4 and M7 code under Unicorn)")
     if mcpu is None:
         raise TargetError(f"profile {target.name} has no -mcpu= in its cflags, so the core to compile for and "
                           "emulate is unknown; add e.g. cflags = [\"-mcpu=cortex-m4\", \"-mthumb\"]")
