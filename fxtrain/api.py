@@ -16,8 +16,7 @@ from pathlib import Path
 
 from .arguments import check_arguments
 
-DEFAULTS = {"arch": None, "method": "sr", "bits": 8, "epochs": 30, "batch": 16, "lr": "0.0625", "seed": 0,
-            "data": "digits", "momentum": "0"}
+from .training.config import TRAIN_DEFAULTS as DEFAULTS  # the signatures below repeat them for help()
 
 
 @dataclass

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..experiments.registry import EXPERIMENTS, help_table
 from .progress import SweepBar
 
-EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime")
 SCHEDULER_HELP = ("auto (local if Dask is installed, else serial), serial (in this process), local (a Dask "
                   "LocalCluster, one single-threaded worker process per core) or a scheduler address such as "
                   "tcp://host:8786.")
@@ -87,8 +87,20 @@ def sweep(spec, out, scheduler, workers):
         raise FxtrainError(f"every one of the {len(records)} cells failed (first: {failed[0]['error']})")
 
 
-@click.command()
-@click.argument("name", type=click.Choice(EXPERIMENTS))
+EXPERIMENT_HELP = f"""Run one of the paper's experiments: its sweep, a table, a CSV and a PNG.
+
+\b
+{help_table()}
+
+\b
+Examples:
+  fxtrain experiment bits --quick
+  fxtrain experiment convex --out runs/convex --workers 2
+"""
+
+
+@click.command(help=EXPERIMENT_HELP)
+@click.argument("name", type=click.Choice(list(EXPERIMENTS)))
 @click.option("--quick", is_flag=True, help="A small grid that finishes in under a minute once the kernels are compiled (for CI).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the cells, NAME.csv, NAME.json and NAME.png "
@@ -97,22 +109,6 @@ def sweep(spec, out, scheduler, workers):
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes for --scheduler local (default: one per core).")
 def experiment(name, quick, out, scheduler, workers):
-    """Run one of the paper's experiments: its sweep, a table, a CSV and a PNG.
-
-    \b
-    convex         quantized SGD on least squares and ridge, exact arithmetic: floors against the grid step
-    lr-sweep       digits: accuracy against learning rate, down past alpha*|g| < step
-    batch          batch sizes 16..1024 for sr and bc, same epochs and same steps
-    bits           test accuracy against bits for float, bc, sr, r on an MLP and a conv net
-    weight-change  share of weights changed per epoch, sr and bc, per bit width
-    optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, momentum
-    runtime        simulator seconds per epoch, and estimated seconds on three Cortex-M cores
-
-    \b
-    Examples:
-      fxtrain experiment bits --quick
-      fxtrain experiment convex --out runs/convex --workers 2
-    """
     from ..experiments.dask_exec import check_scheduler
     from ..experiments.report import run_experiment
     check_scheduler(scheduler)

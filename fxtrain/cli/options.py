@@ -1,34 +1,34 @@
 """The training options, defined once and shared by ``train``, ``simulate`` and ``compare``."""
 import click
 
-from ..training.config import METHOD_HELP, METHODS
+from ..training.config import METHOD_HELP, METHODS, TRAIN_DEFAULTS as D
 from .types import Bits, LearningRate, Momentum, PositiveInt, Seed
 
 _OPTIONS = {
     "arch": lambda: click.option(
-        "--arch", default=None, metavar="ARCH",
+        "--arch", default=D["arch"], metavar="ARCH",
         help="Layers, e.g. 'dense:32,dense:10' (default) or 'conv:8:3,pool:2,dense:10'. "
              "ReLU follows every hidden layer; the input shape comes from the data."),
     "method": lambda: click.option(
-        "--method", type=click.Choice(METHODS), default="sr", show_default=True,
+        "--method", type=click.Choice(METHODS), default=D["method"], show_default=True,
         help="; ".join(f"{m}: {h}" for m, h in METHOD_HELP.items()) + "."),
-    "bits": lambda: click.option("--bits", type=Bits(), default=8, show_default=True,
+    "bits": lambda: click.option("--bits", type=Bits(), default=D["bits"], show_default=True,
                                  help="Weight bit width: 1, 2, 3, 4, 6, 8, 12 or 16."),
     # only `train` has --resume, so only its --epochs speaks of it
     "epochs": lambda resume=False: click.option(
-        "--epochs", type=PositiveInt(), default=30, show_default=True,
+        "--epochs", type=PositiveInt(), default=D["epochs"], show_default=True,
         help="Epochs to train" + ("; with --resume, the total to reach." if resume else ".")),
-    "batch": lambda: click.option("--batch", type=PositiveInt(), default=16, show_default=True,
+    "batch": lambda: click.option("--batch", type=PositiveInt(), default=D["batch"], show_default=True,
                                   help="Mini-batch size; a power of two keeps alpha/batch an exact shift."),
-    "lr": lambda: click.option("--lr", type=LearningRate(), default="0.0625", show_default=True,
+    "lr": lambda: click.option("--lr", type=LearningRate(), default=D["lr"], show_default=True,
                                help="Learning rate; must be m*2^-k with a 16-bit integer m (0.0625 yes, 0.1 no)."),
-    "seed": lambda: click.option("--seed", type=Seed(), default=0, show_default=True,
+    "seed": lambda: click.option("--seed", type=Seed(), default=D["seed"], show_default=True,
                                  help="Seeds the generator (0 .. 2^32-1): same seed, same bits, on every machine."),
-    "data": lambda: click.option("--data", default="digits", show_default=True, metavar="DATA",
+    "data": lambda: click.option("--data", default=D["data"], show_default=True, metavar="DATA",
                                  help="digits, moons, spirals, or a file: CSV (label in the last column) "
                                       "or NPZ (X, y)."),
     "momentum": lambda: click.option(
-        "--momentum", type=Momentum(), default="0", show_default=True,
+        "--momentum", type=Momentum(), default=D["momentum"], show_default=True,
         help="Heavy-ball momentum 1-2^-j (0.5, 0.75, 0.875, ...); int16 velocity for sr/r, "
              "float32 for bc/float. 0 turns it off."),
 }

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from .._files import ensure_dir, write_json_atomic
 from .dask_exec import executor, slots
+from .registry import EXPERIMENTS
 from .summary import write_csv
 from .sweep import run_sweep
 
-MODULES = {"convex": "exp_convex", "lr-sweep": "exp_lr", "weight-change": "exp_lr", "batch": "exp_bits",
-           "bits": "exp_bits", "optimizer": "exp_optimizer", "runtime": "exp_optimizer"}
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Result:
 
 
 def experiment_module(name):
-    return importlib.import_module(f".{MODULES[name]}", __package__)
+    return importlib.import_module(f".{EXPERIMENTS[name][0]}", __package__)
 
 
 def run_experiment(name, quick=False, out=None, scheduler="auto", workers=None, on_progress=None):

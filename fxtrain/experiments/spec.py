@@ -24,19 +24,21 @@ from .._files import read_text_input
 from ..data import data_digest, is_builtin, load_dataset
 from ..errors import ConfigError, FxtrainError
 from ..limits import MAX_CELLS, SPEC_BYTES
-from ..training.config import TrainConfig, canonical_lr, canonical_momentum
+from ..training.config import TRAIN_DEFAULTS, TrainConfig, canonical_lr, canonical_momentum
 
-# key: (accepted Python types, what the message calls it, default)
+# key: (accepted Python types, what the message calls it, default); the training settings' defaults are
+# TrainConfig's ("default" stands for its arch None), the rest are the sweep's own
+_D = {**TRAIN_DEFAULTS, "arch": "default"}
 SETTINGS = {
-    "method": ((str,), "a string such as \"sr\"", "sr"),
-    "bits": ((int,), "an integer such as 8", 8),
-    "seed": ((int,), "an integer such as 0", 0),
-    "lr": ((str, float, int), "a number or string such as \"0.0625\"", "0.0625"),
-    "batch": ((int,), "an integer such as 16", 16),
-    "epochs": ((int,), "an integer such as 30", 30),
-    "arch": ((str,), "a string such as \"dense:32,dense:10\" (or \"default\")", "default"),
-    "data": ((str,), "a string such as \"digits\"", "digits"),
-    "momentum": ((str, float, int), "a number or string such as \"0.875\"", "0"),
+    "method": ((str,), "a string such as \"sr\"", _D["method"]),
+    "bits": ((int,), "an integer such as 8", _D["bits"]),
+    "seed": ((int,), "an integer such as 0", _D["seed"]),
+    "lr": ((str, float, int), "a number or string such as \"0.0625\"", _D["lr"]),
+    "batch": ((int,), "an integer such as 16", _D["batch"]),
+    "epochs": ((int,), "an integer such as 30", _D["epochs"]),
+    "arch": ((str,), "a string such as \"dense:32,dense:10\" (or \"default\")", _D["arch"]),
+    "data": ((str,), "a string such as \"digits\"", _D["data"]),
+    "momentum": ((str, float, int), "a number or string such as \"0.875\"", _D["momentum"]),
     "lr_decay_tau": ((int,), "an integer number of epochs (0: constant rate)", 0),
     "optimizer": ((str,), "\"sgd\" or \"adam\"", "sgd"),
 }

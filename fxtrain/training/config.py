@@ -5,7 +5,7 @@ integer ``m``, and momentum only as ``beta = 1 - 2**-j``; both are read exactly
 from their decimal text, and refused with usable suggestions otherwise.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 from ..engine.numbers import WEIGHT_BITS
@@ -152,3 +152,8 @@ class TrainConfig:
         parse_lr(self.lr)
         parse_momentum(self.momentum)
         return self
+
+
+# The training defaults, from the one place that states them: the API, the CLI options and the sweep
+# spec take theirs from here (tests/test_defaults.py checks the API's signatures against it).
+TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}

@@ -1,0 +1,22 @@
+"""The experiments, registered once: name -> (module, one line for ``fxtrain experiment --help``).
+
+No imports here: the CLI reads it to build its choices and help without loading an experiment.
+"""
+
+EXPERIMENTS = {
+    "convex": ("exp_convex", "quantized SGD on least squares and ridge, exact arithmetic: floors against the "
+                             "grid step"),
+    "lr-sweep": ("exp_lr", "digits: accuracy against learning rate, down past alpha*|g| < step"),
+    "batch": ("exp_bits", "batch sizes 16..1024 for sr and bc, same epochs and same steps"),
+    "bits": ("exp_bits", "test accuracy against bits for float, bc, sr, r on an MLP and a conv net"),
+    "weight-change": ("exp_lr", "share of weights changed per epoch, sr and bc, per bit width"),
+    "optimizer": ("exp_optimizer", "bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, "
+                                   "momentum"),
+    "runtime": ("exp_optimizer", "simulator seconds per epoch, and estimated seconds on three Cortex-M cores"),
+}
+
+
+def help_table():
+    """The experiments as click's help shows them: one name and its line per row."""
+    width = max(map(len, EXPERIMENTS)) + 2
+    return "\n".join(f"  {name:<{width}}{line}" for name, (_, line) in EXPERIMENTS.items())
