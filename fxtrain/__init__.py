@@ -1,7 +1,7 @@
 """fxtrain: integer-only on-device training, simulated bit for bit.
 
 The public API (``fxtrain.train``, ``simulate``, ``compare``, ``export``,
-``verify``, ``measure``) lives in :mod:`fxtrain.api` and is imported on first use, so
+``verify``, ``measure``, ``sweep``, ``experiment``) lives in :mod:`fxtrain.api` and is imported on first use, so
 ``import fxtrain`` and ``fxtrain --help`` stay fast and never load numba.
 """
 import hashlib
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ._version import __version__
 
-__all__ = ["train", "simulate", "compare", "export", "verify", "measure", "__version__"]
+_API = ("train", "simulate", "compare", "export", "verify", "measure", "sweep", "experiment")
+__all__ = [*_API, "__version__"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -36,7 +37,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", _numba_cache_dir())
 
 
 def __getattr__(name):
-    if name in ("train", "simulate", "compare", "export", "verify", "measure"):
+    if name in _API:
         from . import api
         return getattr(api, name)
     raise AttributeError(f"module 'fxtrain' has no attribute {name!r}")

@@ -335,3 +335,40 @@ def measure(run_dir, target, steps=4, on_estimate=None):
         from .firmware.train_export import load_training_run
         on_estimate(measure_seconds(load_training_run(run_dir), measurable(target), steps))
     return MeasureResult(run(run_dir, target, steps))
+
+
+def sweep(spec, out, scheduler="auto", workers=None, on_progress=None):
+    """Run every cell of the TOML spec ``spec`` into ``out`` and write ``out/summary.csv``.
+
+    ``scheduler`` is "auto", "serial", "local" (a Dask LocalCluster of ``workers`` processes) or a
+    ``tcp://`` address; ``on_progress(p)`` hears the counts. Returns a
+    :class:`fxtrain.experiments.spec_sweep.SweepResult` (cells, records, summary rows, failures).
+    A finished cell is never run again; a damaged record is set aside and its cell rerun.
+    """
+    check_arguments("sweep", **locals())  # first: locals() is the arguments alone
+    from .experiments.spec_sweep import run_spec
+    return run_spec(spec, out, scheduler, workers, on_progress)
+
+
+def experiment(name, quick=False, out=None, scheduler="auto", workers=None, on_progress=None, plot=True):
+    """Run one of the paper's experiments (``fxtrain experiment --help`` lists them): its sweep, its
+    tables, ``NAME.csv``, ``NAME.json`` and, with ``plot`` and matplotlib, ``NAME.png``.
+
+    Returns a :class:`fxtrain.experiments.report.Result`; ``files`` names what was written and
+    ``plot_note`` says why no figure was drawn, when none was.
+    """
+    check_arguments("experiment", **locals())  # first: locals() is the arguments alone
+    from .errors import MissingExtraError
+    from .experiments.dask_exec import check_scheduler
+    from .experiments.report import run_experiment
+    check_scheduler(scheduler)
+    res = run_experiment(name, quick, out, scheduler, workers, on_progress=on_progress)
+    if not plot:
+        res.files["png"] = None
+        return res
+    try:
+        from .plots import plot_panels
+        plot_panels(res.panels, res.files["png"])
+    except MissingExtraError as exc:
+        res.files["png"], res.plot_note = None, str(exc)
+    return res

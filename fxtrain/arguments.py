@@ -13,6 +13,7 @@ import os
 from .engine.numbers import EXPORT_FORMATS, ROUNDING_MODES, WEIGHT_BITS
 from .errors import ConfigError
 from .limits import MEASURE_STEPS, VERIFY_EPOCHS, VERIFY_STEPS
+from .experiments.registry import EXPERIMENTS
 from .training.config import METHODS
 
 
@@ -142,6 +143,8 @@ CHECKS = {
     "host_only": flag, "dump": optional(path), "compare.bits": bits_list, "compare.out": optional(path),
     "train.out": optional(path), "simulate.out": optional(path),
     "verify.steps": optional(count(VERIFY_STEPS)), "verify.epochs": optional(count(VERIFY_EPOCHS)),
+    "spec": path, "scheduler": text_value, "workers": optional(whole), "quick": flag,
+    "experiment.name": choice(tuple(EXPERIMENTS)), "experiment.out": optional(path), "experiment.plot": flag,
     "measure.steps": count(MEASURE_STEPS), "verify.target": optional(target), "export.target": optional(target),
 }
 

@@ -95,13 +95,14 @@ def test_help_texts_say_what_the_code_does():
     from cli_helpers import invoke
     top, compare = " ".join(invoke("--help").output.split()), invoke("compare", "--help").output
     experiment = " ".join(invoke("experiment", "--help").output.split())
-    # the API list names measure; compare has no --resume to speak of; sr's optimizer grid has Robbins-Monro
-    assert "export(), verify() and measure()" in top
+    # the API list names measure, sweep and experiment; compare has no --resume to speak of; sr's optimizer
+    # grid has Robbins-Monro
+    assert "verify(), measure(), sweep() and experiment()" in top
     assert "--resume" not in compare and "--resume" in invoke("train", "--help").output
     assert "sr: SGD, Robbins-Monro SGD, momentum" in experiment
     import fxtrain
     from fxtrain.limits import MAX_CELLS, SPEC_BYTES
-    assert "measure" in fxtrain.__all__
+    assert {"measure", "sweep", "experiment"} <= set(fxtrain.__all__)
     sweep = " ".join(invoke("sweep", "--help").output.split())
     # the limits --help states are the ones the code applies
     assert f"at most {SPEC_BYTES // 2**20} MiB" in sweep and f"at most {MAX_CELLS:,} cells" in sweep

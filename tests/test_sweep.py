@@ -206,3 +206,15 @@ def _wait_for_worker(address, timeout=60):
             pass
         time.sleep(0.5)
     raise AssertionError(f"no worker joined {address} within {timeout} s")
+
+
+def test_the_api_sweep_returns_what_the_cli_prints(tmp_path):
+    import fxtrain
+    path = spec(tmp_path, "[grid]\nseed = [0, 1]\n[fixed]\nepochs = 1\narch = \"dense:8,dense:10\"\n")
+    res = fxtrain.sweep(path, tmp_path / "o", scheduler="serial")
+    accs = sorted(r["report"]["test_accuracy"] for r in res.records)
+    assert len(res.cells) == 2 and not res.failed and res.summary == tmp_path / "o" / "summary.csv"
+    assert (res.rows[0]["n"], res.rows[0]["min"], res.rows[0]["max"]) == (2, accs[0], accs[1])
+    assert res.summary.read_text().splitlines()[1].split(",")[1] == "2"
+    with pytest.raises(fxtrain.errors.FxtrainError, match="Invalid value for 'workers'"):
+        fxtrain.sweep(path, tmp_path / "o", workers="2")

@@ -41,7 +41,8 @@ def cli():
         fxtrain simulate --target cortex-m4
 
     Every command has --help with examples. The same jobs are a Python API:
-    fxtrain.train(), simulate(), compare(), export(), verify() and measure().
+    fxtrain.train(), simulate(), compare(), export(), verify(), measure(), sweep()
+    and experiment().
     """
 
 

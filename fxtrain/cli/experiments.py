@@ -63,28 +63,17 @@ def sweep(spec, out, scheduler, workers):
       fxtrain sweep examples/sweep.toml --out runs/sweep
       fxtrain sweep examples/sweep.toml --out runs/sweep --scheduler tcp://10.0.0.5:8786
     """
-    from .._files import check_output
+    from .. import api
     from ..errors import FxtrainError
-    from ..experiments.spec import load_spec
-    from ..experiments.summary import group_over_seeds, varying_keys, write_csv
-    from ..experiments.dask_exec import check_scheduler, executor, slots
-    from ..experiments.sweep import run_sweep
-    check_scheduler(scheduler)
     _warn_workers(workers)
-    summary = check_output(Path(out) / "summary.csv", "summary", inputs=[(spec, "sweep spec")])
-    cells = load_spec(spec)
-    records = _with_bar(lambda bar: run_sweep(cells, out, executor(scheduler, workers), on_progress=bar,
-                                                       slots=slots(scheduler, workers)))
-    rows = group_over_seeds(records, varying_keys(cells) or ["method"], lambda r: r["test_accuracy"])
-    write_csv(summary, rows)
-    click.echo(f"{len(cells)} distinct cells, test accuracy over seeds:")
-    click.echo(_table(rows))
-    failed = [rec for rec in records if rec["status"] != "ok"]
-    for rec in failed:
+    res = _with_bar(lambda bar: api.sweep(spec, out, scheduler, workers, on_progress=bar))
+    click.echo(f"{len(res.cells)} distinct cells, test accuracy over seeds:")
+    click.echo(_table(res.rows))
+    for rec in res.failed:
         click.echo(f"failed cell {rec['key']}: {rec['error']}")
-    click.echo(f"records in {Path(out) / 'cells'}, summary in {summary}")
-    if failed and len(failed) == len(records):
-        raise FxtrainError(f"every one of the {len(records)} cells failed (first: {failed[0]['error']})")
+    click.echo(f"records in {Path(out) / 'cells'}, summary in {res.summary}")
+    if res.all_failed:
+        raise FxtrainError(f"every one of the {len(res.records)} cells failed (first: {res.failed[0]['error']})")
 
 
 EXPERIMENT_HELP = f"""Run one of the paper's experiments: its sweep, a table, a CSV and a PNG.
@@ -109,11 +98,9 @@ Examples:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes for --scheduler local (default: one per core).")
 def experiment(name, quick, out, scheduler, workers):
-    from ..experiments.dask_exec import check_scheduler
-    from ..experiments.report import run_experiment
-    check_scheduler(scheduler)
+    from .. import api
     _warn_workers(workers)
-    res = _with_bar(lambda bar: run_experiment(name, quick, out, scheduler, workers, on_progress=bar))
+    res = _with_bar(lambda bar: api.experiment(name, quick, out, scheduler, workers, on_progress=bar))
     click.echo(f"experiment {name}{' (quick)' if quick else ''}; grid: "
                + "; ".join(f"{k} {v}" for k, v in res.grid.items()))
     for title, rows in res.tables:
@@ -121,17 +108,7 @@ def experiment(name, quick, out, scheduler, workers):
         click.echo(_table(rows, floatfmt=".4g"))
     for line in res.notes:
         click.echo(line)
-    _plot(res)
+    if res.plot_note:
+        click.echo(f"no figure: {res.plot_note}", err=True)
     click.echo(f"\nwrote {res.files['csv']}, {res.files['json']}"
                + (f", {res.files['png']}" if res.files.get("png") else ""))
-
-
-def _plot(res):
-    """Draw the result's panels into NAME.png, or say why not (matplotlib missing)."""
-    from ..errors import MissingExtraError
-    try:
-        from ..plots import plot_panels
-        plot_panels(res.panels, res.files["png"])
-    except MissingExtraError as exc:
-        click.echo(f"no figure: {exc}", err=True)
-        res.files["png"] = None

@@ -1,7 +1,7 @@
 """What an experiment hands back, and running one: its sweep, its analysis, its CSV and JSON.
 
-Drawing is the CLI's business (:mod:`fxtrain.cli.experiments`); this module only
-describes the figures as :class:`Panel` data.
+Drawing is the API's business (:func:`fxtrain.api.experiment`, through :mod:`fxtrain.plots`); this
+module only describes the figures as :class:`Panel` data.
 """
 import importlib
 from dataclasses import asdict, dataclass, field
@@ -43,6 +43,7 @@ class Result:
     panels: list
     notes: list = field(default_factory=list)
     files: dict = field(default_factory=dict)
+    plot_note: str = None  # why no figure was drawn (matplotlib missing), when none was
 
 
 def experiment_module(name):
@@ -61,6 +62,6 @@ def run_experiment(name, quick=False, out=None, scheduler="auto", workers=None, 
     result = mod.analyze(name, plan, records)
     result.files = {"csv": out / f"{name}.csv", "json": out / f"{name}.json", "png": out / f"{name}.png"}
     write_csv(result.files["csv"], result.rows)
-    body = {k: v for k, v in asdict(result).items() if k not in ("files", "panels")}
+    body = {k: v for k, v in asdict(result).items() if k not in ("files", "panels", "plot_note")}
     write_json_atomic(result.files["json"], {**body, "quick": quick, "cells": len(plan.cells)})
     return result
