@@ -118,7 +118,7 @@ def _config(kw):
 
 
 def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits", momentum="0",
-          out=None, resume=None, on_epoch=None):
+          optimizer="sgd", out=None, resume=None, on_epoch=None):
     """Train a network; with ``out``, write checkpoints, ``model.npz`` and ``report.json`` there.
 
     ``resume`` continues the checkpoint in that folder bit for bit (every setting but
@@ -135,7 +135,7 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
-             momentum="0", out=None, on_epoch=None, measured=False):
+             momentum="0", optimizer="sgd", out=None, on_epoch=None, measured=False):
     """Check that a run fits ``target`` (a profile name or .toml path), then train it.
 
     Raises TargetError, naming what overflowed and what would fit, before any training.

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fxtrain.engine.adam import adam_direction, adam_state
+from fxtrain.engine.adam import adam_float, adam_state
 from fxtrain.errors import ConfigError
 from fxtrain.experiments.cells import nearest_lr, robbins_monro, run_train_cell
 from fxtrain.experiments.spec import train_cell
@@ -10,21 +10,19 @@ from fxtrain.experiments.spec import train_cell
 
 def test_adam_first_step_is_alpha_times_the_gradient_sign():
     h = np.array([3e-3, -2e-5, 0.5], np.float32)
-    mom = adam_state(5)
-    d = adam_direction(h, mom, 0, 0.01)
+    mom, w = adam_state(5), np.zeros(3, np.float32)
+    adam_float(w, h, np.float32(1.0), mom, 0, 0.01)
     # at t = 1, m_hat = h and sqrt(v_hat) = |h|: the step is alpha * sign(h), whatever the gradient's scale
-    assert np.allclose(d, 0.01 * np.sign(h), rtol=1e-4)
-    assert mom[-1] == 1.0  # the step counter advanced once
+    assert np.allclose(-w, 0.01 * np.sign(h), rtol=1e-4)
+    assert mom[-1] == 0.0  # a layer's update leaves the step counter to the end of the step
 
 
 @pytest.mark.parametrize("method", ["bc", "float"])
 def test_adam_counts_one_step_per_batch_and_trains(method):
-    from fxtrain.engine.adam import enable_adam
     from fxtrain.experiments.spec import train_config
     from fxtrain.training.job import prepare
     run = prepare(train_config(train_cell({"method": method, "optimizer": "adam", "lr": "0.00390625",
                                            "epochs": 2})))
-    enable_adam(run)
     before = run.accuracy(run.data.X_test, run.data.y_test)
     run.step_epoch()
     run.step_epoch()
@@ -46,6 +44,10 @@ def test_adam_state_is_counted_and_refused_for_integer_methods():
     assert adam.cost.fmul_per_step > plain.cost.fmul_per_step
     with pytest.raises(ConfigError, match="bc and float only"):
         train_cell({"method": "sr", "optimizer": "adam"})
+    # the simulation of a bc Adam run counts its state
+    import fxtrain
+    sim = fxtrain.simulate("cortex-m4", method="bc", optimizer="adam", lr="0.00390625", epochs=1)
+    assert sim.fit.cost.buffers["adam"] == 8 * n_w + 4
 
 
 def test_constant_schedule_cell_equals_fxtrain_train_byte_for_byte():
@@ -71,3 +73,29 @@ def test_set_lr_changes_the_step_exactly_and_the_schedule_rounds_to_device_rates
     assert (m, k) == (52429, 19)  # round(0.1 * 2^19) = 52428.8 -> 52429
     with pytest.raises(ConfigError):
         run.set_lr("0.1")
+
+
+@pytest.mark.parametrize("method", ["bc", "float"])
+def test_adam_checkpointed_at_epoch_3_resumes_to_the_uninterrupted_6_epoch_run(tmp_path, method):
+    import fxtrain
+    from fxtrain.training.artifacts import CHECKPOINT
+    kw = dict(method=method, optimizer="adam", lr="0.00390625", arch="dense:16,dense:10", bits=2)
+    fxtrain.train(epochs=3, out=tmp_path / "cut", **kw)
+    resumed = fxtrain.train(epochs=6, resume=tmp_path / "cut", **kw)
+    whole = fxtrain.train(epochs=6, out=tmp_path / "whole", **kw)
+    assert (tmp_path / "cut" / CHECKPOINT).read_bytes() == (tmp_path / "whole" / CHECKPOINT).read_bytes()
+    assert resumed.history == whole.history
+    assert resumed.run.state.mom[-1] == 6 * (len(whole.run.data.y_train) // 16)  # one tick per step
+    for name in ("wq", "shadow", "wf", "mom"):
+        a, b = getattr(resumed.run.state, name), getattr(whole.run.state, name)
+        assert (a is None and b is None) or np.array_equal(a, b), name
+
+
+def test_the_optimizer_is_one_option_with_one_line_refusals():
+    import fxtrain
+    with pytest.raises(ConfigError, match="pass --optimizer momentum"):
+        fxtrain.train(momentum="0.875", epochs=1)
+    with pytest.raises(ConfigError, match="needs its beta"):
+        fxtrain.train(optimizer="momentum", epochs=1)
+    with pytest.raises(ConfigError, match="bc and float only"):
+        fxtrain.train(optimizer="adam", method="sr", epochs=1)

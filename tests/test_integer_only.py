@@ -22,7 +22,7 @@ from fxtrain.engine.jit import float_ops
 from fxtrain.engine.updates import BC, R, SR
 
 api.train(epochs=1, method="sr")
-api.train(epochs=1, method="r", momentum="0.75")
+api.train(epochs=1, method="r", momentum="0.75", optimizer="momentum")
 api.train(epochs=1, method="sr", arch="conv:2:3,pool:2,dense:10", bits=4)
 api.train(epochs=1, method="bc")
 api.train(epochs=1, method="sr", arch="dense:128,dense:10")

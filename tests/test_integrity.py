@@ -49,7 +49,7 @@ def _sweep(spec, out, *extra):
 @pytest.mark.parametrize("grid,n", [
     ("seed = [0, 0, 1]", 2),
     ('lr = ["0.0625", 0.0625, "2^-4", "0.06250"]', 1),  # one value written four ways
-    ('momentum = ["0.5", 0.5, "1/2"]', 1),
+    ('momentum = ["0.5", 0.5, "1/2"]\noptimizer = ["momentum"]', 1),
 ])
 def test_duplicate_grid_values_are_one_cell_and_count_once(tmp_path, grid, n):
     res = _sweep(_spec(tmp_path, grid), tmp_path / "o")

@@ -77,7 +77,7 @@ def test_key_covers_every_setting_and_the_version(monkeypatch):
     a = train_cell({"method": "sr", "bits": 8})
     # the same settings give the same key; a changed fixed option (momentum) or version gives a new one
     assert cell_key(a) == cell_key(train_cell({"bits": 8, "method": "sr"}))
-    assert cell_key(a) != cell_key(train_cell({"method": "sr", "bits": 8, "momentum": "0.5"}))
+    assert cell_key(a) != cell_key(train_cell({"method": "sr", "bits": 8, "momentum": "0.5", "optimizer": "momentum"}))
     import fxtrain.experiments.running as running
     before = cell_key(a)
     monkeypatch.setattr(running, "__version__", "9.9.9")

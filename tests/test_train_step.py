@@ -55,8 +55,8 @@ def test_twenty_steps_on_host_and_cortex_m4_equal_the_simulator(exported, kw):
 @needs_arm
 @pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7"])
 @pytest.mark.parametrize("kw", [dict(method="sr", bits=8), dict(method="sr", bits=16), dict(method="sr", bits=1),
-                                dict(method="r", bits=8), dict(method="sr", bits=4, momentum="0.875"),
-                                dict(method="bc", bits=8, momentum="0.875"),
+                                dict(method="r", bits=8), dict(method="sr", bits=4, momentum="0.875", optimizer="momentum"),
+                                dict(method="bc", bits=8, momentum="0.875", optimizer="momentum"),
                                 dict(method="sr", bits=8, arch="conv:4:3,pool:2,conv:8:3,dense:10")])
 def test_portable_m3_and_dsp_m7_kernels_equal_the_simulator(exported, kw, target):
     res = verify_training(exported(**kw) / "fw", steps=20, target=target)

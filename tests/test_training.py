@@ -104,7 +104,7 @@ def test_conv_arch_trains(digits):
 @pytest.mark.parametrize("method,dtype", [("sr", np.int16), ("r", np.int16), ("bc", np.float32),
                                           ("float", np.float32)])
 def test_momentum_state_and_resume(tmp_path, digits, method, dtype):
-    cfg = TrainConfig(method=method, bits=8, epochs=4, momentum="0.875", lr="0.0078125")
+    cfg = TrainConfig(method=method, bits=8, epochs=4, momentum="0.875", optimizer="momentum", lr="0.0078125")
     full, _ = full_and_resumed(cfg, digits, tmp_path, 2)
     assert full.state.mom.dtype == dtype and np.any(full.state.mom != 0)
     # r is exempt: at this small per-step rate most velocity updates fall in R's dead zone
@@ -114,7 +114,7 @@ def test_momentum_state_and_resume(tmp_path, digits, method, dtype):
 
 
 def test_sr_momentum_keeps_weights_on_grid(digits):
-    run = Run(TrainConfig(method="sr", bits=4, epochs=2, momentum="0.75"), digits)
+    run = Run(TrainConfig(method="sr", bits=4, epochs=2, momentum="0.75", optimizer="momentum"), digits)
     run.step_epoch()
     assert np.abs(run.state.wq.astype(int)).max() <= 7
     assert all(v.dtype.kind in "iu" for v in run.state.arrays().values())

@@ -78,7 +78,7 @@ def tiled(data, tile):
 
 def train(digits, method, bits, arch, batch, momentum, lr, tile, seed=0):
     cfg = TrainConfig(method=method, bits=bits, arch=arch, batch=batch, momentum=momentum, lr=lr, seed=seed,
-                      epochs=EPOCHS)
+                      epochs=EPOCHS, optimizer="momentum" if momentum != "0" else "sgd")
     run = Run(cfg, tiled(digits, tile))
     for _ in range(EPOCHS):
         run.step_epoch()

@@ -1,7 +1,7 @@
 """The training options, defined once and shared by ``train``, ``simulate`` and ``compare``."""
 import click
 
-from ..training.config import METHOD_HELP, METHODS, TRAIN_DEFAULTS as D
+from ..training.config import METHOD_HELP, METHODS, OPTIMIZER_HELP, OPTIMIZERS, TRAIN_DEFAULTS as D
 from .types import Bits, LearningRate, Momentum, PositiveInt, Seed
 
 _OPTIONS = {
@@ -29,8 +29,10 @@ _OPTIONS = {
                                       "or NPZ (X, y)."),
     "momentum": lambda: click.option(
         "--momentum", type=Momentum(), default=D["momentum"], show_default=True,
-        help="Heavy-ball momentum 1-2^-j (0.5, 0.75, 0.875, ...); int16 velocity for sr/r, "
-             "float32 for bc/float. 0 turns it off."),
+        help="The momentum optimizer's beta, 1-2^-j (0.5, 0.75, 0.875, ...); goes with --optimizer momentum."),
+    "optimizer": lambda: click.option(
+        "--optimizer", type=click.Choice(OPTIMIZERS), default=D["optimizer"], show_default=True,
+        help="; ".join(f"{o}: {h}" for o, h in OPTIMIZER_HELP.items()) + "."),
 }
 
 

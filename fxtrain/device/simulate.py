@@ -26,7 +26,8 @@ def plan(cfg, target_name, resume=None):
     target = load_target(target_name)
     run = prepare(cfg, resume=resume)
     momentum = run.mom_j > 0
-    fit = fit_for(run.arch, cfg.method, cfg.bits, cfg.batch, data_shape(run), target, momentum, cfg.lr)
+    fit = fit_for(run.arch, cfg.method, cfg.bits, cfg.batch, data_shape(run), target, momentum, cfg.lr,
+                  adam=run.adam)
     require_fit(fit, run.arch, cfg.method, cfg.bits, cfg.batch, data_shape(run), momentum)
     return run, fit
 

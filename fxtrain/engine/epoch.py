@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .adam import ADAM, adam_bc, adam_float
+from .adam import adam_bc, adam_float, adam_tick
 from .bulk import update_momentum_bulk, update_weights_bulk
 from .checks import check_common, check_int, fast_kernels, require, spatial_net
 from .fixedpoint import xorshift32
@@ -41,8 +41,9 @@ IntParams = namedtuple("IntParams", "wq bq shadow mom rng")
 IntParams.__doc__ = ("wq int8/int16 [n_w]; bq int32 [n_b]; shadow float32 [n_w] (bc) or [0]; "
                      "mom int16 (sr, r) or float32 (bc) [n_w], or [0] without momentum; rng uint32 [1].")
 FloatParams = namedtuple("FloatParams", "wf bf mom rng")
-Rule = namedtuple("Rule", "bits qm m k batch mom_j")
-Rule.__doc__ = "bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off)."
+Rule = namedtuple("Rule", "bits qm m k batch mom_j adam")
+Rule.__doc__ = ("bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off), "
+                "adam: Adam on the shadow weights (bc; engine/adam.py).")
 Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
                                 "items gtmp bterm draws")
 Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
@@ -102,9 +103,9 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
     """BinaryConnect step of layer ``l``: float32 shadow, then re-quantised integer weights."""
     o, nw = d[W_OFF], d[N_W]
     step = np.float32(rule.m * 2.0 ** (e_g - rule.k))
-    if rule.mom_j == ADAM:
-        adam_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step, e_w[l], p.mom, o,
-                rule.m * 2.0 ** -rule.k * rule.batch)
+    if rule.adam:
+        counts[l, SAT_WEIGHT] += adam_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step,
+                                         e_w[l], p.mom, o, rule.m * 2.0 ** -rule.k * rule.batch)
         return
     vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
     counts[l, SAT_WEIGHT] += update_bc(rule.bits, rule.qm, p.wq[o:o + nw], p.shadow[o:o + nw], grad[:nw], step,
@@ -156,6 +157,8 @@ def _integer_epoch(method, spatial, momentum, fast):
                                                               ws.gbias[:d[OUT_C]], rule.m,
                                                               net.e_b[l] + rule.k - e_err, p.rng)
                 e_err, cur = e_below, 1 - cur
+            if method == BC and rule.adam:
+                adam_tick(p.mom)
             batches += 1
         return batches
 
@@ -166,7 +169,7 @@ def _float_epoch(spatial):
     """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool layers."""
 
     @njit(cache=True)
-    def epoch_float(desc, p, X, Y, step, beta, batch, ws):
+    def epoch_float(desc, p, X, Y, step, beta, adam, batch, ws):
         """float32 epoch over the same shuffle; ``X`` is already dequantised. Returns (summed loss, batches)."""
         n_layers = desc.shape[0]
         n_cls = desc[n_layers - 1, OUT_C]
@@ -184,13 +187,15 @@ def _float_epoch(spatial):
                 d = desc[l]
                 if d[KIND] != POOL:
                     o, nw = d[W_OFF], d[N_W]
-                    if beta < 0:  # Adam (engine/adam.py)
+                    if adam:  # engine/adam.py
                         adam_float(p.wf[o:o + nw], ws.grad[:nw], step, p.mom, o, step * batch)
                     else:
                         vel = p.mom[o:o + nw] if p.mom.shape[0] else p.mom
                         update_float(p.wf[o:o + nw], ws.grad[:nw], step, vel, beta)
                     update_float(p.bf[d[B_OFF]:d[B_OFF] + d[OUT_C]], ws.gbias[:d[OUT_C]], step, p.mom[:0], beta)
                 cur = 1 - cur
+            if adam:
+                adam_tick(p.mom)
         return loss, batches
 
     return epoch_float
@@ -295,11 +300,12 @@ def _mean_loss(terms, batches, batch):
     return total / max(batches * batch, 1)
 
 
-def train_epoch_float(net, params, X, Y, step, beta, batch, ws):
-    """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features]."""
+def train_epoch_float(net, params, X, Y, step, beta, batch, ws, adam=False):
+    """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features];
+    ``adam``: Adam on the weights, its state in ``params.mom``."""
     check_common(net, X, Y, ws, True)
     loss, batches = compiled("float", spatial_net(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
-                                                      int(batch), ws)
+                                                      bool(adam), int(batch), ws)
     return loss / max(batches * batch, 1), batches
 
 

@@ -112,23 +112,34 @@ def update_bc(bits, qm, w, shadow, g, step, e_w, vel, beta):
     momentum (``vel`` non-empty) adds 2 mul and 1 add. Returns how many shadow
     weights were clipped to the grid's range.
     """
-    scale = np.float32(2.0 ** e_w)
-    inv = np.float32(2.0 ** -e_w)
-    lim = np.float32(qm) * scale
+    inv, lim = bc_limits(qm, e_w)
     clipped = 0
     for j in range(w.shape[0]):
         d = step * np.float32(g[j])
         if vel.shape[0]:
             vel[j] = beta * vel[j] + d
             d = vel[j]
-        v = shadow[j] - d
-        clipped += v > lim or v < -lim
-        v = min(max(v, -lim), lim)
-        shadow[j] = v
-        if bits == 1:
-            w[j] = 1 if v >= 0 else -1
-        else:
-            w[j] = sat(np.int64(np.floor(v * inv + np.float32(0.5))), -qm, qm)
+        clipped += bc_store(bits, qm, w, shadow, j, shadow[j] - d, inv, lim)
+    return clipped
+
+
+@njit(cache=True, inline='always')
+def bc_limits(qm, e_w):
+    """(1 / grid step, the shadow's clip limit) of a layer with weight exponent ``e_w``, as float32."""
+    return np.float32(2.0 ** -e_w), np.float32(qm) * np.float32(2.0 ** e_w)
+
+
+@njit(cache=True, inline='always')
+def bc_store(bits, qm, w, shadow, j, v, inv, lim):
+    """Clip the new shadow value ``v`` of weight ``j``, keep it, and re-quantise it into ``w[j]``;
+    1 if it was clipped. Shared by SGD and Adam (:mod:`fxtrain.engine.adam`), so both round alike."""
+    clipped = v > lim or v < -lim
+    v = min(max(v, -lim), lim)
+    shadow[j] = v
+    if bits == 1:
+        w[j] = 1 if v >= 0 else -1
+    else:
+        w[j] = sat(np.int64(np.floor(v * inv + np.float32(0.5))), -qm, qm)
     return clipped
 
 

@@ -53,9 +53,6 @@ def run_train_cell(cell):
     epoch's rate and wall seconds.
     """
     run = prepare(train_config(cell))
-    if cell["optimizer"] == "adam":
-        from ..engine.adam import enable_adam
-        enable_adam(run)
     while run.state.epoch < run.cfg.epochs:
         lr = robbins_monro(run.cfg.lr, run.state.epoch, cell["lr_decay_tau"])
         if cell["lr_decay_tau"]:

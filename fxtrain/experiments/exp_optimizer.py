@@ -17,11 +17,11 @@ from .report import Panel, Plan, Result
 VARIANTS = [
     ("bc sgd", "bc", {"lr": "0.0625"}),
     ("bc sgd robbins-monro", "bc", {"lr": "0.0625", "lr_decay_tau": 10}),
-    ("bc momentum 0.875", "bc", {"lr": "0.0078125", "momentum": "0.875"}),
+    ("bc momentum 0.875", "bc", {"lr": "0.0078125", "momentum": "0.875", "optimizer": "momentum"}),
     ("bc adam", "bc", {"lr": "0.00390625", "optimizer": "adam"}),
     ("sr sgd", "sr", {"lr": "0.0625"}),
     ("sr sgd robbins-monro", "sr", {"lr": "0.0625", "lr_decay_tau": 10}),
-    ("sr momentum 0.875", "sr", {"lr": "0.0078125", "momentum": "0.875"}),
+    ("sr momentum 0.875", "sr", {"lr": "0.0078125", "momentum": "0.875", "optimizer": "momentum"}),
 ]
 OPT_FULL = {"bits": [2, 8], "seed": [0, 1, 2, 3, 4], "epochs": 30}
 OPT_QUICK = {"bits": [2], "seed": [0], "epochs": 3}

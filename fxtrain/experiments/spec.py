@@ -40,10 +40,9 @@ SETTINGS = {
     "data": ((str,), "a string such as \"digits\"", _D["data"]),
     "momentum": ((str, float, int), "a number or string such as \"0.875\"", _D["momentum"]),
     "lr_decay_tau": ((int,), "an integer number of epochs (0: constant rate)", 0),
-    "optimizer": ((str,), "\"sgd\" or \"adam\"", "sgd"),
+    "optimizer": ((str,), "\"sgd\", \"momentum\" or \"adam\"", _D["optimizer"]),
 }
 TABLES = ("grid", "fixed")
-OPTIMIZERS = ("sgd", "adam")
 
 
 def _check_type(where, key, value):
@@ -117,11 +116,6 @@ def train_cell(settings):
     cell = {"kind": "train", **{k: v[2] for k, v in SETTINGS.items()}, **settings}
     cfg = train_config(cell)
     cfg.check()
-    if cell["optimizer"] not in OPTIMIZERS:
-        raise ConfigError(f"optimizer '{cell['optimizer']}' is unknown; choose one of {', '.join(OPTIMIZERS)}")
-    if cell["optimizer"] == "adam" and cell["method"] not in ("bc", "float"):
-        raise ConfigError(f"optimizer 'adam' keeps float32 moments, so it exists for bc and float only, "
-                          f"not for {cell['method']}")
     if cell["lr_decay_tau"] < 0:
         raise ConfigError(f"lr_decay_tau must be 0 (constant rate) or a positive number of epochs, "
                           f"got {cell['lr_decay_tau']}")
@@ -136,7 +130,8 @@ def train_config(cell):
     """The :class:`TrainConfig` of a training cell."""
     return TrainConfig(arch=None if cell["arch"] == "default" else cell["arch"], method=cell["method"],
                        bits=cell["bits"], epochs=cell["epochs"], batch=cell["batch"], lr=str(cell["lr"]),
-                       seed=cell["seed"], data=cell["data"], momentum=str(cell["momentum"]))
+                       seed=cell["seed"], data=cell["data"], momentum=str(cell["momentum"]),
+                       optimizer=cell["optimizer"])
 
 
 def grid_size(grid, where="spec"):

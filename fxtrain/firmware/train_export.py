@@ -55,6 +55,10 @@ def load_training_run(run_dir):
         raise ConfigError(f"run folder '{run_dir}' is a float run: the device's training step (export "
                           "--train-step, verify --train-step, measure) runs integer training (sr, r) or "
                           "BinaryConnect (bc) only; train with --method sr, r or bc")
+    if cfg.optimizer == "adam":
+        raise ConfigError(f"run folder '{run_dir}' trains with Adam, which the device's training step does not "
+                          "have (its float moments are the simulator's only); train with --optimizer sgd or "
+                          "momentum to export, verify or measure it")
     return prepare(cfg, resume=run_dir)
 
 

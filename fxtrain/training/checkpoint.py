@@ -89,7 +89,9 @@ def _expected_arrays(cfg, layers):
         if cfg.method == "bc":
             want["shadow"] = (np.float32, (n_w,))
     want["rng"] = (np.uint32, (1,))
-    if parse_momentum(cfg.momentum):
+    if cfg.optimizer == "adam":  # both moments, then the step counter (engine/adam.py)
+        want["mom"] = (np.float32, (2 * n_w + 1,))
+    elif parse_momentum(cfg.momentum):
         want["mom"] = (np.int16 if cfg.method in ("sr", "r") else np.float32, (n_w,))
     return want
 

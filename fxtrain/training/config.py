@@ -18,6 +18,12 @@ METHOD_HELP = {
     "bc": "BinaryConnect: integer passes, float32 shadow weights re-quantised each step",
     "float": "float32 everywhere: the accuracy ceiling",
 }
+OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZER_HELP = {
+    "sgd": "plain SGD",
+    "momentum": "heavy-ball momentum with --momentum BETA (int16 velocity for sr/r, float32 for bc/float)",
+    "adam": "Adam on the float weights (bc's shadow, float): two float32 moments per weight",
+}
 LR_MANTISSA_BITS = 16
 # alpha / batch keeps this many significant bits when batch is not a power of two.
 STEP_MANTISSA_BITS = 24
@@ -137,6 +143,7 @@ class TrainConfig:
     seed: int = 0
     data: str = "digits"
     momentum: str = "0"
+    optimizer: str = "sgd"
 
     def check(self):
         """Return self, or raise ConfigError naming the first setting that is wrong."""
@@ -150,8 +157,20 @@ class TrainConfig:
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in 0 .. {2**32 - 1}, got {self.seed}")
         parse_lr(self.lr)
-        parse_momentum(self.momentum)
+        self._check_optimizer(parse_momentum(self.momentum))
         return self
+
+    def _check_optimizer(self, j):
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer '{self.optimizer}' is unknown; choose one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer == "momentum" and not j:
+            raise ConfigError("optimizer momentum needs its beta: pass --momentum, e.g. 0.875")
+        if self.optimizer != "momentum" and j:
+            raise ConfigError(f"momentum {self.momentum} is the momentum optimizer's beta: pass --optimizer momentum "
+                              f"with it (the optimizer is {self.optimizer})")
+        if self.optimizer == "adam" and self.method not in ("bc", "float"):
+            raise ConfigError(f"optimizer adam keeps float32 moments, so it exists for bc and float only, "
+                              f"not for {self.method}")
 
 
 # The training defaults, from the one place that states them: the API, the CLI options and the sweep

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..engine.adam import adam_state
 from ..engine.bounds import plan_accumulators
 from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
@@ -91,6 +92,7 @@ class Run:
         self.desc = build_desc(self.layers)
         self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
         self.mom_j = parse_momentum(cfg.momentum)
+        self.adam = cfg.optimizer == "adam"
         self.acc_plan = plan_accumulators(self.layers, cfg.bits, cfg.batch, self.m)
         self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
         layout = workspace_layout(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], self.acc_plan,
@@ -118,7 +120,8 @@ class Run:
     def _init_state(self):
         rng = new_rng(self.cfg.seed)
         mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
-        mom = np.zeros(self.n_weights, dtype=mom_t) if self.mom_j else None
+        mom = adam_state(self.n_weights) if self.adam else \
+            np.zeros(self.n_weights, dtype=mom_t) if self.mom_j else None
         if self.method == FLOAT:
             wf, bf = init_float_weights(self.layers, rng)
             return TrainState(wf=wf, bf=bf, rng=rng, mom=mom)
@@ -147,15 +150,18 @@ class Run:
     def _weights_snapshot(self):
         return (self.state.wf if self.method == FLOAT else self.state.wq).copy()
 
+    def _rule(self):
+        return Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j, self.adam)
+
     def step_epoch(self):
         """Train one epoch; append and return its record (loss, accuracies, changed fraction)."""
         st, before = self.state, self._weights_snapshot()
         if self.method == FLOAT:
             step, beta = np.float32(self.m * 2.0 ** -self.k), np.float32(1.0 - 2.0 ** -self.mom_j)
             loss, _ = train_epoch_float(self._net(), self._params(), self._float_X(self.X), self.data.y_train,
-                                        step, beta, self.cfg.batch, self.ws)
+                                        step, beta, self.cfg.batch, self.ws, self.adam)
         else:
-            rule = Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j)
+            rule = self._rule()
             loss, _ = train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x,
                                   self.data.y_train, rule, self.ws)
         st.epoch += 1
@@ -173,7 +179,7 @@ class Run:
     def train_batches(self, first, stop):
         """Train batches ``first .. stop - 1`` of the current epoch (the shuffle comes at batch 0),
         without evaluation or history: a device's ``fx_train_epoch_step``, for step-by-step checks."""
-        rule = Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j)
+        rule = self._rule()
         train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x, self.data.y_train, rule,
                     self.ws, first, stop)
 
