@@ -8,7 +8,7 @@ import click
 
 from .progress import SweepBar
 
-EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime")
+EXPERIMENTS = ("convex", "lr-sweep", "batch", "bits", "weight-change", "optimizer", "runtime", "anneal")
 SCHEDULER_HELP = ("auto (local if Dask is installed, else serial), serial (in this process), local (a Dask "
                   "LocalCluster, one single-threaded worker process per core) or a scheduler address such as "
                   "tcp://host:8786.")
@@ -84,13 +84,15 @@ def experiment(name, quick, out, scheduler, workers):
     """Run one of the paper's experiments: its sweep, a table, a CSV and a PNG.
 
     \b
-    convex         quantized SGD on least squares and ridge, exact arithmetic: floors against the grid step
+    convex         quantized SGD on least squares, ridge and logistic regression, exact arithmetic: floors
+                   against the grid step at the averaged iterate, beside the theorems' bounds
     lr-sweep       digits: accuracy against learning rate, down past alpha*|g| < step
     batch          batch sizes 16..1024 for sr and bc, same epochs and same steps
     bits           test accuracy against bits for float, bc, sr, r on an MLP and a conv net
     weight-change  share of weights changed per epoch, sr and bc, per bit width
     optimizer      bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, momentum
     runtime        simulator seconds per epoch, and estimated seconds on three Cortex-M cores
+    anneal         sr, r, bc under a rate decaying inside the run (and constant): accuracy and weights changed
 
     \b
     Examples:

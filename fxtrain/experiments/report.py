@@ -13,7 +13,7 @@ from .summary import write_csv
 from .sweep import run_sweep
 
 MODULES = {"convex": "exp_convex", "lr-sweep": "exp_lr", "weight-change": "exp_lr", "batch": "exp_bits",
-           "bits": "exp_bits", "optimizer": "exp_optimizer", "runtime": "exp_optimizer"}
+           "bits": "exp_bits", "optimizer": "exp_optimizer", "runtime": "exp_optimizer", "anneal": "exp_anneal"}
 
 
 @dataclass
