@@ -74,8 +74,8 @@ def analyze(name, plan, records):
                 share_lines.append((f"{m} {_schedule(tau)}", ep, [max(s, 1e-5) for s in share], None))
         panels.append(Panel(f"{bits}-bit: test accuracy vs epoch", "epoch", "test accuracy (mean over seeds)",
                             acc_lines))
-        panels.append(Panel(f"{bits}-bit: share of weights changed per epoch", "epoch", "changed share",
-                            share_lines, logy=True))
+        panels.append(Panel(f"{bits}-bit: share of weights changed per epoch", "epoch",
+                            "changed share (0 drawn at 1e-5)", share_lines, logy=True))
     return Result(name, g, [("Annealing: accuracy and weight changes (seed means)", table)], rows, panels,
                   _answers(table) + failed_note(records))
 
