@@ -157,6 +157,9 @@ def _panels(rows):
                 lines.append((w, [p["delta"] for p in pts], [max(p["avg_floor_mean"], 1e-12) for p in pts], None))
             pts = _pick(sel, weights="sr")
             lines.append(("sqrt(d) Delta G/2", [p["delta"] for p in pts], [p["sr_bound_delta"] for p in pts], None))
+            if pts[0]["bc_bound_delta"]:  # BC's Delta term, drawn where it is not 0 (L2 > 0)
+                lines.append(("D L2 sqrt(d) Delta/2", [p["delta"] for p in pts], [p["bc_bound_delta"] for p in pts],
+                              None))
             lines.append(("float SGD", [pts[0]["delta"], pts[-1]["delta"]], [pts[0]["float_avg_floor"]] * 2, None))
             panels.append(Panel(f"{prob}, {sched}: F(w_bar_T) - F* vs Delta", "grid step Delta", "F(w_bar) - F*",
                                 lines, logx=True, logy=True))
