@@ -111,19 +111,21 @@ def simulate(cell):
                     gaps_real.append(objective(loss, X, Y, lam, state["wr"]) - ch["f_star"])
     if theorem:
         lrs = [f"{1 / ch['consts'][0]['mu']:.4g}", f"{1 / (ch['consts'][0]['mu'] * steps):.4g}"]
-    shape = (len(ch["deltas"]), len(cell["seeds"]))
+    out = _shaped(cell, ch, {"gap": np.array(gaps).T, "gap_real": np.array(gaps_real).T if gaps_real else None,
+                             "avg_gap": wsum / steps, "avg_gap_real": wrsum / steps if method == "bc" else None,
+                             "g_rms": np.sqrt(gsq / max(gcount, 1)), "g2_max": g2max})
+    return {**out, "deltas": ch["deltas"], "consts": ch["consts"], "steps": steps, "lrs": lrs}
 
-    def per_chain(a):
-        return np.asarray(a).reshape(shape).tolist()
 
-    def avg_gap(total):
-        return per_chain(objective(loss, X, Y, lam, total / steps) - ch["f_star"])
-    return {"deltas": ch["deltas"], "gap": np.array(gaps).T.reshape(shape + (-1,)).tolist(),
-            "gap_real": np.array(gaps_real).T.reshape(shape + (-1,)).tolist() if gaps_real else None,
-            "avg_gap": avg_gap(wsum), "avg_gap_real": avg_gap(wrsum) if method == "bc" else None,
-            "g_rms": per_chain(np.sqrt(gsq / max(gcount, 1))), "g2_max": per_chain(g2max),
-            "consts": ch["consts"], "steps": steps, "lrs": lrs}
-
+def _shaped(cell, ch, raw):
+    """Per-chain arrays as nested lists [n_delta][n_seed](...); the averaged iterates become F - F* there."""
+    shape, loss, lam = (len(ch["deltas"]), len(cell["seeds"])), PROBLEMS[cell["problem"]]["loss"], ch["probs"][0]["lam"]
+    out = {}
+    for key, a in raw.items():
+        if a is not None and key.startswith("avg_gap"):
+            a = objective(loss, ch["X"], ch["Y"], lam, a) - ch["f_star"]
+        out[key] = None if a is None else np.asarray(a).reshape(shape + a.shape[1:]).tolist()
+    return out
 
 def floor_of(curve):
     """The tail floor of one chain: mean F(w) - F* over the last quarter of its evaluations."""

@@ -11,7 +11,6 @@ weights whose quantized value changed in the epoch (the training history's
 ``changed_fraction``), under Robbins-Monro alpha_0/(1 + epoch/tau) and, as the
 control, under the constant alpha_0.
 """
-import numpy as np
 
 from .common import cells, curve, failed_note, final, pm, select, settle_epoch, window_mean
 from .report import Panel, Plan, Result
