@@ -36,3 +36,25 @@ def failed_note(records):
 def pm(s, digits=3):
     """'mean ± std' text of a stats dict."""
     return "-" if s["mean"] is None else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def window_mean(ys, end, width):
+    """Mean of ``ys[end - width:end]`` (fewer values near the start)."""
+    return float(np.mean(ys[max(0, end - width):end]))
+
+
+def settle_epoch(ys, tol=0.005, width=10):
+    """The first epoch (1-based) from which a curve's running mean over ``width`` epochs stays within ``tol``
+    of its mean over the last ``width`` epochs: where the curve stops rising (or falling), to within ``tol``.
+
+    A running mean rather than single epochs, because one epoch's test accuracy on digits moves by about
+    0.01 from noise alone.
+    """
+    final = window_mean(ys, len(ys), width)
+    means = [window_mean(ys, e, width) for e in range(1, len(ys) + 1)]
+    settled = len(ys)
+    for e in range(len(ys), 0, -1):
+        if abs(means[e - 1] - final) > tol:
+            break
+        settled = e
+    return settled

@@ -11,15 +11,17 @@ import numpy as np
 
 from ..engine.network import DENSE
 from ..training.job import prepare
-from .common import cells, curve, failed_note, final, pm, select
+from .common import cells, curve, failed_note, final, pm, select, settle_epoch, window_mean
 from .report import Panel, Plan, Result
 from .spec import train_config
 
-LR_FULL = {"lr_exps": list(range(1, 13)) + [14, 16], "seed": [0, 1, 2, 3, 4], "epochs": 30, "bits": [4, 8]}
+LR_FULL = {"lr_exps": list(range(1, 13)) + [14, 16], "seed": [0, 1, 2, 3, 4], "epochs": 200, "bits": [4, 8]}
 LR_QUICK = {"lr_exps": [2, 6, 14], "seed": [0], "epochs": 3, "bits": [8]}
 WC_FULL = {"bits": [1, 2, 4, 8], "seed": [0, 1, 2, 3, 4], "epochs": 30}
 WC_QUICK = {"bits": [2, 8], "seed": [0], "epochs": 3}
 LR = "0.0625"
+EARLY = 30  # the epoch budget of the first lr-sweep: its accuracies are shown beside the long run's
+SETTLE_TOL = 0.005  # a curve has stopped rising once its 10-epoch mean stays within this of its last 10 epochs'
 
 
 def plan(name, quick):
@@ -82,6 +84,8 @@ def _analyze_lr(name, plan, records):
     for bits in plan.grid["bits"]:
         t, r, p, n = _lr_at_bits([c for c in plan.cells if c["bits"] == bits], records, bits)
         tables.append((f"Test accuracy against learning rate ({bits}-bit)", t))
+        tables.append((f"Where the curves stop rising ({bits}-bit; seed means)",
+                       _settle_table([c for c in plan.cells if c["bits"] == bits], records, plan.grid["epochs"])))
         rows, panels, notes = rows + r, panels + p, notes + n
     return Result(name, plan.grid, tables, rows, panels, notes + failed_note(records))
 
@@ -114,6 +118,30 @@ def _lr_at_bits(plan_cells, records, bits):
     notes = [f"{bits}-bit: R changes no weight when alpha*max|g|/Delta < 1/2; max|g|/Delta = {gmax:.4g} "
              "(float64 backward of the initial net of seed 0: an estimate)"]
     return table, rows, panels, notes
+
+
+def _settle_table(plan_cells, records, epochs):
+    """Per rate and method: accuracy at epoch EARLY and at the end, and the epoch the seed-mean curve settles.
+
+    Settling is :func:`settle_epoch` with width 10 and tolerance SETTLE_TOL: the end of the first
+    10-epoch window whose mean is within SETTLE_TOL of the last 10 epochs' mean, and stays so.
+    """
+    ok = [r for r in records if r["status"] == "ok"]
+    rows = []
+    for lr in dict.fromkeys(c["lr"] for c in plan_cells):
+        row = {"lr": lr}
+        for m in ("sr", "bc"):
+            recs = select(ok, method=m, lr=lr, bits=plan_cells[0]["bits"])
+            if not recs:
+                continue
+            _, acc = curve(recs, "test_accuracy")
+            if epochs > EARLY:
+                row[f"{m} acc @{EARLY}"] = acc[EARLY - 1]
+            row[f"{m} acc @{epochs}"] = window_mean(acc, epochs, 1)
+            row[f"{m} gain, last half"] = window_mean(acc, epochs, 10) - window_mean(acc, epochs // 2, 10)
+            row[f"{m} settles at"] = settle_epoch(acc, SETTLE_TOL, 10)
+        rows.append(row)
+    return rows
 
 
 def _analyze_wc(name, plan, records):

@@ -4,8 +4,8 @@ No imports here: the CLI reads it to build its choices and help without loading 
 """
 
 EXPERIMENTS = {
-    "convex": ("exp_convex", "quantized SGD on least squares and ridge, exact arithmetic: floors against the "
-                             "grid step"),
+    "convex": ("exp_convex", "quantized SGD on least squares, ridge and logistic regression, exact arithmetic: "
+                             "floors against the grid step at the averaged iterate, beside the theorems' bounds"),
     "lr-sweep": ("exp_lr", "digits: accuracy against learning rate, down past alpha*|g| < step"),
     "batch": ("exp_bits", "batch sizes 16..1024 for sr and bc, same epochs and same steps"),
     "bits": ("exp_bits", "test accuracy against bits for float, bc, sr, r on an MLP and a conv net"),
@@ -13,6 +13,8 @@ EXPERIMENTS = {
     "optimizer": ("exp_optimizer", "bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, "
                                    "momentum"),
     "runtime": ("exp_optimizer", "simulator seconds per epoch, and estimated seconds on three Cortex-M cores"),
+    "anneal": ("exp_anneal", "sr, r, bc under a rate decaying inside the run (and constant): accuracy and "
+                             "weights changed"),
 }
 
 
