@@ -32,7 +32,7 @@ def record_problem(rec, cell, folder):
     if not isinstance(rec, dict):
         return "not-a-record"
     key = cell_key(cell)
-    if rec.get("key") != key or rec.get("cell") != cell:
+    if rec.get("key") != key or rec.get("cell") != json.loads(json.dumps(cell)):  # as the record stores it
         return "other-cell"  # copied or renamed from another cell's file
     if rec.get("status") == "failed":
         return None
