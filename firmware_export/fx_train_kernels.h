@@ -16,10 +16,12 @@
 #define FX_TRAIN_KERNELS_H
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
 #define FX_DSP 1
 #else
 #define FX_DSP 0
+#endif
+#if FX_DSP || (defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT)
+#include <arm_acle.h> /* SSAT and USAT from ARMv7-M on; the dual MACs with the DSP extension */
 #endif
 
 /* A word from a word-aligned address: one LDR (memcpy keeps it free of aliasing rules). */

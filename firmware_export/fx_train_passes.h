@@ -229,12 +229,50 @@ static inline int32_t fx_bias_terms(const fx_net *net, const fx_layer *L, int32_
     return clamped * (int32_t)positions;
 }
 
-/* acc[0..n) rounded half up by 2^s into int8 (ReLU: into [0, 127]); returns how many went past 127 */
+/* v clamped to [0, 127] (ReLU) or [-128, 127]: USAT or SSAT where the core has them */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#define FX_CLAMP8(v, relu) ((relu) ? (int32_t)__usat((v), 7) : __ssat((v), 8))
+#else
+#define FX_CLAMP8(v, relu) ((v) > 127 ? 127 : ((v) < ((relu) ? 0 : -128) ? ((relu) ? 0 : -128) : (v)))
+#endif
+
+/* Four values from acc, each (a >> s1) halved plus its low bit (floor(a / 2^s) plus the bit below
+ * the cut: half up, with no sum that could overflow), clamped and stored as one word at y. 127 - v
+ * is negative exactly when v went past 127, so its sign bit counts the clips. */
+#define FX_REQUANT4(acc, s1, relu, y, clipped)                                                       \
+    do {                                                                                             \
+        int32_t t0 = fx_asr32((acc)[0], s1), t1 = fx_asr32((acc)[1], s1);                            \
+        int32_t t2 = fx_asr32((acc)[2], s1), t3 = fx_asr32((acc)[3], s1);                            \
+        int32_t v0 = fx_asr32(t0, 1u) + (t0 & 1), v1 = fx_asr32(t1, 1u) + (t1 & 1);                  \
+        int32_t v2 = fx_asr32(t2, 1u) + (t2 & 1), v3 = fx_asr32(t3, 1u) + (t3 & 1);                  \
+        (clipped) += (int32_t)(((uint32_t)(127 - v0) >> 31) + ((uint32_t)(127 - v1) >> 31)          \
+                               + ((uint32_t)(127 - v2) >> 31) + ((uint32_t)(127 - v3) >> 31));      \
+        v0 = FX_CLAMP8(v0, relu), v1 = FX_CLAMP8(v1, relu), v2 = FX_CLAMP8(v2, relu), v3 = FX_CLAMP8(v3, relu); \
+        fx_store32((y), ((uint32_t)v0 & 0xFFu) | (((uint32_t)v1 & 0xFFu) << 8)                       \
+                            | (((uint32_t)v2 & 0xFFu) << 16) | ((uint32_t)v3 << 24));                \
+    } while (0)
+
+/* acc[0..n) rounded half up by 2^s into int8 (ReLU: into [0, 127]); returns how many went past 127;
+ * y starts on a word: four values a trip where s > 0, stored as one word. */
 static inline int32_t fx_requantise(const fx_acc_t *acc, uint32_t n, int32_t s, uint32_t relu, int8_t *y)
 {
-    uint32_t j;
+    uint32_t j = 0;
     int32_t clipped = 0, lo = relu ? 0 : -128;
-    for (j = 0; j < n; j++) {
+#if !FX_ACC_WIDE
+    if (s > 0) {
+        const uint32_t s1 = (uint32_t)s - 1u, n4 = n & ~3u;
+        if (relu) {
+            for (; j < n4; j += 4u) {
+                FX_REQUANT4(acc + j, s1, 1, y + j, clipped);
+            }
+        } else {
+            for (; j < n4; j += 4u) {
+                FX_REQUANT4(acc + j, s1, 0, y + j, clipped);
+            }
+        }
+    }
+#endif
+    for (; j < n; j++) {
         /* floor(a / 2^s) plus the bit below the cut: half up, with no sum that could overflow */
 #if FX_ACC_WIDE
         int32_t v = (int32_t)fx_floor_shift(acc[j], s) + (s ? (int32_t)((acc[j] >> (s - 1)) & 1) : 0);
@@ -340,6 +378,27 @@ static inline int32_t fx_error_below(const fx_acc_t *back, uint32_t n, int32_t s
     return clipped;
 }
 
+/* err[j] = 0 where the ReLU's output y[j] is not positive: a word of four values a trip (both
+ * buffers start on a word). On a DSP core SSUB8 sets a GE bit per byte where 0 >= y and SEL takes
+ * zero there; elsewhere the sign and the low seven bits of each byte give the same mask. */
+static inline void fx_relu_mask(const int8_t *y, uint32_t m, int8_t *err)
+{
+    uint32_t j;
+    for (j = 0; j + 4u <= m; j += 4u) {
+        uint32_t yw = fx_load32(y + j), e = fx_load32(err + j);
+#if FX_DSP
+        (void)__ssub8(0u, yw);
+        fx_store32(err + j, __sel(0u, e));
+#else
+        uint32_t pos = (((yw & 0x7F7F7F7Fu) + 0x7F7F7F7Fu) & ~yw & 0x80808080u) >> 7; /* 1 per byte > 0 */
+        fx_store32(err + j, e & (pos * 0xFFu));
+#endif
+    }
+    for (; j < m; j++) {
+        err[j] = y[j] <= 0 ? 0 : err[j];
+    }
+}
+
 /*
  * Backward through layer l given its output error err (exponent e_err): mask the ReLU,
  * then send the error below, stochastically rounded to int8 (one draw per value).
@@ -349,18 +408,14 @@ static FX_NOINLINE int32_t fx_backward(const fx_net *net, uint32_t l, int32_t e_
                                        uint32_t nb)
 {
     const fx_layer *L = &net->layers[l];
-    uint32_t j, n = nb * L->n_in;
+    uint32_t n = nb * L->n_in;
     int32_t s;
     if (L->kind == FX_KIND_POOL) {
         fx_pool_back(L, net->acts[l], err, nb, below);
         return e_err;
     }
     if (L->relu) {
-        const int8_t *y = net->acts[l + 1];
-        const uint32_t m = nb * L->n_out; /* a local: the int8 stores below may alias *L */
-        for (j = 0; j < m; j++) {
-            err[j] = y[j] <= 0 ? 0 : err[j];
-        }
+        fx_relu_mask(net->acts[l + 1], nb * L->n_out, err);
     }
     if (l == 0) {
         return e_err;

@@ -296,11 +296,17 @@ static inline int32_t fx_tensor_shift(const fx_acc_t *a, uint32_t n)
         m |= ((uint64_t)a[j] ^ sgn) - sgn;
     }
 #else
-    uint32_t m = 0;
-    for (j = 0; j < n; j++) {
+    uint32_t m = 0, m1 = 0;
+    for (j = 0; j + 2u <= n; j += 2u) { /* two values a trip, two ORs: a shorter chain */
+        uint32_t s0 = (uint32_t)fx_asr32(a[j], 31), s1 = (uint32_t)fx_asr32(a[j + 1u], 31);
+        m |= ((uint32_t)a[j] ^ s0) - s0;
+        m1 |= ((uint32_t)a[j + 1u] ^ s1) - s1;
+    }
+    for (; j < n; j++) {
         uint32_t sgn = (uint32_t)fx_asr32(a[j], 31);
         m |= ((uint32_t)a[j] ^ sgn) - sgn;
     }
+    m |= m1;
 #endif
     b = fx_bitlen64(m) - 7;
     return b > 0 ? b : 0;

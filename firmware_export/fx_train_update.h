@@ -52,34 +52,147 @@ static inline fx_grad_t fx_gradient_row(const fx_layer *L, const int8_t *xt, con
     return gb;
 }
 
+/* dst[k] = src[k * step] for k < len: two values a trip. */
+static inline void fx_copy_strided(const int8_t *src, uint32_t step, int8_t *dst, uint32_t len)
+{
+    int8_t *end = dst + (len & ~1u);
+    for (; dst != end; dst += 2, src += 2u * step) {
+        int8_t v0 = src[0], v1 = src[step];
+        dst[0] = v0;
+        dst[1] = v1;
+    }
+    if (len & 1u) {
+        *dst = *src;
+    }
+}
+
+/* Rows of a conv gradient chunk's transposed taps for the len positions (n, oy, ox0 ...) of one
+ * output row, at dst: a row per tap (ky, kx, c), FX_GRAD_CHUNK apart, zero where a tap hangs over
+ * the padding. In HWC one tap of one output row's positions is input values c_in apart: a
+ * strided copy, with zero ends where the row runs into the padding. */
+static FX_NOINLINE void fx_tap_runs(const fx_layer *L, const int8_t *x, uint32_t n, uint32_t oy, uint32_t ox0,
+                                    uint32_t len, int8_t *dst)
+{
+    /* the layer's fields in locals: an int8 store may alias *L, which would reload them every time */
+    const uint32_t c_in = L->in_c, kw = L->kw, kh = L->kh, in_w = L->in_w, in_h = L->in_h, kc = kw * c_in;
+    const int32_t pad_w = (int32_t)L->pad_w, iy0 = (int32_t)oy - (int32_t)L->pad_h;
+    uint32_t ky, kx, c, k;
+    for (ky = 0; ky < kh; ky++) {
+        const int32_t iy = iy0 + (int32_t)ky;
+        const int8_t *row;
+        if (iy < 0 || iy >= (int32_t)in_h) {
+            for (c = 0; c < kc; c++, dst += FX_GRAD_CHUNK) {
+                for (k = 0; k < len; k++) {
+                    dst[k] = 0;
+                }
+            }
+            continue;
+        }
+        row = x + (n * in_h + (uint32_t)iy) * in_w * c_in;
+        if (pad_w == 0 && ox0 + len + kw <= in_w + 1u) { /* the whole run inside the image: copies only */
+            const int8_t *src = row + ox0 * c_in;
+            for (c = 0; c < kc; c++, dst += FX_GRAD_CHUNK) {
+                fx_copy_strided(src + c, c_in, dst, len);
+            }
+            continue;
+        }
+        for (kx = 0; kx < kw; kx++) {
+            const int32_t ix0 = (int32_t)(ox0 + kx) - pad_w;
+            /* [ka, kb): the positions whose tap is inside the image */
+            uint32_t ka = ix0 < 0 ? (uint32_t)-ix0 : 0u;
+            uint32_t kb = ix0 + (int32_t)len > (int32_t)in_w ? (uint32_t)((int32_t)in_w - ix0) : len;
+            ka = ka < len ? ka : len;
+            kb = kb > ka ? kb : ka;
+            for (c = 0; c < c_in; c++, dst += FX_GRAD_CHUNK) {
+                for (k = 0; k < ka; k++) {
+                    dst[k] = 0;
+                }
+                fx_copy_strided(row + (uint32_t)(ix0 + (int32_t)ka) * c_in + c, c_in, dst + ka, kb - ka);
+                for (k = kb; k < len; k++) {
+                    dst[k] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* The errors of m positions, e [m][out_c], transposed to et [out_c][FX_GRAD_CHUNK]; each filter's
+ * sum goes to gbias. With whole words of filters (and e on a word), a word of four filters' errors
+ * is read at once and its bytes go to four rows. */
+static FX_NOINLINE void fx_error_rows(const int8_t *e, uint32_t m, uint32_t out_c, int8_t *et, fx_grad_t *gbias)
+{
+    uint32_t o, j;
+    if (out_c % 4u == 0u) {
+        for (o = 0; o < out_c; o += 4u) {
+            const int8_t *src = e + o;
+            int8_t *d = et + o * FX_GRAD_CHUNK;
+            int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+            for (j = 0; j < m; j++, src += out_c) {
+                uint32_t w = fx_load32(src);
+                int32_t v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
+                d[j] = (int8_t)v0;
+                d[j + FX_GRAD_CHUNK] = (int8_t)v1;
+                d[j + 2u * FX_GRAD_CHUNK] = (int8_t)v2;
+                d[j + 3u * FX_GRAD_CHUNK] = (int8_t)v3;
+                g0 += v0;
+                g1 += v1;
+                g2 += v2;
+                g3 += v3;
+            }
+            gbias[o] += g0;
+            gbias[o + 1u] += g1;
+            gbias[o + 2u] += g2;
+            gbias[o + 3u] += g3;
+        }
+        return;
+    }
+    for (o = 0; o < out_c; o++) {
+        const int8_t *src = e + o;
+        int8_t *d = et + o * FX_GRAD_CHUNK;
+        int32_t g0 = 0, g1 = 0;
+        for (j = 0; j + 2u <= m; j += 2u, src += 2u * out_c) {
+            int8_t v0 = src[0], v1 = src[out_c];
+            d[j] = v0;
+            d[j + 1u] = v1;
+            g0 += v0;
+            g1 += v1;
+        }
+        if (j < m) {
+            d[j] = *src;
+            g0 += *src;
+        }
+        gbias[o] += g0 + g1;
+    }
+}
+
 /* All of a conv layer's gradient, grad [out_c][fan_in] and gbias [out_c]: the output positions of
  * the batch in chunks of FX_GRAD_CHUNK, each chunk's taps and errors transposed (a row per tap,
- * a row per filter), then every filter's errors against every tap row. */
+ * a row per filter; the taps a run of positions along an output row at a time), then every
+ * filter's errors against every tap row. */
 static inline void fx_gradient_conv(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
                                     uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
 {
-    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, per = L->out_h * ow, total = nb * per;
-    uint32_t p0, j, o, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of position p0 + j, stepped along */
+    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, oh = L->out_h, total = nb * oh * ow;
+    uint32_t p0, j, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of the next position, stepped along */
     int8_t *ct = fx_operand_base(net, (f + out_c) * FX_GRAD_CHUNK, net->opa);
     int8_t *et = ct == (int8_t *)net->acc ? ct + f * FX_GRAD_CHUNK : net->opb;
     for (j = 0; j < out_c * f; j++) {
         grad[j] = 0;
     }
-    for (o = 0; o < out_c; o++) {
-        gbias[o] = 0;
+    for (j = 0; j < out_c; j++) {
+        gbias[j] = 0;
     }
     for (p0 = 0; p0 < total; p0 += FX_GRAD_CHUNK) {
         uint32_t m = total - p0 < FX_GRAD_CHUNK ? total - p0 : FX_GRAD_CHUNK;
-        for (j = 0; j < m; j++) {
-            const int8_t *e = err + (p0 + j) * out_c;
-            fx_im2col(L, x, n, oy, ox, ct + j, FX_GRAD_CHUNK);
-            for (o = 0; o < out_c; o++) {
-                et[o * FX_GRAD_CHUNK + j] = e[o];
-                gbias[o] += e[o];
-            }
-            if (++ox == ow) {
+        fx_error_rows(err + p0 * out_c, m, out_c, et, gbias);
+        for (j = 0; j < m;) { /* a run of positions along one output row */
+            uint32_t len = ow - ox < m - j ? ow - ox : m - j;
+            fx_tap_runs(L, x, n, oy, ox, len, ct + j);
+            j += len;
+            ox += len;
+            if (ox == ow) {
                 ox = 0;
-                if (++oy * ow == per) {
+                if (++oy == oh) {
                     oy = 0;
                     n++;
                 }
