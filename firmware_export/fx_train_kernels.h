@@ -147,6 +147,76 @@ static FX_NOINLINE void fx_dot4_dsp(const int8_t *w, uint32_t stride, uint32_t b
     }
 }
 
+/*
+ * A conv layer's sums for ncols im2col columns of at most 12 taps (three words each, 12 bytes
+ * apart) against nf filters, into out [ncols][nf]; the OR of the sums' magnitudes into *mag (the
+ * tensor shift's scan, done while the sums are in registers). wx holds per filter 7 words: its
+ * bias term, then its three weight words as SXTB16 pairs (even bytes, odd bytes), so a sum starts
+ * from the bias and needs no sign extension of weights. The column stays in six registers while
+ * every filter streams past, two filters a trip (nf even), by LDM. Written as a whole function
+ * because the loop needs all fourteen registers.
+ */
+#define FX_ARG __attribute__((unused)) /* read by the asm, in its register or on the stack */
+__attribute__((naked, noinline)) static void fx_conv_cols_dsp(FX_ARG const int8_t *cols, FX_ARG uint32_t ncols,
+                                                              FX_ARG const int32_t *wx, FX_ARG int32_t *out,
+                                                              FX_ARG uint32_t nf, FX_ARG uint32_t *mag)
+{
+#define FX_CONV_FILTER                                                                               \
+    "ldmia r10!, {r11, r12, lr}\n\t" /* bias, pair a0, pair b0 */                                    \
+    "smlad r11, r12, r4, r11\n\t"                                                                    \
+    "smlad r11, lr, r5, r11\n\t"                                                                     \
+    "ldmia r10!, {r12, lr}\n\t"                                                                      \
+    "smlad r11, r12, r6, r11\n\t"                                                                    \
+    "smlad r11, lr, r7, r11\n\t"                                                                     \
+    "ldmia r10!, {r12, lr}\n\t"                                                                      \
+    "smlad r11, r12, r8, r11\n\t"                                                                    \
+    "smlad r11, lr, r9, r11\n\t"                                                                     \
+    "str r11, [r3], #4\n\t"                                                                          \
+    "eor r12, r11, r11, asr #31\n\t" /* |sum|, ORed into r1 */                                       \
+    "sub r12, r12, r11, asr #31\n\t"                                                                 \
+    "orr r1, r1, r12\n\t"
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldr r12, [sp, #36]\n\t"        /* nf */
+        "ldr lr, [sp, #40]\n\t"         /* mag */
+        "sub sp, #16\n\t"
+        "cmp r1, #0\n\t"
+        "beq 3f\n\t"
+        "lsl r4, r12, #5\n\t"
+        "sub r4, r4, r12, lsl #2\n\t"   /* 28 nf: the filters' words */
+        "add r4, r2, r4\n\t"
+        "add r5, r1, r1, lsl #1\n\t"
+        "add r5, r0, r5, lsl #2\n\t"    /* cols + 12 ncols */
+        "strd r2, r4, [sp]\n\t"         /* wx, its end */
+        "strd r5, lr, [sp, #8]\n\t"     /* the columns' end, mag */
+        "ldr r1, [lr]\n\t"
+        "2:\n\t"
+        "ldmia r0!, {r4, r6, r8}\n\t"
+        "sxtb16 r5, r4, ror #8\n\t"
+        "sxtb16 r4, r4\n\t"
+        "sxtb16 r7, r6, ror #8\n\t"
+        "sxtb16 r6, r6\n\t"
+        "sxtb16 r9, r8, ror #8\n\t"
+        "sxtb16 r8, r8\n\t"
+        "ldrd r10, r2, [sp]\n\t"
+        "1:\n\t"
+        FX_CONV_FILTER
+        FX_CONV_FILTER
+        "cmp r10, r2\n\t"
+        "bne 1b\n\t"
+        "ldr r12, [sp, #8]\n\t"
+        "cmp r0, r12\n\t"
+        "bne 2b\n\t"
+        "ldr lr, [sp, #12]\n\t"
+        "str r1, [lr]\n\t"
+        "3:\n\t"
+        "add sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t");
+#undef FX_CONV_FILTER
+}
+#undef FX_ARG
+
 /* SXTB16 of x rotated by 8: bytes 1 and 3 as two int16; GCC 12's ACLE has no __ror, and gcc
  * does not fold a separate rotate into the instruction. */
 static inline uint32_t fx_sxtb16_ror8(uint32_t x)

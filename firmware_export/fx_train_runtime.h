@@ -312,6 +312,13 @@ static inline int32_t fx_tensor_shift(const fx_acc_t *a, uint32_t n)
     return b > 0 ? b : 0;
 }
 
+/* The same shift from the OR of the magnitudes, m. */
+static inline int32_t fx_shift_of(uint32_t m)
+{
+    int32_t b = fx_bitlen64(m) - 7;
+    return b > 0 ? b : 0;
+}
+
 /* The method's rounding of x / 2^s: SR with one draw, R half up (updates.py _rounded). */
 static inline int64_t fx_rounded(int64_t x, int32_t s, uint32_t *rng)
 {

@@ -104,9 +104,10 @@ def scratch_lengths(layers, bits, batch, acc):
             need("grad", f)
         else:
             grad_a, grad_b = f * GRAD_CHUNK, oc * GRAD_CHUNK
-            need("opa", s.out_shape[1] * pad4(f))
+            # up to 12 taps: columns 12 bytes apart, and per filter 7 words (bias term, SXTB16 pairs)
+            need("opa", s.out_shape[1] * (12 if f <= 12 else pad4(f)))
             need("opb", pad4(oc) if oc % 4 and l else 0)
-            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0))
+            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0, 28 * oc if f <= 12 else 0))
             need("grad", oc * f)
         if grad_a + grad_b > acc:
             need("opa", grad_a)
