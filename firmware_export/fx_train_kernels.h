@@ -156,6 +156,7 @@ static FX_NOINLINE void fx_dot4_dsp(const int8_t *w, uint32_t stride, uint32_t b
  * every filter streams past, two filters a trip (nf even), by LDM. Written as a whole function
  * because the loop needs all fourteen registers.
  */
+#if FX_SLOT != 16 && !FX_ACC_WIDE /* where fx_conv_fwd_dsp uses it: int8 weights, int32 sums */
 #define FX_ARG __attribute__((unused)) /* read by the asm, in its register or on the stack */
 __attribute__((naked, noinline)) static void fx_conv_cols_dsp(FX_ARG const int8_t *cols, FX_ARG uint32_t ncols,
                                                               FX_ARG const int32_t *wx, FX_ARG int32_t *out,
@@ -216,6 +217,7 @@ __attribute__((naked, noinline)) static void fx_conv_cols_dsp(FX_ARG const int8_
 #undef FX_CONV_FILTER
 }
 #undef FX_ARG
+#endif
 
 /* SXTB16 of x rotated by 8: bytes 1 and 3 as two int16; GCC 12's ACLE has no __ror, and gcc
  * does not fold a separate rotate into the instruction. */

@@ -47,6 +47,23 @@ static inline void fx_dense_back(const fx_net *net, const fx_layer *L, const int
     for (i = 0; i < nb * n_in; i++) {
         back[i] = 0;
     }
+    if ((nb * n_in * sizeof(fx_acc_t) + n_in * es * sizeof(fx_wv_t) <= FX_ACC_BYTES)) {
+        /* the whole transpose fits the accumulator past the sums: one pass, every row block at once */
+        fx_wv_t *wt = (fx_wv_t *)FX_ALIGNED(back + nb * n_in);
+        for (o = 0; o < n_out; o++) {
+            const uint8_t *row = wl + o * L->row_bytes;
+            for (i = 0; i < n_in; i++) {
+                wt[i * es + o] = (fx_wv_t)fx_slot_get(row, i);
+            }
+        }
+        for (; o < es; o++) { /* the padding: zero, so the sums may run to es */
+            for (i = 0; i < n_in; i++) {
+                wt[i * es + o] = 0;
+            }
+        }
+        fx_dot_w(wt, es, n_in, e, es, nb, es, back, n_in);
+        return;
+    }
     for (i = 0; i < n_in; i += 4u) {
         uint32_t k = n_in - i < 4u ? n_in - i : 4u;
         for (o = 0; o < es; o++) {

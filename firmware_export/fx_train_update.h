@@ -165,6 +165,133 @@ static FX_NOINLINE void fx_error_rows(const int8_t *e, uint32_t m, uint32_t out_
     }
 }
 
+/*
+ * The conv gradient by whole kernel rows, for a single-channel input without padding whose rows
+ * are whole words. Output position (oy, ox) is widened to (oy, ix) for every input column ix, its
+ * error zero past ow: then tap (ky, kx) of a sample's positions, in order, is one contiguous run
+ * of its input, from ky * in_w + kx on, so no taps need gathering. The input is copied four
+ * times, shifted by 0 to 3 bytes, so every such run starts on a word in one of the copies; the
+ * dots run a quarter or so longer over the zero errors. All of it lives in the accumulator:
+ */
+/* the bytes of one shifted copy, with a word of slack: a run may read up to kw - 1 bytes past a sample */
+#define FX_SHIFT_SPAN(L, nb) (FX_PAD4((nb) * (L)->n_in) + 4u)
+/* the widened positions of a sample */
+#define FX_WIDE_POS(L) ((L)->out_h * (L)->in_w)
+
+static inline uint32_t fx_gradient_rows_fit(const fx_layer *L, uint32_t nb)
+{
+    uint32_t bytes = 4u * FX_SHIFT_SPAN(L, nb) + L->out_c * nb * FX_WIDE_POS(L)
+                     + L->out_c * L->fan_in * (uint32_t)sizeof(fx_grad_t);
+    return L->in_c == 1u && !(L->pad_h | L->pad_w) && L->in_w % 4u == 0u && L->kw <= 5u && bytes <= FX_ACC_BYTES;
+}
+
+/* dst + s * span (s = 0..3): x [0, n) shifted down by s bytes, zero past its end. x and dst on words. */
+static FX_NOINLINE void fx_shifted_copies(const int8_t *x, uint32_t n, int8_t *dst, uint32_t span)
+{
+    const uint32_t nw = n / 4u;
+    uint32_t s, k, i;
+    for (s = 0; s < 4u; s++, dst += span) {
+        k = 0;
+        if (s == 0u) {
+            for (; k < nw; k++) {
+                fx_store32(dst + 4u * k, fx_load32(x + 4u * k));
+            }
+        } else if (nw > 0u) {
+            uint32_t lo = fx_load32(x);
+            for (; k + 1u < nw; k++) {
+                uint32_t hi = fx_load32(x + 4u * k + 4u);
+                fx_store32(dst + 4u * k, (lo >> (8u * s)) | (hi << (32u - 8u * s)));
+                lo = hi;
+            }
+        }
+        for (i = 4u * k; i < span; i++) {
+            dst[i] = i + s < n ? x[i + s] : 0;
+        }
+    }
+}
+
+/* The errors e [nb][oh][ow][out_c] as planes et [out_c][nb][oh][in_w], zero past ow; each
+ * filter's sum to gbias. With whole words of filters (e on a word), a word of four filters' errors
+ * is read at once and its bytes go to four planes. */
+static FX_NOINLINE void fx_error_planes(const fx_layer *L, const int8_t *e, uint32_t nb, int8_t *et, fx_grad_t *gbias)
+{
+    const uint32_t out_c = L->out_c, ow = L->out_w, in_w = L->in_w, rows = nb * L->out_h, plane = rows * in_w;
+    uint32_t o, r, ox, j;
+    for (j = 0; j < out_c * plane; j += 4u) { /* the widened positions' errors stay zero */
+        fx_store32(et + j, 0u);
+    }
+    if (out_c % 4u == 0u) {
+        for (o = 0; o < out_c; o += 4u) {
+            int8_t *d = et + o * plane;
+            const int8_t *src = e + o;
+            int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+            for (r = 0; r < rows; r++, d += in_w) {
+                for (ox = 0; ox < ow; ox++, src += out_c) {
+                    uint32_t w = fx_load32(src);
+                    int32_t v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
+                    d[ox] = (int8_t)v0;
+                    d[ox + plane] = (int8_t)v1;
+                    d[ox + 2u * plane] = (int8_t)v2;
+                    d[ox + 3u * plane] = (int8_t)v3;
+                    g0 += v0;
+                    g1 += v1;
+                    g2 += v2;
+                    g3 += v3;
+                }
+            }
+            gbias[o] = g0;
+            gbias[o + 1u] = g1;
+            gbias[o + 2u] = g2;
+            gbias[o + 3u] = g3;
+        }
+        return;
+    }
+    for (o = 0; o < out_c; o++) {
+        int8_t *d = et + o * plane;
+        const int8_t *src = e + o;
+        int32_t g = 0;
+        for (r = 0; r < rows; r++, d += in_w) {
+            for (ox = 0; ox < ow; ox++, src += out_c) {
+                d[ox] = *src;
+                g += *src;
+            }
+        }
+        gbias[o] = g;
+    }
+}
+
+/* All of the gradient, grad [out_c][fan_in] and gbias [out_c], as fx_gradient_rows_fit allows:
+ * per sample and kernel column kx, every filter's error plane against the kh input runs of taps
+ * (ky, kx), into sums ordered [kx][ky][filter], put in weight order at the end. */
+static inline void fx_gradient_rows(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
+                                    uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
+{
+    const uint32_t out_c = L->out_c, f = L->fan_in, kh = L->kh, kw = L->kw, in_w = L->in_w, n_in = L->n_in;
+    const uint32_t span = FX_SHIFT_SPAN(L, nb), wide = FX_WIDE_POS(L), plane = nb * wide;
+    int8_t *copies = (int8_t *)net->acc, *et = copies + 4u * span;
+    fx_grad_t *g = (fx_grad_t *)FX_ALIGNED(et + out_c * plane); /* [kx][ky][o] */
+    uint32_t n, kx, ky, o;
+    fx_shifted_copies(x, nb * n_in, copies, span);
+    fx_error_planes(L, err, nb, et, gbias);
+    for (o = 0; o < out_c * f; o++) {
+        g[o] = 0;
+    }
+    for (n = 0; n < nb; n++) {
+        for (kx = 0; kx < kw; kx++) {
+            const uint32_t a = n * n_in + kx, sh = a & 3u;
+            fx_dot_g(et + n * wide, plane, out_c, copies + sh * span + (a - sh), in_w, kh, wide, g + kx * kh * out_c,
+                     out_c);
+        }
+    }
+    for (o = 0; o < out_c; o++) {
+        for (ky = 0; ky < kh; ky++) {
+            for (kx = 0; kx < kw; kx++) {
+                grad[o * f + ky * kw + kx] = g[(kx * kh + ky) * out_c + o];
+            }
+        }
+    }
+}
+
 /* All of a conv layer's gradient, grad [out_c][fan_in] and gbias [out_c]: the output positions of
  * the batch in chunks of FX_GRAD_CHUNK, each chunk's taps and errors transposed (a row per tap,
  * a row per filter; the taps a run of positions along an output row at a time), then every
@@ -459,7 +586,11 @@ static FX_NOINLINE void fx_update(const fx_net *net, uint32_t l, int32_t e_err, 
 #endif
     const int8_t *xt = NULL, *et = NULL;
     if (conv) {
-        fx_gradient_conv(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        if (fx_gradient_rows_fit(L, nb)) {
+            fx_gradient_rows(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        } else {
+            fx_gradient_conv(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        }
     } else if (L->kind == FX_KIND_DENSE) {
         xt = fx_gradient_operands(net, L, net->acts[l], err, nb, &et);
     } else {
