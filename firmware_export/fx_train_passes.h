@@ -116,6 +116,24 @@ static FX_NOINLINE void fx_im2col_rowwords(const fx_layer *L, const int8_t *x, u
     const uint32_t top = 8u * (run - c_in), drop = 8u * c_in;
     const uint8_t *base = (const uint8_t *)x + (n * L->in_h + oy) * line;
     uint32_t ky, ox, j;
+    if (c_in == 1u && kh == 3u) { /* one channel, three kernel rows: all three words slide together */
+        const uint8_t *s0 = base + run, *s1 = s0 + line, *s2 = s1 + line;
+        uint32_t w0 = 0, w1 = 0, w2 = 0;
+        for (j = 0; j < run; j++) {
+            w0 |= (uint32_t)base[j] << (8u * j);
+            w1 |= (uint32_t)base[line + j] << (8u * j);
+            w2 |= (uint32_t)base[2u * line + j] << (8u * j);
+        }
+        cols[0] = w0, cols[1] = w1, cols[2] = w2;
+        for (ox = 1; ox < ow; ox++) {
+            cols += 3;
+            w0 = (w0 >> 8) | ((uint32_t)*s0++ << top);
+            w1 = (w1 >> 8) | ((uint32_t)*s1++ << top);
+            w2 = (w2 >> 8) | ((uint32_t)*s2++ << top);
+            cols[0] = w0, cols[1] = w1, cols[2] = w2;
+        }
+        return;
+    }
     for (ky = 0; ky < 3u; ky++) {
         uint32_t *d = cols + ky, w = 0;
         const uint8_t *src = base + ky * line;
@@ -607,9 +625,22 @@ static FX_NOINLINE void fx_loss(const fx_net *net, uint32_t nb, int8_t *err)
  * many saturated. floor(a / 2^s) plus the carry of (a mod 2^s) + draw: no sum can overflow. */
 static inline int32_t fx_error_below(const fx_acc_t *back, uint32_t n, int32_t s, uint32_t *rng, int8_t *below)
 {
-    uint32_t j, r = *rng;
+    uint32_t j = 0, r = *rng;
     int32_t clipped = 0;
-    for (j = 0; j < n; j++) {
+#if !FX_ACC_WIDE && defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    if (s > 0) { /* SSAT clamps; a clamped value differs from its sum, which counts it */
+        const uint32_t mask = (1u << s) - 1u;
+        for (; j < n; j++) {
+            int32_t v, c;
+            r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+            v = fx_asr32(back[j], (uint32_t)s) + (int32_t)((((uint32_t)back[j] & mask) + (r & mask)) >> s);
+            c = __ssat(v, 8);
+            clipped += c != v;
+            below[j] = (int8_t)c;
+        }
+    }
+#endif
+    for (; j < n; j++) {
         int32_t v;
         r = fx_xorshift32(&r);
 #if FX_ACC_WIDE
@@ -635,8 +666,17 @@ static inline int32_t fx_error_below(const fx_acc_t *back, uint32_t n, int32_t s
  * zero there; elsewhere the sign and the low seven bits of each byte give the same mask. */
 static inline void fx_relu_mask(const int8_t *y, uint32_t m, int8_t *err)
 {
-    uint32_t j;
-    for (j = 0; j + 4u <= m; j += 4u) {
+    uint32_t j = 0;
+#if FX_DSP
+    for (; j + 8u <= m; j += 8u) { /* two words a trip */
+        uint32_t y0 = fx_load32(y + j), y1 = fx_load32(y + j + 4u), e0 = fx_load32(err + j), e1 = fx_load32(err + j + 4u);
+        (void)__ssub8(0u, y0);
+        fx_store32(err + j, __sel(0u, e0));
+        (void)__ssub8(0u, y1);
+        fx_store32(err + j + 4u, __sel(0u, e1));
+    }
+#endif
+    for (; j + 4u <= m; j += 4u) {
         uint32_t yw = fx_load32(y + j), e = fx_load32(err + j);
 #if FX_DSP
         (void)__ssub8(0u, yw);

@@ -227,8 +227,12 @@ static FX_NOINLINE void fx_error_planes(const fx_layer *L, const int8_t *e, uint
             int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
             for (r = 0; r < rows; r++, d += in_w) {
                 for (ox = 0; ox < ow; ox++, src += out_c) {
-                    uint32_t w = fx_load32(src);
-                    int32_t v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
+                    const uint32_t w = fx_load32(src);
+                    int32_t v0, v1, v2, v3;
+                    if (w == 0u) { /* most are: max pooling sends a window's error to one input */
+                        continue;
+                    }
+                    v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
                     d[ox] = (int8_t)v0;
                     d[ox + plane] = (int8_t)v1;
                     d[ox + 2u * plane] = (int8_t)v2;
