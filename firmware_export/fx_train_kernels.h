@@ -1,10 +1,11 @@
 /*
  * fx_train_kernels.h -- the inner loops of fx_train_runtime.h (included by it; not on its own).
  *
- * Every MAC of a training step goes through one kernel, a block of dot products
- * (fx_train_dot.h): the forward pass against weight rows, the error sent down against
- * the weights' transpose, the weight gradient against the transposed activations. The
- * kernels read int8 operands a word at a time, so every operand row starts on a word:
+ * Every MAC of a training step goes through a block of dot products (fx_train_dot.h): the
+ * forward pass against weight rows, the error sent down against the weights' transpose,
+ * the weight gradient against the transposed activations; except on DSP cores the forward
+ * pass of a conv layer of at most 12 taps, which fx_conv_cols_dsp runs a column at a time.
+ * The kernels read int8 operands a word at a time, so every operand row starts on a word:
  * weight rows are padded to 4 bytes in storage, and a tensor whose rows are not is
  * copied once into the aligned scratch (fx_net.opa, opb) first.
  *

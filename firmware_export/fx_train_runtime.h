@@ -25,7 +25,8 @@
  * first: one draw per error value sent below, then (sr) one per weight, in weight order,
  * and one per bias. A dense layer's gradient is formed one output row at a time and
  * applied before the next row; a conv layer's, all of it first: the draws do not depend
- * on it.
+ * on it. A single-channel unpadded conv forms it from byte-shifted copies of its input
+ * and widened error planes, all in the accumulator (fx_gradient_rows).
  */
 #ifndef FX_TRAIN_RUNTIME_H
 #define FX_TRAIN_RUNTIME_H
