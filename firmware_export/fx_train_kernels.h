@@ -25,6 +25,12 @@
 #include <arm_acle.h> /* SSAT and USAT from ARMv7-M on; the dual MACs with the DSP extension */
 #endif
 
+/* The word loops put value j of a run in byte j % 4 of a word: little-endian cores only (every
+ * Cortex-M as shipped, and the hosts). */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "the fxtrain training runtime's word loops assume a little-endian core"
+#endif
+
 /* A word from a word-aligned address: one LDR (memcpy keeps it free of aliasing rules). */
 static inline uint32_t fx_load32(const void *p)
 {

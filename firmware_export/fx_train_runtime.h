@@ -201,6 +201,16 @@ static inline int32_t fx_w_get(const fx_layer *L, const uint8_t *wl, uint32_t i)
 static inline void fx_unpack_row(const uint8_t *row, uint32_t f, fx_wv_t *d)
 {
     uint32_t j = 0;
+#if FX_SLOT == 1
+    /* d on a word: four bits a word, each moved into its byte by one product (the four shifted
+     * copies of a 4-bit value do not overlap), then bit 1 -> +1 and 0 -> -1 as ~(bit * 0xFE) */
+    for (; j + 8u <= f; j += 8u) {
+        const uint32_t b = row[j / 8u], lo = ~((((b & 15u) * 0x00204081u) & 0x01010101u) * 0xFEu);
+        const uint32_t hi = ~((((b >> 4) * 0x00204081u) & 0x01010101u) * 0xFEu);
+        memcpy(FX_ALIGNED(d + j), &lo, sizeof lo);
+        memcpy(FX_ALIGNED(d + j + 4u), &hi, sizeof hi);
+    }
+#endif
 #if FX_SLOT < 8
     const uint32_t per = 8u / FX_SLOT, full = f / per * per;
     for (; j < full; j += per) {
