@@ -182,7 +182,9 @@ static inline uint32_t fx_gradient_rows_fit(const fx_layer *L, uint32_t nb)
 {
     uint32_t bytes = 4u * FX_SHIFT_SPAN(L, nb) + L->out_c * nb * FX_WIDE_POS(L)
                      + L->out_c * L->fan_in * (uint32_t)sizeof(fx_grad_t);
-    return L->in_c == 1u && !(L->pad_h | L->pad_w) && L->in_w % 4u == 0u && L->kw <= 5u && bytes <= FX_ACC_BYTES;
+    /* int32 sums only: the accumulator is not laid out for int64 ones past the copies and planes */
+    return !FX_GRAD_WIDE && L->in_c == 1u && !(L->pad_h | L->pad_w) && L->in_w % 4u == 0u && L->kw <= 5u
+           && bytes <= FX_ACC_BYTES;
 }
 
 /* dst + s * span (s = 0..3): x [0, n) shifted down by s bytes, zero past its end. x and dst on words. */
