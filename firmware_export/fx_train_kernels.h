@@ -1,10 +1,11 @@
 /*
  * fx_train_kernels.h -- the inner loops of fx_train_runtime.h (included by it; not on its own).
  *
- * Every MAC of a training step goes through one kernel, a block of dot products
- * (fx_train_dot.h): the forward pass against weight rows, the error sent down against
- * the weights' transpose, the weight gradient against the transposed activations. The
- * kernels read int8 operands a word at a time, so every operand row starts on a word:
+ * Every MAC of a training step goes through a block of dot products (fx_train_dot.h): the
+ * forward pass against weight rows, the error sent down against the weights' transpose,
+ * the weight gradient against the transposed activations; except on DSP cores the forward
+ * pass of a conv layer of at most 12 taps, which fx_conv_cols_dsp runs a column at a time.
+ * The kernels read int8 operands a word at a time, so every operand row starts on a word:
  * weight rows are padded to 4 bytes in storage, and a tensor whose rows are not is
  * copied once into the aligned scratch (fx_net.opa, opb) first.
  *
@@ -16,10 +17,18 @@
 #define FX_TRAIN_KERNELS_H
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
 #define FX_DSP 1
 #else
 #define FX_DSP 0
+#endif
+#if FX_DSP || (defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT)
+#include <arm_acle.h> /* SSAT and USAT from ARMv7-M on; the dual MACs with the DSP extension */
+#endif
+
+/* The word loops put value j of a run in byte j % 4 of a word: little-endian cores only (every
+ * Cortex-M as shipped, and the hosts). */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "the fxtrain training runtime's word loops assume a little-endian core"
 #endif
 
 /* A word from a word-aligned address: one LDR (memcpy keeps it free of aliasing rules). */
@@ -144,6 +153,78 @@ static FX_NOINLINE void fx_dot4_dsp(const int8_t *w, uint32_t stride, uint32_t b
     out[3] = s3;
     }
 }
+
+/*
+ * A conv layer's sums for ncols im2col columns of at most 12 taps (three words each, 12 bytes
+ * apart) against nf filters, into out [ncols][nf]; the OR of the sums' magnitudes into *mag (the
+ * tensor shift's scan, done while the sums are in registers). wx holds per filter 7 words: its
+ * bias term, then its three weight words as SXTB16 pairs (even bytes, odd bytes), so a sum starts
+ * from the bias and needs no sign extension of weights. The column stays in six registers while
+ * every filter streams past, two filters a trip (nf even), by LDM. Written as a whole function
+ * because the loop needs all fourteen registers.
+ */
+#if FX_SLOT != 16 && !FX_ACC_WIDE /* where fx_conv_fwd_dsp uses it: int8 weights, int32 sums */
+#define FX_ARG __attribute__((unused)) /* read by the asm, in its register or on the stack */
+__attribute__((naked, noinline)) static void fx_conv_cols_dsp(FX_ARG const int8_t *cols, FX_ARG uint32_t ncols,
+                                                              FX_ARG const int32_t *wx, FX_ARG int32_t *out,
+                                                              FX_ARG uint32_t nf, FX_ARG uint32_t *mag)
+{
+#define FX_CONV_FILTER                                                                               \
+    "ldmia r10!, {r11, r12, lr}\n\t" /* bias, pair a0, pair b0 */                                    \
+    "smlad r11, r12, r4, r11\n\t"                                                                    \
+    "smlad r11, lr, r5, r11\n\t"                                                                     \
+    "ldmia r10!, {r12, lr}\n\t"                                                                      \
+    "smlad r11, r12, r6, r11\n\t"                                                                    \
+    "smlad r11, lr, r7, r11\n\t"                                                                     \
+    "ldmia r10!, {r12, lr}\n\t"                                                                      \
+    "smlad r11, r12, r8, r11\n\t"                                                                    \
+    "smlad r11, lr, r9, r11\n\t"                                                                     \
+    "str r11, [r3], #4\n\t"                                                                          \
+    "eor r12, r11, r11, asr #31\n\t" /* |sum|, ORed into r1 */                                       \
+    "sub r12, r12, r11, asr #31\n\t"                                                                 \
+    "orr r1, r1, r12\n\t"
+    __asm__ volatile(
+        ".syntax unified\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldr r12, [sp, #36]\n\t"        /* nf */
+        "ldr lr, [sp, #40]\n\t"         /* mag */
+        "sub sp, #16\n\t"
+        "cmp r1, #0\n\t"
+        "beq 3f\n\t"
+        "lsl r4, r12, #5\n\t"
+        "sub r4, r4, r12, lsl #2\n\t"   /* 28 nf: the filters' words */
+        "add r4, r2, r4\n\t"
+        "add r5, r1, r1, lsl #1\n\t"
+        "add r5, r0, r5, lsl #2\n\t"    /* cols + 12 ncols */
+        "strd r2, r4, [sp]\n\t"         /* wx, its end */
+        "strd r5, lr, [sp, #8]\n\t"     /* the columns' end, mag */
+        "ldr r1, [lr]\n\t"
+        "2:\n\t"
+        "ldmia r0!, {r4, r6, r8}\n\t"
+        "sxtb16 r5, r4, ror #8\n\t"
+        "sxtb16 r4, r4\n\t"
+        "sxtb16 r7, r6, ror #8\n\t"
+        "sxtb16 r6, r6\n\t"
+        "sxtb16 r9, r8, ror #8\n\t"
+        "sxtb16 r8, r8\n\t"
+        "ldrd r10, r2, [sp]\n\t"
+        "1:\n\t"
+        FX_CONV_FILTER
+        FX_CONV_FILTER
+        "cmp r10, r2\n\t"
+        "bne 1b\n\t"
+        "ldr r12, [sp, #8]\n\t"
+        "cmp r0, r12\n\t"
+        "bne 2b\n\t"
+        "ldr lr, [sp, #12]\n\t"
+        "str r1, [lr]\n\t"
+        "3:\n\t"
+        "add sp, #16\n\t"
+        "pop {r4-r11, pc}\n\t");
+#undef FX_CONV_FILTER
+}
+#undef FX_ARG
+#endif
 
 /* SXTB16 of x rotated by 8: bytes 1 and 3 as two int16; GCC 12's ACLE has no __ror, and gcc
  * does not fold a separate rotate into the instruction. */

@@ -25,7 +25,8 @@
  * first: one draw per error value sent below, then (sr) one per weight, in weight order,
  * and one per bias. A dense layer's gradient is formed one output row at a time and
  * applied before the next row; a conv layer's, all of it first: the draws do not depend
- * on it.
+ * on it. A single-channel unpadded conv forms it from byte-shifted copies of its input
+ * and widened error planes, all in the accumulator (fx_gradient_rows).
  */
 #ifndef FX_TRAIN_RUNTIME_H
 #define FX_TRAIN_RUNTIME_H
@@ -200,6 +201,16 @@ static inline int32_t fx_w_get(const fx_layer *L, const uint8_t *wl, uint32_t i)
 static inline void fx_unpack_row(const uint8_t *row, uint32_t f, fx_wv_t *d)
 {
     uint32_t j = 0;
+#if FX_SLOT == 1
+    /* d on a word: four bits a word, each moved into its byte by one product (the four shifted
+     * copies of a 4-bit value do not overlap), then bit 1 -> +1 and 0 -> -1 as ~(bit * 0xFE) */
+    for (; j + 8u <= f; j += 8u) {
+        const uint32_t b = row[j / 8u], lo = ~((((b & 15u) * 0x00204081u) & 0x01010101u) * 0xFEu);
+        const uint32_t hi = ~((((b >> 4) * 0x00204081u) & 0x01010101u) * 0xFEu);
+        memcpy(FX_ALIGNED(d + j), &lo, sizeof lo);
+        memcpy(FX_ALIGNED(d + j + 4u), &hi, sizeof hi);
+    }
+#endif
 #if FX_SLOT < 8
     const uint32_t per = 8u / FX_SLOT, full = f / per * per;
     for (; j < full; j += per) {
@@ -296,13 +307,26 @@ static inline int32_t fx_tensor_shift(const fx_acc_t *a, uint32_t n)
         m |= ((uint64_t)a[j] ^ sgn) - sgn;
     }
 #else
-    uint32_t m = 0;
-    for (j = 0; j < n; j++) {
+    uint32_t m = 0, m1 = 0;
+    for (j = 0; j + 2u <= n; j += 2u) { /* two values a trip, two ORs: a shorter chain */
+        uint32_t s0 = (uint32_t)fx_asr32(a[j], 31), s1 = (uint32_t)fx_asr32(a[j + 1u], 31);
+        m |= ((uint32_t)a[j] ^ s0) - s0;
+        m1 |= ((uint32_t)a[j + 1u] ^ s1) - s1;
+    }
+    for (; j < n; j++) {
         uint32_t sgn = (uint32_t)fx_asr32(a[j], 31);
         m |= ((uint32_t)a[j] ^ sgn) - sgn;
     }
+    m |= m1;
 #endif
     b = fx_bitlen64(m) - 7;
+    return b > 0 ? b : 0;
+}
+
+/* The same shift from the OR of the magnitudes, m. */
+static inline int32_t fx_shift_of(uint32_t m)
+{
+    int32_t b = fx_bitlen64(m) - 7;
     return b > 0 ? b : 0;
 }
 

@@ -52,34 +52,280 @@ static inline fx_grad_t fx_gradient_row(const fx_layer *L, const int8_t *xt, con
     return gb;
 }
 
+/* dst[k] = src[k * step] for k < len: two values a trip. */
+static inline void fx_copy_strided(const int8_t *src, uint32_t step, int8_t *dst, uint32_t len)
+{
+    int8_t *end = dst + (len & ~1u);
+    for (; dst != end; dst += 2, src += 2u * step) {
+        int8_t v0 = src[0], v1 = src[step];
+        dst[0] = v0;
+        dst[1] = v1;
+    }
+    if (len & 1u) {
+        *dst = *src;
+    }
+}
+
+/* Rows of a conv gradient chunk's transposed taps for the len positions (n, oy, ox0 ...) of one
+ * output row, at dst: a row per tap (ky, kx, c), FX_GRAD_CHUNK apart, zero where a tap hangs over
+ * the padding. In HWC one tap of one output row's positions is input values c_in apart: a
+ * strided copy, with zero ends where the row runs into the padding. */
+static FX_NOINLINE void fx_tap_runs(const fx_layer *L, const int8_t *x, uint32_t n, uint32_t oy, uint32_t ox0,
+                                    uint32_t len, int8_t *dst)
+{
+    /* the layer's fields in locals: an int8 store may alias *L, which would reload them every time */
+    const uint32_t c_in = L->in_c, kw = L->kw, kh = L->kh, in_w = L->in_w, in_h = L->in_h, kc = kw * c_in;
+    const int32_t pad_w = (int32_t)L->pad_w, iy0 = (int32_t)oy - (int32_t)L->pad_h;
+    uint32_t ky, kx, c, k;
+    for (ky = 0; ky < kh; ky++) {
+        const int32_t iy = iy0 + (int32_t)ky;
+        const int8_t *row;
+        if (iy < 0 || iy >= (int32_t)in_h) {
+            for (c = 0; c < kc; c++, dst += FX_GRAD_CHUNK) {
+                for (k = 0; k < len; k++) {
+                    dst[k] = 0;
+                }
+            }
+            continue;
+        }
+        row = x + (n * in_h + (uint32_t)iy) * in_w * c_in;
+        if (pad_w == 0 && ox0 + len + kw <= in_w + 1u) { /* the whole run inside the image: copies only */
+            const int8_t *src = row + ox0 * c_in;
+            for (c = 0; c < kc; c++, dst += FX_GRAD_CHUNK) {
+                fx_copy_strided(src + c, c_in, dst, len);
+            }
+            continue;
+        }
+        for (kx = 0; kx < kw; kx++) {
+            const int32_t ix0 = (int32_t)(ox0 + kx) - pad_w;
+            /* [ka, kb): the positions whose tap is inside the image */
+            uint32_t ka = ix0 < 0 ? (uint32_t)-ix0 : 0u;
+            uint32_t kb = ix0 + (int32_t)len > (int32_t)in_w ? (uint32_t)((int32_t)in_w - ix0) : len;
+            ka = ka < len ? ka : len;
+            kb = kb > ka ? kb : ka;
+            for (c = 0; c < c_in; c++, dst += FX_GRAD_CHUNK) {
+                for (k = 0; k < ka; k++) {
+                    dst[k] = 0;
+                }
+                fx_copy_strided(row + (uint32_t)(ix0 + (int32_t)ka) * c_in + c, c_in, dst + ka, kb - ka);
+                for (k = kb; k < len; k++) {
+                    dst[k] = 0;
+                }
+            }
+        }
+    }
+}
+
+/* The errors of m positions, e [m][out_c], transposed to et [out_c][FX_GRAD_CHUNK]; each filter's
+ * sum goes to gbias. With whole words of filters (and e on a word), a word of four filters' errors
+ * is read at once and its bytes go to four rows. */
+static FX_NOINLINE void fx_error_rows(const int8_t *e, uint32_t m, uint32_t out_c, int8_t *et, fx_grad_t *gbias)
+{
+    uint32_t o, j;
+    if (out_c % 4u == 0u) {
+        for (o = 0; o < out_c; o += 4u) {
+            const int8_t *src = e + o;
+            int8_t *d = et + o * FX_GRAD_CHUNK;
+            int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+            for (j = 0; j < m; j++, src += out_c) {
+                uint32_t w = fx_load32(src);
+                int32_t v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
+                d[j] = (int8_t)v0;
+                d[j + FX_GRAD_CHUNK] = (int8_t)v1;
+                d[j + 2u * FX_GRAD_CHUNK] = (int8_t)v2;
+                d[j + 3u * FX_GRAD_CHUNK] = (int8_t)v3;
+                g0 += v0;
+                g1 += v1;
+                g2 += v2;
+                g3 += v3;
+            }
+            gbias[o] += g0;
+            gbias[o + 1u] += g1;
+            gbias[o + 2u] += g2;
+            gbias[o + 3u] += g3;
+        }
+        return;
+    }
+    for (o = 0; o < out_c; o++) {
+        const int8_t *src = e + o;
+        int8_t *d = et + o * FX_GRAD_CHUNK;
+        int32_t g0 = 0, g1 = 0;
+        for (j = 0; j + 2u <= m; j += 2u, src += 2u * out_c) {
+            int8_t v0 = src[0], v1 = src[out_c];
+            d[j] = v0;
+            d[j + 1u] = v1;
+            g0 += v0;
+            g1 += v1;
+        }
+        if (j < m) {
+            d[j] = *src;
+            g0 += *src;
+        }
+        gbias[o] += g0 + g1;
+    }
+}
+
+/*
+ * The conv gradient by whole kernel rows, for a single-channel input without padding whose rows
+ * are whole words. Output position (oy, ox) is widened to (oy, ix) for every input column ix, its
+ * error zero past ow: then tap (ky, kx) of a sample's positions, in order, is one contiguous run
+ * of its input, from ky * in_w + kx on, so no taps need gathering. The input is copied four
+ * times, shifted by 0 to 3 bytes, so every such run starts on a word in one of the copies; the
+ * dots run a quarter or so longer over the zero errors. All of it lives in the accumulator:
+ */
+/* the bytes of one shifted copy, with a word of slack: a run may read up to kw - 1 bytes past a sample */
+#define FX_SHIFT_SPAN(L, nb) (FX_PAD4((nb) * (L)->n_in) + 4u)
+/* the widened positions of a sample */
+#define FX_WIDE_POS(L) ((L)->out_h * (L)->in_w)
+
+static inline uint32_t fx_gradient_rows_fit(const fx_layer *L, uint32_t nb)
+{
+    uint32_t bytes = 4u * FX_SHIFT_SPAN(L, nb) + L->out_c * nb * FX_WIDE_POS(L)
+                     + L->out_c * L->fan_in * (uint32_t)sizeof(fx_grad_t);
+    /* int32 sums only: the accumulator is not laid out for int64 ones past the copies and planes */
+    return !FX_GRAD_WIDE && L->in_c == 1u && !(L->pad_h | L->pad_w) && L->in_w % 4u == 0u && L->kw <= 5u
+           && bytes <= FX_ACC_BYTES;
+}
+
+/* dst + s * span (s = 0..3): x [0, n) shifted down by s bytes, zero past its end. x and dst on words. */
+static FX_NOINLINE void fx_shifted_copies(const int8_t *x, uint32_t n, int8_t *dst, uint32_t span)
+{
+    const uint32_t nw = n / 4u;
+    uint32_t s, k, i;
+    for (s = 0; s < 4u; s++, dst += span) {
+        k = 0;
+        if (s == 0u) {
+            for (; k < nw; k++) {
+                fx_store32(dst + 4u * k, fx_load32(x + 4u * k));
+            }
+        } else if (nw > 0u) {
+            uint32_t lo = fx_load32(x);
+            for (; k + 1u < nw; k++) {
+                uint32_t hi = fx_load32(x + 4u * k + 4u);
+                fx_store32(dst + 4u * k, (lo >> (8u * s)) | (hi << (32u - 8u * s)));
+                lo = hi;
+            }
+        }
+        for (i = 4u * k; i < span; i++) {
+            dst[i] = i + s < n ? x[i + s] : 0;
+        }
+    }
+}
+
+/* The errors e [nb][oh][ow][out_c] as planes et [out_c][nb][oh][in_w], zero past ow; each
+ * filter's sum to gbias. With whole words of filters (e on a word), a word of four filters' errors
+ * is read at once and its bytes go to four planes. */
+static FX_NOINLINE void fx_error_planes(const fx_layer *L, const int8_t *e, uint32_t nb, int8_t *et, fx_grad_t *gbias)
+{
+    const uint32_t out_c = L->out_c, ow = L->out_w, in_w = L->in_w, rows = nb * L->out_h, plane = rows * in_w;
+    uint32_t o, r, ox, j;
+    for (j = 0; j < out_c * plane; j += 4u) { /* the widened positions' errors stay zero */
+        fx_store32(et + j, 0u);
+    }
+    if (out_c % 4u == 0u) {
+        for (o = 0; o < out_c; o += 4u) {
+            int8_t *d = et + o * plane;
+            const int8_t *src = e + o;
+            int32_t g0 = 0, g1 = 0, g2 = 0, g3 = 0;
+            for (r = 0; r < rows; r++, d += in_w) {
+                for (ox = 0; ox < ow; ox++, src += out_c) {
+                    const uint32_t w = fx_load32(src);
+                    int32_t v0, v1, v2, v3;
+                    if (w == 0u) { /* most are: max pooling sends a window's error to one input */
+                        continue;
+                    }
+                    v0 = (int8_t)w, v1 = (int8_t)(w >> 8), v2 = (int8_t)(w >> 16), v3 = fx_asr32((int32_t)w, 24);
+                    d[ox] = (int8_t)v0;
+                    d[ox + plane] = (int8_t)v1;
+                    d[ox + 2u * plane] = (int8_t)v2;
+                    d[ox + 3u * plane] = (int8_t)v3;
+                    g0 += v0;
+                    g1 += v1;
+                    g2 += v2;
+                    g3 += v3;
+                }
+            }
+            gbias[o] = g0;
+            gbias[o + 1u] = g1;
+            gbias[o + 2u] = g2;
+            gbias[o + 3u] = g3;
+        }
+        return;
+    }
+    for (o = 0; o < out_c; o++) {
+        int8_t *d = et + o * plane;
+        const int8_t *src = e + o;
+        int32_t g = 0;
+        for (r = 0; r < rows; r++, d += in_w) {
+            for (ox = 0; ox < ow; ox++, src += out_c) {
+                d[ox] = *src;
+                g += *src;
+            }
+        }
+        gbias[o] = g;
+    }
+}
+
+/* All of the gradient, grad [out_c][fan_in] and gbias [out_c], as fx_gradient_rows_fit allows:
+ * per sample and kernel column kx, every filter's error plane against the kh input runs of taps
+ * (ky, kx), into sums ordered [kx][ky][filter], put in weight order at the end. */
+static inline void fx_gradient_rows(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
+                                    uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
+{
+    const uint32_t out_c = L->out_c, f = L->fan_in, kh = L->kh, kw = L->kw, in_w = L->in_w, n_in = L->n_in;
+    const uint32_t span = FX_SHIFT_SPAN(L, nb), wide = FX_WIDE_POS(L), plane = nb * wide;
+    int8_t *copies = (int8_t *)net->acc, *et = copies + 4u * span;
+    fx_grad_t *g = (fx_grad_t *)FX_ALIGNED(et + out_c * plane); /* [kx][ky][o] */
+    uint32_t n, kx, ky, o;
+    fx_shifted_copies(x, nb * n_in, copies, span);
+    fx_error_planes(L, err, nb, et, gbias);
+    for (o = 0; o < out_c * f; o++) {
+        g[o] = 0;
+    }
+    for (n = 0; n < nb; n++) {
+        for (kx = 0; kx < kw; kx++) {
+            const uint32_t a = n * n_in + kx, sh = a & 3u;
+            fx_dot_g(et + n * wide, plane, out_c, copies + sh * span + (a - sh), in_w, kh, wide, g + kx * kh * out_c,
+                     out_c);
+        }
+    }
+    for (o = 0; o < out_c; o++) {
+        for (ky = 0; ky < kh; ky++) {
+            for (kx = 0; kx < kw; kx++) {
+                grad[o * f + ky * kw + kx] = g[(kx * kh + ky) * out_c + o];
+            }
+        }
+    }
+}
+
 /* All of a conv layer's gradient, grad [out_c][fan_in] and gbias [out_c]: the output positions of
  * the batch in chunks of FX_GRAD_CHUNK, each chunk's taps and errors transposed (a row per tap,
- * a row per filter), then every filter's errors against every tap row. */
+ * a row per filter; the taps a run of positions along an output row at a time), then every
+ * filter's errors against every tap row. */
 static inline void fx_gradient_conv(const fx_net *net, const fx_layer *L, const int8_t *x, const int8_t *err,
                                     uint32_t nb, fx_grad_t *grad, fx_grad_t *gbias)
 {
-    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, per = L->out_h * ow, total = nb * per;
-    uint32_t p0, j, o, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of position p0 + j, stepped along */
+    const uint32_t f = L->fan_in, out_c = L->out_c, ow = L->out_w, oh = L->out_h, total = nb * oh * ow;
+    uint32_t p0, j, n = 0, oy = 0, ox = 0; /* (n, oy, ox) of the next position, stepped along */
     int8_t *ct = fx_operand_base(net, (f + out_c) * FX_GRAD_CHUNK, net->opa);
     int8_t *et = ct == (int8_t *)net->acc ? ct + f * FX_GRAD_CHUNK : net->opb;
     for (j = 0; j < out_c * f; j++) {
         grad[j] = 0;
     }
-    for (o = 0; o < out_c; o++) {
-        gbias[o] = 0;
+    for (j = 0; j < out_c; j++) {
+        gbias[j] = 0;
     }
     for (p0 = 0; p0 < total; p0 += FX_GRAD_CHUNK) {
         uint32_t m = total - p0 < FX_GRAD_CHUNK ? total - p0 : FX_GRAD_CHUNK;
-        for (j = 0; j < m; j++) {
-            const int8_t *e = err + (p0 + j) * out_c;
-            fx_im2col(L, x, n, oy, ox, ct + j, FX_GRAD_CHUNK);
-            for (o = 0; o < out_c; o++) {
-                et[o * FX_GRAD_CHUNK + j] = e[o];
-                gbias[o] += e[o];
-            }
-            if (++ox == ow) {
+        fx_error_rows(err + p0 * out_c, m, out_c, et, gbias);
+        for (j = 0; j < m;) { /* a run of positions along one output row */
+            uint32_t len = ow - ox < m - j ? ow - ox : m - j;
+            fx_tap_runs(L, x, n, oy, ox, len, ct + j);
+            j += len;
+            ox += len;
+            if (ox == ow) {
                 ox = 0;
-                if (++oy * ow == per) {
+                if (++oy == oh) {
                     oy = 0;
                     n++;
                 }
@@ -346,7 +592,11 @@ static FX_NOINLINE void fx_update(const fx_net *net, uint32_t l, int32_t e_err, 
 #endif
     const int8_t *xt = NULL, *et = NULL;
     if (conv) {
-        fx_gradient_conv(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        if (fx_gradient_rows_fit(L, nb)) {
+            fx_gradient_rows(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        } else {
+            fx_gradient_conv(net, L, net->acts[l], err, nb, net->grad, net->gbias);
+        }
     } else if (L->kind == FX_KIND_DENSE) {
         xt = fx_gradient_operands(net, L, net->acts[l], err, nb, &et);
     } else {

@@ -26,7 +26,8 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     gbias        g * max Nb_l              the layer's bias gradient
     opa, opb     see scratch_lengths       int8 word-aligned operands of the kernels: transposed
                                            activations and errors for the gradient, im2col columns
-    rows         see scratch_lengths       unpacked sub-byte weight rows, transposed weight blocks
+    rows         see scratch_lengths       unpacked sub-byte weight rows, transposed weight blocks, a
+                                           small conv layer's filters as bias terms and SXTB16 pairs
                                            (int8; int16 for 16-bit slots)
     probs        4 * classes               Q15 softmax probabilities
     exponents    4 * (L + 1)               per-tensor activation exponents
@@ -82,8 +83,9 @@ def scratch_lengths(layers, bits, batch, acc):
 
     A dense layer copies an input sample (one at a time) or its error batch to words only when
     its rows are not whole words, unpacks four sub-byte weight rows at a time, and gathers four columns of weights
-    for the error below. A conv layer takes the im2col columns of one output row and the filter
-    bank's transpose. For the gradient, a dense layer transposes its inputs and errors and a conv
+    for the error below. A conv layer takes the im2col columns of one output row (12 bytes a column
+    for up to 12 taps) and the filter bank's transpose, and for up to 12 taps its filters as 7 words
+    each (the DSP kernel's bias term and SXTB16 pairs). For the gradient, a dense layer transposes its inputs and errors and a conv
     layer GRAD_CHUNK positions of taps and errors; those go into the accumulator, which the
     update does not use, when they fit it, and into opa and opb otherwise.
     """
@@ -104,9 +106,10 @@ def scratch_lengths(layers, bits, batch, acc):
             need("grad", f)
         else:
             grad_a, grad_b = f * GRAD_CHUNK, oc * GRAD_CHUNK
-            need("opa", s.out_shape[1] * pad4(f))
+            # up to 12 taps: columns 12 bytes apart, and per filter 7 words (bias term, SXTB16 pairs)
+            need("opa", s.out_shape[1] * (12 if f <= 12 else pad4(f)))
             need("opb", pad4(oc) if oc % 4 and l else 0)
-            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0))
+            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0, 28 * oc if f <= 12 else 0))
             need("grad", oc * f)
         if grad_a + grad_b > acc:
             need("opa", grad_a)
