@@ -244,9 +244,10 @@ def test_missing_extra_names_the_install(runs, tmp_path, monkeypatch, module):
 
 def test_api_mirrors_the_cli(runs, tmp_path):
     # same names and the same refusals as the CLI
-    with pytest.raises(ConfigError, match="--to must be one of c, tflite"):
+    # the CLI's own words: "Invalid value for '--to': 'onnx' is not one of 'c', 'tflite'."
+    with pytest.raises(ConfigError, match="Invalid value for 'to': 'onnx' is not one of 'c', 'tflite'"):
         fxtrain.export(runs["dense4"], tmp_path / "o", to="onnx")
-    with pytest.raises(ConfigError, match="rounding must be one of cmsis, tflm"):
+    with pytest.raises(ConfigError, match="Invalid value for 'rounding': 'nearest' is not one of 'cmsis', 'tflm'"):
         fxtrain.export(runs["dense4"], tmp_path / "o", rounding="nearest")
     res = fxtrain.export(runs["dense4"], tmp_path / "t", to="tflite", vectors=4)
     assert (res.to, res.rounding, res.n_vectors) == ("tflite", "tflm", 4) and res.arena_bytes > 0
