@@ -42,7 +42,9 @@ def exported(tmp_path_factory):
 @needs_arm
 @pytest.mark.parametrize("kw", [dict(method="sr", bits=8), dict(method="sr", bits=4), dict(method="sr", bits=1),
                                 dict(method="r", bits=8), dict(method="bc", bits=8),
-                                dict(method="sr", bits=4, arch="conv:4:3,pool:2,dense:10")])
+                                dict(method="sr", bits=4, arch="conv:4:3,pool:2,dense:10"),
+                                dict(method="sr", bits=8, arch="conv:4:3:same,pool:2,dense:10"),
+                                dict(method="sr", bits=8, arch="conv:1:3,conv:3:3,dense:10")])
 def test_twenty_steps_on_host_and_cortex_m4_equal_the_simulator(exported, kw):
     res = verify_training(exported(**kw) / "fw", steps=20, target="cortex-m4")
     # every step's checksums and the final state agree: no divergence on either side
@@ -57,7 +59,8 @@ def test_twenty_steps_on_host_and_cortex_m4_equal_the_simulator(exported, kw):
 @pytest.mark.parametrize("kw", [dict(method="sr", bits=8), dict(method="sr", bits=16), dict(method="sr", bits=1),
                                 dict(method="r", bits=8), dict(method="sr", bits=4, momentum="0.875", optimizer="momentum"),
                                 dict(method="bc", bits=8, momentum="0.875", optimizer="momentum"),
-                                dict(method="sr", bits=8, arch="conv:4:3,pool:2,conv:8:3,dense:10")])
+                                dict(method="sr", bits=8, arch="conv:4:3,pool:2,conv:8:3,dense:10"),
+                                dict(method="sr", bits=8, arch="conv:4:3:same,pool:2,dense:10")])
 def test_portable_m3_and_dsp_m7_kernels_equal_the_simulator(exported, kw, target):
     res = verify_training(exported(**kw) / "fw", steps=20, target=target)
     # the M3 builds the portable loops, the M7 the SMLAD ones: both continue the run bit for bit
