@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fxtrain.engine import conv as C, kernels as K, requant as Q
+from fxtrain.engine.scratch import work_layout
 from fxtrain.engine.bulk import requant_sr_bulk
 from fxtrain.engine.draws import draw_buffer
 from fxtrain.engine.fixedpoint import new_rng, round_shift
@@ -31,7 +32,7 @@ def row(kind, in_shape, out_shape, k=0, pad=0):
 
 def work(kind, in_shape, out_shape, nb, k=0, pad=0):
     """The integer kernels' work buffers for one layer at batch ``nb``."""
-    layout = K.work_layout([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)], nb, np.int32, np.int32)
+    layout = work_layout([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)], nb, np.int32, np.int32)
     return {name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()}
 
 

@@ -35,3 +35,20 @@ def test_a_wrong_buffer_is_refused_by_name(wide, swap, error, words):
     with pytest.raises(error, match=words):
         call(wide, **swap(wide))
     assert np.array_equal(wide.state.wq, before)  # nothing ran
+
+
+@pytest.mark.parametrize("method", ["sr", "float"])
+def test_scratch_is_specified_once(monkeypatch, method):
+    """FIELDS names every buffer: the Scratch tuple, the layout and the check all use exactly its names."""
+    from fxtrain.engine import scratch
+    from fxtrain.training.config import TrainConfig
+    from fxtrain.training.job import prepare
+    run = prepare(TrainConfig(method=method, arch="conv:4:3,pool:2,dense:10", epochs=1))
+    assert list(scratch.Scratch._fields) == list(scratch.FIELDS) == list(scratch.scratch_layout(
+        run.layers, 16, 100, 64, run.acc_plan, method == "float"))
+    checked = []
+    real = scratch.require
+    monkeypatch.setattr(scratch, "require", lambda name, *a: (checked.append(name), real(name, *a)))
+    scratch.check_scratch(run.ws, run._net(), len(run.data.y_train), method == "float")
+    # the integer epoch's check covers every buffer; the float epoch's, those its loops use
+    assert set(checked) == set(scratch.FIELDS) if method == "sr" else set(checked) < set(scratch.FIELDS)

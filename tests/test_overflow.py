@@ -4,6 +4,7 @@ import pytest
 
 from fxtrain.data import Dataset, load_dataset
 from fxtrain.engine import conv as C, kernels as K, requant as Q
+from fxtrain.engine.scratch import work_layout
 from fxtrain.engine.bounds import BIAS_TERM_LIMIT, plan_accumulators
 from fxtrain.engine.network import CONV, LayerSpec, build_desc, parse_arch
 from fxtrain.errors import ConfigError
@@ -20,7 +21,7 @@ def test_conv_gradient_at_batch_256_on_28x28_is_exact():
     # the exact sum, 256 * 26 * 26 * 127 * 127, which int32 would have wrapped to -1,503,747,072
     assert grad.tolist() == [2_791_220_224] * 9
     grad[:] = 0
-    lay = K.work_layout(layers[:1], 256, np.int32, np.int64)
+    lay = work_layout(layers[:1], 256, np.int32, np.int64)
     C.conv_backward_int(d, x, err, np.ones(9, np.int8), 256, grad, np.zeros(0, np.int64), False,
                         np.zeros(*lay["cols"]), np.zeros(*lay["errs"]))
     assert grad.tolist() == [2_791_220_224] * 9  # the integer kernel's int64 sums too

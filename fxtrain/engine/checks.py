@@ -5,10 +5,7 @@ so a wrong buffer is a clear Python error, not a silent wrong result in compiled
 """
 import numpy as np
 
-from .draws import CHUNK, LANES
-from .gemm import BLOCK_WORDS
 from .network import DENSE, KIND, N_W, OUT_C
-from .requant import N_SAT
 from .updates import BC
 
 FAST_MIN_WEIGHTS, FAST_MIN_BATCH = 4096, 256  # see fast_kernels
@@ -26,21 +23,16 @@ def require(name, a, dtypes, shape=None):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
 
 
-def check_common(net, X, Y, ws, float_mode):
-    n_layers = net.desc.shape[0]
+def check_common(net, X, Y, float_mode):
     require("desc", net.desc, [np.int64])
     n = X.shape[0]
     require("X", X, [np.float32] if float_mode else [np.int8])
     require("Y", Y, [np.int64], (n,))
-    widest = ws.acts.shape[1]
-    require("acts", ws.acts, [np.float32] if float_mode else [np.int8], (n_layers + 1, widest))
-    require("err", ws.err, [ws.acts.dtype], (2, widest))
-    require("perm", ws.perm, [np.int64], (n,))
     if Y.size and (Y.min() < 0 or Y.max() >= net.desc[-1, OUT_C]):
         raise ValueError(f"labels must lie in [0, {net.desc[-1, OUT_C]})")
 
 
-def check_int(net, p, ws, method):
+def check_int(net, p, method):
     n_layers = net.desc.shape[0]
     n_w, n_b = int(net.desc[:, N_W].sum()), int(p.bq.shape[0])
     require("e_w", net.e_w, [np.int64], (n_layers,))
@@ -52,18 +44,6 @@ def check_int(net, p, ws, method):
     require("mom", p.mom, [np.float32 if method == BC else np.int16])
     if p.mom.shape[0] not in (0, n_w) and not (method == BC and p.mom.shape[0] == 2 * n_w + 1):
         raise ValueError(f"mom must have shape (0,), ({n_w},) or (bc's Adam) ({2 * n_w + 1},), got {p.mom.shape}")
-    require("acc", ws.acc, [np.int32, np.int64])
-    require("grad", ws.grad, [np.int32, np.int64])
-    require("counts", ws.counts, [np.int64], (n_layers, N_SAT))
-    require("wpack", ws.wpack, [np.int32], (n_w,))
-    require("words", ws.words, [np.int32])
-    require("wide", ws.wide, [ws.acc.dtype])
-    require("cols", ws.cols, [np.int8])
-    require("errs", ws.errs, [np.int8])
-    require("items", ws.items, [np.int32], (2 * BLOCK_WORDS,))
-    require("gtmp", ws.gtmp, [ws.grad.dtype])
-    require("bterm", ws.bterm, [ws.acc.dtype], (int(net.desc[:, OUT_C].max()),))
-    require("draws", ws.draws, [np.uint32], (CHUNK + LANES,))
 
 
 def spatial_net(net):

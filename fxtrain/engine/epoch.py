@@ -28,6 +28,7 @@ from numba import njit
 from .adam import adam_bc, adam_float, adam_tick
 from .bulk import update_momentum_bulk, update_weights_bulk
 from .checks import check_common, check_int, fast_kernels, require, spatial_net
+from .scratch import check_scratch
 from .fixedpoint import xorshift32
 from .kernels import inputs_nonneg, pack_dense_weights
 from .network import B_OFF, KIND, N_W, OUT_C, POOL, W_OFF
@@ -44,14 +45,6 @@ FloatParams = namedtuple("FloatParams", "wf bf mom rng")
 Rule = namedtuple("Rule", "bits qm m k batch mom_j adam")
 Rule.__doc__ = ("bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off), "
                 "adam: Adam on the shadow weights (bc; engine/adam.py).")
-Scratch = namedtuple("Scratch", "acts e_act acc err grad gbias probs perm yb terms counts wpack words wide cols errs "
-                                "items gtmp bterm draws")
-Scratch.__doc__ = ("acts [L+1, batch*widest] and err [2, batch*widest] (int8 or float32); e_act int64 [L+1]; "
-                   "acc and grad int32/int64 (float32 for float), sized by engine.bounds; probs int64 [classes]; "
-                   "perm int64 [n]; yb int64 [batch]; terms int64 [n, 2] (loss terms); "
-                   "counts int64 [L, N_SAT] (saturations in the last epoch, columns requant.SAT_*); "
-                   "wpack, words, items (int32), wide, bterm (acc's dtype), gtmp (grad's), cols, errs (int8), draws "
-                   "(uint32): the integer kernels' work buffers, sized by kernels.work_layout (empty for float).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
 
@@ -276,8 +269,9 @@ def train_epoch(method, net, params, X, e_x, Y, rule, ws, first=0, stop=None):
     reporting only: it is computed here, outside the integer step) and the number
     of batches trained.
     """
-    check_common(net, X, Y, ws, False)
-    check_int(net, params, ws, method)
+    check_common(net, X, Y, False)
+    check_int(net, params, method)
+    check_scratch(ws, net, X.shape[0], False)
     stop = X.shape[0] if stop is None else int(stop)
     key = (method, spatial_net(net), bool(params.mom.shape[0]), fast_kernels(net, rule.batch))
     batches = compiled("int", *key)(net, params, X, int(e_x), Y, rule, ws, int(first), stop)
@@ -303,7 +297,8 @@ def _mean_loss(terms, batches, batch):
 def train_epoch_float(net, params, X, Y, step, beta, batch, ws, adam=False):
     """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features];
     ``adam``: Adam on the weights, its state in ``params.mom``."""
-    check_common(net, X, Y, ws, True)
+    check_common(net, X, Y, True)
+    check_scratch(ws, net, X.shape[0], True)
     loss, batches = compiled("float", spatial_net(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
                                                       bool(adam), int(batch), ws)
     return loss / max(batches * batch, 1), batches

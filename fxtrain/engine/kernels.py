@@ -12,59 +12,14 @@ their results do not depend on the order of the terms. The reference loops
 (``dense_forward``, ``dense_backward``) are type-generic and serve the float32
 method; each partial sum is cast back to the output's dtype (``t(...)``), so they give
 the same exact sums on integers, which the tests use. Kernels write into arrays the
-caller allocated (the work buffers of :func:`work_layout`); none allocates.
+caller allocated (the work buffers of :func:`fxtrain.engine.scratch.work_layout`); none allocates.
 """
 import numpy as np
 from numba import njit
 
-from .draws import CHUNK, LANES
-from .gemm import BLOCK_WORDS, PAIR, PAIR_MIN_WIDTH, QUAD, dot_gemm, pack_words, transpose, word_gemm
+from .gemm import PAIR, PAIR_MIN_WIDTH, QUAD, dot_gemm, pack_words, transpose, word_gemm
 from .simd import QUAD_LANES
 from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, POOL, RELU, W_OFF
-
-# ---------------------------------------------------------------- work buffers
-
-ALIGN = 64  # bytes: a cache line, and an AVX-512 register; a vector load across two lines costs two
-
-
-def aligned_zeros(shape, dtype):
-    """A zeroed C-contiguous array whose data starts on an ALIGN-byte boundary."""
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
-    raw = np.zeros(n * dtype.itemsize + ALIGN, np.uint8)
-    start = -raw.ctypes.data % ALIGN
-    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
-
-
-
-def work_layout(layers, batch, acc_t, grad_t, used=True):
-    """{name: (shape, dtype)} of the integer kernels' work buffers for ``layers`` at ``batch``
-    (all empty unless ``used``: the float32 method needs none).
-
-    ``wpack`` holds every dense layer's weights packed for the forward product (at the
-    layer's weight offset), ``words`` one packed operand of a backward product or conv,
-    ``wide`` a conv output in ``acc_t`` before it is transposed to HWC, ``cols`` and
-    ``errs`` int8 transposed copies (conv patches and errors) for the conv weight gradient,
-    ``items`` the non-zero groups of an operand row (:func:`fxtrain.engine.gemm.word_gemm`),
-    ``gtmp`` (``grad_t``) a transposed weight gradient, ``bterm`` a layer's bias terms,
-    ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
-    """
-    words = wide = cols = gtmp = 0
-    for s in layers if used else ():
-        n_in, n_out = int(np.prod(s.in_shape)), int(np.prod(s.out_shape))
-        if s.kind == DENSE:
-            words = max(words, (batch + 1) // 2 * max(n_in, n_out), (n_out + 1) // 2 * n_in)
-            gtmp = max(gtmp, s.n_weights if n_out > n_in else 0)
-        elif s.n_weights:
-            kk, pos = s.k * s.k * s.in_shape[2], batch * s.out_shape[0] * s.out_shape[1]
-            words = max(words, (kk + 1) // 2 * pos)
-            wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
-    return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
-            "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
-            "items": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),
-            "bterm": ((max(s.out_shape[2] for s in layers) if used else 0,), acc_t),
-            "draws": ((CHUNK + LANES if used else 0,), np.uint32)}
-
 
 # ---------------------------------------------------------------- dense, integer
 

@@ -10,12 +10,12 @@ import numpy as np
 
 from ..engine.adam import adam_state
 from ..engine.bounds import plan_accumulators
-from ..engine.epoch import FloatParams, IntParams, Net, Rule, Scratch, predict, train_epoch, train_epoch_float
+from ..engine.epoch import FloatParams, IntParams, Net, Rule, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
-from ..engine.kernels import aligned_zeros, work_layout
+from ..engine.scratch import allocate, scratch_layout
 from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
 from ..engine.numbers import qmax
-from ..engine.requant import N_SAT, SAT_NAMES
+from ..engine.requant import SAT_NAMES
 from ..engine.updates import BC, FLOAT, SR, R
 from ..errors import ConfigError
 from .config import parse_lr, parse_momentum, step_fixed
@@ -46,28 +46,6 @@ class TrainState:
         return {k: v for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
 
 
-def workspace_layout(layers, batch, n_train, n_features, plan, is_float):
-    """{name: (shape, dtype)} of every buffer an epoch needs: what :func:`workspace` allocates."""
-    widest = max([n_features] + [int(np.prod(s.out_shape)) for s in layers]
-                 + [int(np.prod(s.in_shape)) for s in layers])
-    act_t = np.float32 if is_float else np.int8
-    acc_t = np.float32 if is_float else plan.acc_dtype
-    grad_t = np.float32 if is_float else plan.grad_dtype
-    return {"acts": ((len(layers) + 1, batch * widest), act_t), "e_act": ((len(layers) + 1,), np.int64),
-            "acc": ((batch * widest,), acc_t), "err": ((2, batch * widest), act_t),
-            "grad": ((max(s.n_weights for s in layers),), grad_t),
-            "gbias": ((max(s.n_bias for s in layers),), grad_t),
-            "probs": ((layers[-1].out_shape[2],), np.int64), "perm": ((n_train,), np.int64),
-            "yb": ((batch,), np.int64), "terms": ((n_train, 2), np.int64),
-            "counts": ((len(layers), N_SAT), np.int64),
-            **work_layout(layers, batch, acc_t, grad_t, used=not is_float)}
-
-
-def workspace(layout):
-    """A :class:`Scratch` of zeroed arrays for a :func:`workspace_layout`, each cache-line aligned."""
-    return Scratch(**{name: aligned_zeros(shape, dtype) for name, (shape, dtype) in layout.items()})
-
-
 def _or_empty(arr, dtype):
     """``arr`` if it has ``dtype``, else a zero-length placeholder of that dtype."""
     return arr if arr is not None and arr.dtype == dtype else np.zeros(0, dtype)
@@ -95,10 +73,10 @@ class Run:
         self.adam = cfg.optimizer == "adam"
         self.acc_plan = plan_accumulators(self.layers, cfg.bits, cfg.batch, self.m)
         self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
-        layout = workspace_layout(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], self.acc_plan,
+        layout = scratch_layout(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], self.acc_plan,
                                   self.method == FLOAT)
         check_host_memory(layout, self.layers, cfg, self.X.shape)
-        self.ws = workspace(layout)
+        self.ws = allocate(layout)
         self.state = state if state is not None else self._init_state()
 
     @property
