@@ -39,12 +39,6 @@ def _word(lo, hi):
 
 
 @njit(cache=True, inline='always')
-def _pmadd(word, lo, hi):
-    """lo * low half of ``word`` + hi * its high half, in int32 (exact for int16 halves, |lo|, |hi| <= 128)."""
-    return np.int32(lo * np.int32(np.int32(word << 16) >> 16)) + np.int32(hi * np.int32(word >> 16))
-
-
-@njit(cache=True, inline='always')
 def _field(word, b, per):
     """Field b (signed) of a word of ``per`` fields."""
     bits = 32 // per
