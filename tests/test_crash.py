@@ -87,7 +87,15 @@ def test_kill_at_random_moments_then_resume(tmp_path_factory):
         out = tmp_path_factory.mktemp(f"kill{trial}") / "run"
         proc = subprocess.Popen([*CLI, "train", "--epochs", str(epochs), "--out", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.0) * span)
+        if trial >= 2:
+            # half the trials kill only after the first checkpoint exists, so a slow start on a loaded
+            # machine cannot turn every trial into a kill before any checkpoint (which proves no resume)
+            deadline = time.monotonic() + 10 * span
+            while not (out / "checkpoint.npz").exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.5) * span)
+        else:
+            time.sleep(rng.uniform(0.3, 1.0) * span)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         res = run_cli("train", "--epochs", epochs, "--resume", out)
