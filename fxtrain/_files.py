@@ -52,9 +52,14 @@ _NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)
                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
+def _kind(mode):
+    """What a path that is not a regular file is, in words."""
+    return next((name for test, name in _NOT_REGULAR if test(mode)), "not a plain file")
+
+
 def _check_mode(path, st, what, limit, error):
     if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a plain file")
+        kind = _kind(st.st_mode)
         raise error(f"{what} {path} is {kind}, not a regular file; pass a file")
     if st.st_size > limit:
         raise error(f"{what} {path} is {st.st_size:,} bytes, over the limit of {limit:,} for a {what}")
@@ -162,7 +167,7 @@ def _check_replaceable(path):
     if stat.S_ISDIR(st.st_mode):
         raise OutputError(f"cannot write {path}: a folder of that name is in the way")
     if not stat.S_ISREG(st.st_mode):
-        kind = next((name for test, name in _NOT_REGULAR if test(st.st_mode)), "not a plain file")
+        kind = _kind(st.st_mode)
         raise OutputError(f"cannot write {path}: it is {kind}; an output goes only to a regular file or a new path")
 
 

@@ -11,7 +11,6 @@ import threading
 import click
 
 from .. import arguments
-from ..arguments import ArgumentError
 from ..errors import FxtrainError
 
 
@@ -22,7 +21,7 @@ class _Argument(click.ParamType):
     def convert(self, value, param, ctx):
         try:
             return self.check(value, text=True)
-        except ArgumentError as exc:
+        except FxtrainError as exc:  # ArgumentError, or a library check's own error
             self.fail(str(exc), param, ctx)
 
 
@@ -56,16 +55,13 @@ class NonNegative(_Argument):
     check = staticmethod(arguments.non_negative)
 
 
-class _Checked(click.ParamType):
-    """A text value checked by a library function that raises FxtrainError; kept as text."""
-    check = None
-
-    def convert(self, value, param, ctx):
-        try:
-            type(self).check(value)
-        except FxtrainError as exc:
-            self.fail(str(exc), param, ctx)
+def _as_text(library_check):
+    """A check for :class:`_Argument` from a library function that raises FxtrainError: the value is
+    kept as text (the library reads it exactly later)."""
+    def check(value, text=False):
+        library_check(value)
         return str(value)
+    return staticmethod(check)
 
 
 def _lr(value):
@@ -83,22 +79,22 @@ def _target(value):
     load_target(value)
 
 
-class LearningRate(_Checked):
+class LearningRate(_Argument):
     """``m * 2**-k`` with a 16-bit m, read exactly from the decimal text."""
     name = "LR"
-    check = staticmethod(_lr)
+    check = _as_text(_lr)
 
 
-class Momentum(_Checked):
+class Momentum(_Argument):
     """``1 - 2**-j`` (0.5, 0.75, 0.875, ...) or 0 for off, read exactly."""
     name = "BETA"
-    check = staticmethod(_momentum)
+    check = _as_text(_momentum)
 
 
-class TargetName(_Checked):
+class TargetName(_Argument):
     """A shipped profile name (see ``fxtrain targets``) or a path to a .toml profile."""
     name = "TARGET"
-    check = staticmethod(_target)
+    check = _as_text(_target)
 
 
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
