@@ -42,12 +42,16 @@ def test_dense_forward_with_fan_in_140000_is_exact():
 
 
 def test_bias_term_is_clamped_not_wrapped():
+    def add_bias(acc, bias, shift):  # what forward_int does with a layer's bias: terms, then added
+        terms = np.zeros(1, np.int64)
+        clamped = Q.bias_terms(np.array([bias], np.int32), 0, 1, shift, terms)
+        Q.add_terms(acc, 1, 1, terms)
+        return clamped
     acc = np.array([2**31 - 100], np.int64)
     # a bias far beyond the term limit is clamped (and counted), never wrapped
-    clamped = Q.add_bias(acc, 1, np.array([2**31 - 1], np.int32), 0, 1, -4, np.zeros(1, np.int64))
-    assert clamped == 1 and acc.tolist() == [2**31 - 100 + BIAS_TERM_LIMIT]
+    assert add_bias(acc, 2**31 - 1, -4) == 1 and acc.tolist() == [2**31 - 100 + BIAS_TERM_LIMIT]
     acc = np.array([2**31 - 100], np.int64)
-    assert Q.add_bias(acc, 1, np.array([1000], np.int32), 0, 1, 0, np.zeros(1, np.int64)) == 0
+    assert add_bias(acc, 1000, 0) == 0
     assert acc.tolist() == [2**31 + 900]
 
 

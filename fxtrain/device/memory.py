@@ -41,8 +41,8 @@ accumulator, exponents or counters.
 import math
 from dataclasses import dataclass
 
-from ..engine.network import DENSE
 from ..engine.numbers import storage_bits
+from ..layers import pad4
 
 SAT_KINDS = 5  # engine.requant.SAT_NAMES, without importing numba here
 GRAD_CHUNK = 64  # output positions a conv gradient transposes at a time (FX_GRAD_CHUNK in the C runtime)
@@ -54,11 +54,6 @@ class Buffer:
     name: str
     label: str
     bytes: int
-
-
-def pad4(n):
-    """n rounded up to a whole number of 4-byte words: the runtime keeps every operand row on a word."""
-    return -(-n // 4) * 4
 
 
 def row_bytes(s, bits):
@@ -97,20 +92,8 @@ def scratch_lengths(layers, bits, batch, acc):
     for l, s in enumerate(layers):
         if not s.n_weights:
             continue
-        n_in, n_out, f, oc = math.prod(s.in_shape), math.prod(s.out_shape), s.fan_in, s.out_shape[2]
-        if s.kind == DENSE:
-            grad_a, grad_b = n_in * pad4(batch), n_out * pad4(batch)
-            need("opa", pad4(n_in) if n_in % 4 else 0)
-            need("opb", batch * pad4(n_out) if n_out % 4 and l else 0)
-            need("rows", max(4 * pad4(f) if sub_byte else 0, 4 * pad4(n_out) if l else 0))
-            need("grad", f)
-        else:
-            grad_a, grad_b = f * GRAD_CHUNK, oc * GRAD_CHUNK
-            # up to 12 taps: columns 12 bytes apart, and per filter 7 words (bias term, SXTB16 pairs)
-            need("opa", s.out_shape[1] * (12 if f <= 12 else pad4(f)))
-            need("opb", pad4(oc) if oc % 4 and l else 0)
-            need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0, 28 * oc if f <= 12 else 0))
-            need("grad", oc * f)
+        # the kind fills its own needs and says how big its gradient's two transposed operands are
+        grad_a, grad_b = s.layer_kind.sram_scratch(need, l, s, batch, sub_byte, GRAD_CHUNK)
         if grad_a + grad_b > acc:
             need("opa", grad_a)
             need("opb", grad_b)

@@ -18,7 +18,6 @@ price falls back to a proxy (:data:`PROXY`), then to its operations
 (:data:`UNITS`: the instructions gcc -O2 emits for it on a Cortex-M4, as measured)
 priced at the profile's ``[cycles]`` per-operation prices.
 """
-from ..engine.network import DENSE, POOL
 from ..engine.numbers import storage_bits
 
 PHASES = ("forward", "loss", "backward", "update", "step", "shuffle")
@@ -59,13 +58,6 @@ def _size(shape):
     return shape[0] * shape[1] * shape[2]
 
 
-def valid_taps(s):
-    """Kernel positions a conv layer visits per sample: out_c * sum over outputs of in-bounds taps."""
-    def axis(n_out, n_in):
-        return sum(sum(1 for k in range(s.k) if 0 <= o + k - s.pad < n_in) for o in range(n_out))
-    return axis(s.out_shape[0], s.in_shape[0]) * axis(s.out_shape[1], s.in_shape[1]) * s.out_shape[2]
-
-
 def _add(parts, part, unit, n):
     if n:
         units = parts.setdefault(part, {})
@@ -74,20 +66,19 @@ def _add(parts, part, unit, n):
 
 def _layer(parts, l, s, method, b, packed):
     """Units of layer ``l`` in the forward, backward and update phases (``b``: batch; ``packed``: the
-    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks)."""
-    n_in, n_out = _size(s.in_shape), _size(s.out_shape)
-    if s.kind == POOL:
-        _add(parts, "forward.pool", "pool", b * n_out * s.k * s.k)
-        _add(parts, "backward.pool", "pool_back", b * n_out * s.k * s.k)
+    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks).
+    The kind counts its own loops (``work``); what every weighted layer does is counted here."""
+    kind = s.layer_kind
+    own = kind.work(s, b)
+    fwd, back = f"forward.{kind.name}", f"backward.{kind.name}"
+    for unit, n in own["forward"].items():
+        _add(parts, fwd, unit, n)
+    if not kind.weighted:
+        for unit, n in own["backward"].items():
+            _add(parts, back, unit, n)
         return
-    taps, c_in = valid_taps(s) * b, s.in_shape[2]
-    macs = b * s.n_weights if s.kind == DENSE else taps * c_in
-    if s.kind == DENSE:
-        _add(parts, "forward.dense", "mac", macs)
-    else:
-        _add(parts, "forward.conv", "conv_tap", taps)
-        _add(parts, "forward.conv", "mac", taps * (c_in - 1))
-    _add(parts, "forward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
+    n_in, n_out, macs = _size(s.in_shape), _size(s.out_shape), own["macs"]
+    _add(parts, fwd, "unpack", macs * packed)
     _add(parts, "forward.shift", "scan", b * n_out)
     _add(parts, "forward", "act", b * n_out)
     if s.relu:
@@ -95,17 +86,11 @@ def _layer(parts, l, s, method, b, packed):
     if l > 0:  # the first layer sends no error below
         _add(parts, "backward.shift", "scan", b * n_in)
         _add(parts, "backward", "err", b * n_in)
-        if s.kind == DENSE:
-            _add(parts, "backward.dense", "back_mac", b * s.n_weights)
-        else:
-            _add(parts, "backward.conv", "back_tap", taps)
-            _add(parts, "backward.conv", "back_mac", taps * (c_in - 1))
-        _add(parts, "backward." + ("dense" if s.kind == DENSE else "conv"), "unpack", macs * packed)
-    if s.kind == DENSE:
-        _add(parts, "update.gradient", "grad_mac", b * s.n_weights)
-    else:
-        _add(parts, "update.gradient", "grad_tap", taps)
-        _add(parts, "update.gradient", "grad_mac", taps * (c_in - 1))
+        for unit, n in own["backward"].items():
+            _add(parts, back, unit, n)
+        _add(parts, back, "unpack", macs * packed)
+    for unit, n in own["gradient"].items():
+        _add(parts, "update.gradient", unit, n)
     _add(parts, "update.weights", f"update_{method}", s.n_weights)
     _add(parts, "update.weights", "repack", s.n_weights * packed)
     _add(parts, "update", "bias", s.n_bias)

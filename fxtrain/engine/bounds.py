@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from .network import CONV, POOL
 from .numbers import INT32_MAX, qmax
 
 ABS_ACT = 127  # inputs and activations
@@ -81,12 +80,10 @@ class AccumulatorPlan:
 
 
 def layer_bounds(spec, bits, batch):
-    """The :class:`LayerBounds` of one ``network.LayerSpec``."""
-    if spec.kind == POOL:
+    """The :class:`LayerBounds` of one ``LayerSpec`` (its kind says how many products meet in an input error)."""
+    if not spec.n_weights:
         return LayerBounds(0, 0, 0, 0)
-    q = qmax(bits)
-    positions = spec.out_shape[0] * spec.out_shape[1]
-    fan_out = spec.out_shape[2] * (spec.k * spec.k if spec.kind == CONV else 1)
+    q, positions, fan_out = qmax(bits), spec.positions, spec.layer_kind.fan_out(spec)
     return LayerBounds(forward=spec.fan_in * ABS_ACT * q + BIAS_TERM_LIMIT,
                        input_error=fan_out * ABS_ERR * q,
                        weight_grad=batch * positions * ABS_ERR * ABS_ACT,

@@ -31,7 +31,7 @@ from .checks import check_common, check_int, fast_kernels, require, spatial_net
 from .scratch import check_scratch
 from .fixedpoint import xorshift32
 from .kernels import inputs_nonneg, pack_dense_weights
-from .network import B_OFF, KIND, N_W, OUT_C, POOL, W_OFF
+from .network import B_OFF, N_W, OUT_C, W_OFF
 from .passes import backward_float, backward_int, forward_float, forward_int
 from .requant import N_SAT, SAT_BIAS, SAT_ERR, SAT_MOM, SAT_WEIGHT, softmax_error_float, softmax_error_int
 from .updates import BC, update_bc, update_bias_int, update_float, update_weights_int, update_weights_momentum
@@ -138,7 +138,7 @@ def _integer_epoch(method, spatial, momentum, fast):
                 if l > 0:
                     ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
-                if d[KIND] != POOL:
+                if d[N_W] != 0:  # a layer with weights (and so biases)
                     e_g = e_err + ws.e_act[l]  # gradient exponent: error times input
                     if method == BC:
                         _update_bc_layer(d, l, p, net.e_w, rule, ws.grad, e_g, ws.counts)
@@ -178,7 +178,7 @@ def _float_epoch(spatial):
                 backward_float(desc, l, p.wf, ws.acts, ws.err[cur], ws.err[1 - cur], ws.grad, ws.gbias, batch,
                                spatial)
                 d = desc[l]
-                if d[KIND] != POOL:
+                if d[N_W] != 0:  # a layer with weights (and so biases)
                     o, nw = d[W_OFF], d[N_W]
                     if adam:  # engine/adam.py
                         adam_float(p.wf[o:o + nw], ws.grad[:nw], step, p.mom, o, step * batch)

@@ -7,17 +7,19 @@ arrays, the same flat layout a C training runtime declares, so one jitted call
 can run any architecture without Python objects in the loop.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
+from ..layers import ARCH_HELP, KINDS, LayerSpec, by_code, parse_token, size as _size
+from ..layers import conv as _conv, dense as _dense, pool as _pool
 from .fixedpoint import xorshift32
 from .numbers import qmax
 
-DENSE, CONV, POOL = 0, 1, 2
-KIND_NAMES = {DENSE: "dense", CONV: "conv", POOL: "pool"}
+# The kinds' codes, as the jitted passes compare them (the registry, fxtrain.layers, owns them).
+DENSE, CONV, POOL = _dense.KIND.code, _conv.KIND.code, _pool.KIND.code
+KIND_NAMES = {k.code: k.name for k in KINDS}
 # Columns of the desc table: shapes are (h, w, c), a dense layer sees (1, 1, features);
 # N_IN / N_OUT are values per sample, N_W the layer's weight count.
 KIND, IN_H, IN_W, IN_C, OUT_H, OUT_W, OUT_C, KSIZE, PAD, RELU, W_OFF, B_OFF, N_IN, N_OUT, N_W = range(15)
@@ -25,84 +27,6 @@ N_FIELDS = 15
 # Biases sit on a grid 2**8 finer than the weights: a bias step as coarse as a
 # weight step would freeze the biases of low-bit nets.
 BIAS_EXTRA_BITS = 8
-
-ARCH_HELP = ("tokens are dense:N, conv:FILTERS:K[:same|:valid], pool:P and flatten, "
-             "separated by commas, e.g. 'conv:8:3,pool:2,dense:10'")
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer. Shapes are (h, w, c); a dense layer sees (1, 1, features)."""
-    kind: int
-    in_shape: tuple
-    out_shape: tuple
-    k: int = 0
-    pad: int = 0
-    relu: bool = False
-
-    @property
-    def n_weights(self):
-        if self.kind == DENSE:
-            return self.out_shape[2] * _size(self.in_shape)
-        if self.kind == CONV:
-            return self.out_shape[2] * self.k * self.k * self.in_shape[2]
-        return 0
-
-    @property
-    def n_bias(self):
-        return 0 if self.kind == POOL else self.out_shape[2]
-
-    @property
-    def fan_in(self):
-        return self.n_weights // max(self.out_shape[2], 1)
-
-    def token(self):
-        if self.kind == DENSE:
-            return f"dense:{self.out_shape[2]}"
-        if self.kind == CONV:
-            return f"conv:{self.out_shape[2]}:{self.k}:{'same' if self.pad else 'valid'}"
-        return f"pool:{self.k}"
-
-
-def _size(shape):
-    return int(np.prod(shape))
-
-
-def _int_field(tok, text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise ConfigError(f"arch token '{tok}': '{text}' is not a whole number; {ARCH_HELP}") from None
-    if v <= 0:
-        raise ConfigError(f"arch token '{tok}': sizes must be positive, got {v}")
-    return v
-
-
-def _parse_token(tok, shape):
-    parts = tok.strip().lower().split(":")
-    name, args = parts[0], parts[1:]
-    if name == "dense" and len(args) == 1:
-        return LayerSpec(DENSE, (1, 1, _size(shape)), (1, 1, _int_field(tok, args[0])))
-    if name == "conv" and len(args) in (2, 3):
-        f, k = _int_field(tok, args[0]), _int_field(tok, args[1])
-        mode = args[2] if len(args) == 3 else "valid"
-        if mode not in ("same", "valid") or (mode == "same" and k % 2 == 0):
-            raise ConfigError(f"arch token '{tok}': padding must be 'valid' or 'same' (same needs an odd kernel)")
-        if shape[0] == 1 and shape[1] == 1:
-            raise ConfigError(f"arch token '{tok}': conv needs image input (h, w, c); the data here is flat. "
-                              "Use dense layers, or NPZ data with X of shape [n, h, w, c]")
-        pad = k // 2 if mode == "same" else 0
-        oh, ow = shape[0] + 2 * pad - k + 1, shape[1] + 2 * pad - k + 1
-        if oh <= 0 or ow <= 0:
-            raise ConfigError(f"arch token '{tok}': kernel {k} is larger than the {shape[0]}x{shape[1]} input")
-        return LayerSpec(CONV, shape, (oh, ow, f), k=k, pad=pad)
-    if name == "pool" and len(args) == 1:
-        p = _int_field(tok, args[0])
-        if shape[0] < p or shape[1] < p:
-            raise ConfigError(f"arch token '{tok}': pool {p} is larger than the {shape[0]}x{shape[1]} input")
-        return LayerSpec(POOL, shape, (shape[0] // p, shape[1] // p, shape[2]), k=p)
-    raise ConfigError(f"unknown arch token '{tok}'; {ARCH_HELP}")
-
 
 def parse_arch(arch, input_shape, n_classes):
     """Parse an arch string into layer specs; ReLU follows every hidden dense/conv layer.
@@ -121,21 +45,20 @@ def parse_arch(arch, input_shape, n_classes):
     shape = tuple(input_shape) if len(input_shape) == 3 else (1, 1, _size(input_shape))
     layers = []
     for tok in arch.split(","):
-        if tok.strip().lower() == "flatten":
-            continue  # HWC buffers are already flat in the order dense layers read
         if not tok.strip():
             raise ConfigError(f"arch '{arch}' has an empty token; {ARCH_HELP}")
-        spec = _parse_token(tok, shape)
-        layers.append(spec)
-        shape = spec.out_shape
+        spec = parse_token(tok, shape)
+        if spec is not None:  # flatten adds no layer
+            layers.append(spec)
+            shape = spec.out_shape
     if not layers or layers[-1].kind != DENSE:
         raise ConfigError(f"arch '{arch}' must end with a dense layer of {n_classes} outputs (one per class)")
     if layers[-1].out_shape[2] != n_classes:
         raise ConfigError(f"arch '{arch}' ends with {layers[-1].token()} but the data has {n_classes} classes; "
                           f"end it with dense:{n_classes}")
-    last_weighted = max(i for i, s in enumerate(layers) if s.kind != POOL)
+    last_weighted = max(i for i, s in enumerate(layers) if s.n_weights)
     return [LayerSpec(s.kind, s.in_shape, s.out_shape, s.k, s.pad,
-                      relu=(s.kind != POOL and i != last_weighted)) for i, s in enumerate(layers)]
+                      relu=(s.n_weights > 0 and i != last_weighted)) for i, s in enumerate(layers)]
 
 
 def arch_string(layers):
@@ -148,7 +71,7 @@ def build_desc(layers):
     desc = np.zeros((len(layers), N_FIELDS), dtype=np.int64)
     w_off = b_off = 0
     for i, s in enumerate(layers):
-        desc[i, KIND] = s.kind
+        desc[i, KIND] = by_code(s.kind).code  # refuses a code no kind registered
         desc[i, IN_H:IN_C + 1] = s.in_shape
         desc[i, OUT_H:OUT_C + 1] = s.out_shape
         desc[i, KSIZE], desc[i, PAD], desc[i, RELU] = s.k, s.pad, int(s.relu)
@@ -173,7 +96,7 @@ def init_exponents(layers, bits):
     e_w = np.zeros(len(layers), dtype=np.int64)
     codes = np.zeros(len(layers), dtype=np.int64)
     for i, s in enumerate(layers):
-        if s.kind == POOL:
+        if not s.n_weights:
             continue
         limit = math.sqrt(6.0 / s.fan_in)
         if bits == 1:

@@ -5,6 +5,9 @@ tensors with one exponent each; the float passes mirror them in float32 for the
 reference method. Layer ``l`` reads row ``acts[l]`` and writes ``acts[l + 1]``;
 ``acts[0]`` holds the input batch. ``nb`` is the number of samples in use.
 
+Each dispatch on ``d[KIND]`` (codes from :mod:`fxtrain.layers`) ends in
+:func:`refuse_kind` for a code it has no kernels for.
+
 ``spatial`` and ``fast`` are compile-time constants: these passes are inlined into the
 epoch, where they are closure constants, so numba prunes the branches that cannot run.
 For a net of dense layers only it never compiles the conv and pool kernels; with
@@ -18,10 +21,17 @@ from numba import njit
 
 from .conv import conv_backward, conv_backward_int, conv_forward, conv_forward_int
 from .kernels import dense_backward, dense_backward_int, dense_forward, dense_forward_int, pool_backward, pool_forward
-from .network import B_OFF, CONV, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
+from .network import B_OFF, CONV, DENSE, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
 from .bulk import requant_sr_bulk
 from .requant import (SAT_ACT, SAT_BIAS, add_terms, bias_gradient, bias_terms, relu_mask, requant_round, requant_sr,
                       tensor_shift)
+
+
+@njit(cache=True)
+def refuse_kind():
+    """A desc row whose kind code has no kernels here: stop rather than run it as another kind.
+    ``network.build_desc`` writes registered codes only, so reaching this is a broken table."""
+    raise ValueError("a layer kind code the engine has no kernels for (see fxtrain.layers)")
 
 
 @njit(cache=True, inline='always')
@@ -31,6 +41,8 @@ def mac_forward(d, x, w, nb, out, spatial):
         if d[KIND] == CONV:
             conv_forward(d, x, w, nb, out)
             return
+    if d[KIND] != DENSE:
+        refuse_kind()
     dense_forward(d, x, w, nb, out)
 
 
@@ -42,6 +54,8 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
             conv_backward(d, x, err, w, nb, grad, back, want_back)
             bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
             return
+    if d[KIND] != DENSE:
+        refuse_kind()
     dense_backward(d, x, err, w, nb, grad, back, want_back)
     bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
 
@@ -59,6 +73,8 @@ def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg, fast):
         if d[KIND] == CONV:
             conv_forward_int(d, x, w, nb, out, ws.words, ws.cols, ws.wide, ws.items, ws.bterm)
             return
+    if d[KIND] != DENSE:
+        refuse_kind()
     dense_forward_int(d, x, w, ws.wpack, nb, out, ws.items, ws.bterm, nonneg)
 
 
@@ -74,6 +90,8 @@ def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial
             conv_backward_int(d, x, err, w, nb, grad, back, want_back, ws.cols, ws.errs)
             bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
             return
+    if d[KIND] != DENSE:
+        refuse_kind()
     dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.items, ws.gtmp, nonneg)
     bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
 

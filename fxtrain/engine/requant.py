@@ -60,15 +60,6 @@ def add_terms(acc, rows, n_out, terms):
 
 
 @njit(cache=True)
-def add_bias(acc, rows, bias, b_off, n_out, shift, terms):
-    """acc[r, o] += bias[b_off + o] as a clamped bias term (``terms``: a buffer of n_out in acc's
-    dtype); returns how many terms were clamped, counted once per row."""
-    clamped = bias_terms(bias, b_off, n_out, shift, terms)
-    add_terms(acc, rows, n_out, terms)
-    return clamped * rows
-
-
-@njit(cache=True)
 def bias_gradient(err, rows, n_out, gbias):
     """gbias[o] = sum over rows of err[r, o]: the bias gradient, exponent of the error."""
     t = gbias.dtype.type

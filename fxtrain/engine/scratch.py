@@ -14,7 +14,7 @@ import numpy as np
 from .checks import require
 from .draws import CHUNK, LANES
 from .gemm import BLOCK_WORDS
-from .network import DENSE, N_W, OUT_C
+from .network import N_W, OUT_C
 from .requant import N_SAT
 
 FIELDS = {
@@ -67,16 +67,11 @@ def work_layout(layers, batch, acc_t, grad_t, used=True):
     ``gtmp`` (``grad_t``) a transposed weight gradient, ``bterm`` a layer's bias terms,
     ``draws`` a buffer of generator draws (:func:`fxtrain.engine.draws.draw_buffer`).
     """
-    words = wide = cols = gtmp = 0
+    need = {"words": 0, "wide": 0, "cols": 0, "gtmp": 0}
     for s in layers if used else ():
-        n_in, n_out = int(np.prod(s.in_shape)), int(np.prod(s.out_shape))
-        if s.kind == DENSE:
-            words = max(words, (batch + 1) // 2 * max(n_in, n_out), (n_out + 1) // 2 * n_in)
-            gtmp = max(gtmp, s.n_weights if n_out > n_in else 0)
-        elif s.n_weights:
-            kk, pos = s.k * s.k * s.in_shape[2], batch * s.out_shape[0] * s.out_shape[1]
-            words = max(words, (kk + 1) // 2 * pos)
-            wide, cols = max(wide, batch * n_out), max(cols, kk * pos)
+        for name, n in s.layer_kind.engine_scratch(s, batch).items():
+            need[name] = max(need[name], n)
+    words, wide, cols, gtmp = need["words"], need["wide"], need["cols"], need["gtmp"]
     return {"wpack": ((sum(s.n_weights for s in layers) if used else 0,), np.int32), "words": ((words,), np.int32),
             "wide": ((wide,), acc_t), "cols": ((cols,), np.int8), "errs": ((wide,), np.int8),
             "items": ((2 * BLOCK_WORDS if used else 0,), np.int32), "gtmp": ((gtmp,), grad_t),

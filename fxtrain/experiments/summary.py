@@ -5,9 +5,6 @@ import math
 
 from .._files import write_text_atomic
 
-STATS = ("n", "mean", "std", "min", "max")
-
-
 def stats(values):
     """{n, mean, std (sample, ddof 1; 0 for one value), min, max} of a list of floats."""
     n = len(values)

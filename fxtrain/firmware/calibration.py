@@ -13,12 +13,12 @@ from .._version import __version__
 from .._files import write_json_atomic
 from ..data import load_dataset
 from ..engine.fixedpoint import bitlen, round_shift, sat
-from ..engine.network import CONV, KIND_NAMES, POOL, parse_arch
+from ..engine.network import parse_arch
 from ..engine.numbers import EXPORT_MAX_BITS, INT8_MAX, INT8_MIN, INT32_MAX, WEIGHT_BITS, qmax
 from ..errors import ConfigError
+from ..layers import by_name
 from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays
-from .reference import (KINDS, DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward,
-                        output_shape, predict)
+from .reference import DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward, predict
 from .rounding import TFLM_S0_LIMIT, check_rounding
 
 # int8 magnitudes reach 128 (-128); the worst-case accumulator bound uses it.
@@ -47,30 +47,11 @@ def _check_weights(i, spec, bits):
     return w.astype(np.int8)
 
 
-def _layer_geometry(i, spec, in_shape, w):
-    """Validate one spec's shapes against the running shape; return (in_shape, k, pad, pool)."""
-    kind = spec["kind"]
-    k, pad, pool = (int(spec.get(key, 0)) for key in ("kernel", "pad", "pool"))
-    if kind not in KINDS:
-        raise ConfigError(f"layer {i}: kind must be one of {KINDS}, got {kind!r}")
-    if kind == "dense":
-        in_shape = (int(np.prod(in_shape)),)
-        if w.ndim != 2 or w.shape[1] != in_shape[0]:
-            raise ConfigError(f"layer {i}: dense weights {w.shape} do not take {in_shape[0]} inputs")
-        return in_shape, 0, 0, 0
-    if len(in_shape) != 3:
-        raise ConfigError(f"layer {i}: {kind} needs an (h, w, c) input, got {in_shape}")
-    if kind == "pool":
-        if pool < 1 or pool > min(in_shape[:2]):
-            raise ConfigError(f"layer {i}: pool size {pool} does not fit input {in_shape}")
-        return in_shape, 0, 0, pool
-    if w.ndim != 4 or w.shape[1] != k or w.shape[2] != k or w.shape[3] != in_shape[2]:
-        raise ConfigError(f"layer {i}: conv weights {w.shape} do not match k={k} and input {in_shape}")
-    if pad not in (0, k // 2) or (pad and k % 2 == 0):
-        raise ConfigError(f"layer {i}: pad must be 0 (valid) or k//2 with odd k (same), got {pad}")
-    if min(in_shape[:2]) + 2 * pad < k:
-        raise ConfigError(f"layer {i}: kernel {k} does not fit input {in_shape}")
-    return in_shape, k, pad, 0
+def _kind(i, spec):
+    try:
+        return by_name(spec["kind"])
+    except ConfigError as e:
+        raise ConfigError(f"layer {i}: {e}") from None
 
 
 def _q7_bias(i, bias, b_exponent, e_acc):
@@ -110,15 +91,14 @@ def _check_int32(i, layer, rounding):
 def _calibrate_layer(i, spec, in_shape, e_in, x, rounding):
     """Build layer i from its spec, fixing shifts on the calibration activations ``x``."""
     bits = int(spec.get("bits", 8))
-    kind = spec["kind"]
-    w = _check_weights(i, spec, bits) if kind != "pool" else None
+    kind = _kind(i, spec)
+    w = _check_weights(i, spec, bits) if kind.weighted else None
     given = spec.get("in_shape")
     if given is not None and int(np.prod(given)) != int(np.prod(in_shape)):
         raise ConfigError(f"layer {i}: spec says input {tuple(given)}, the previous layer gives {in_shape}")
-    in_shape, k, pad, pool = _layer_geometry(i, spec, in_shape, w)
-    out_shape = output_shape(kind, in_shape, w, k, pad, pool)
-    geo = dict(kind=kind, in_shape=in_shape, out_shape=out_shape, kernel=k, pad=pad, pool=pool)
-    if kind == "pool":
+    in_shape, out_shape, k, pad, pool = kind.deploy_geometry(i, spec, in_shape, w)
+    geo = dict(kind=kind.name, in_shape=in_shape, out_shape=out_shape, kernel=k, pad=pad, pool=pool)
+    if not kind.weighted:
         return DeployLayer(weights=None, bias=None, bias_shift=0, out_shift=0, relu=False,
                            in_exponent=e_in, out_exponent=e_in, **geo)
     e_acc = e_in + int(spec["w_exponent"])
@@ -190,9 +170,8 @@ def calibrate(layer_specs, X_cal, input_exponent, meta=None, rounding="cmsis"):
 def _specs(layers, arrays, bits):
     specs = []
     for i, s in enumerate(layers):
-        spec = {"kind": KIND_NAMES[s.kind], "relu": s.relu, "bits": bits, "pool": s.k if s.kind == POOL else 0,
-                "kernel": s.k if s.kind == CONV else 0, "pad": s.pad}
-        if s.kind != POOL:
+        spec = {"kind": s.layer_kind.name, "relu": s.relu, "bits": bits, **s.layer_kind.deploy_params(s)}
+        if s.n_weights:
             spec.update(weights=arrays[f"layer{i}_weight_q"], w_exponent=int(arrays[f"layer{i}_weight_exp"]),
                         bias=arrays[f"layer{i}_bias_q"], b_exponent=int(arrays[f"layer{i}_bias_exp"]))
         specs.append(spec)
@@ -201,7 +180,7 @@ def _specs(layers, arrays, bits):
 
 def _calibrated(layers, arrays, data, meta, rounding):
     X = data.X_train
-    if layers[0].kind != CONV and layers[0].kind != POOL:
+    if layers[0].layer_kind.flat_input:
         X = X.reshape(len(X), -1)  # a dense first layer reads the HWC-flattened input
     return calibrate(_specs(layers, arrays, meta["bits"]), X, data.e_x, meta, rounding)
 

@@ -19,6 +19,7 @@ import numpy as np
 from .._version import __version__
 from .._files import data_dir, ensure_dir, remove_file, write_bytes_atomic, write_json_atomic
 from ..errors import ConfigError
+from ..layers import by_name
 from .packing import PACK_BITS, pack_weights
 from .reference import predict
 from .templates import fill, render
@@ -115,12 +116,8 @@ def model_array(ctype, name, values, prefix):
 
 
 def cmsis_buffer_bytes(layer):
-    """Work buffer CMSIS-NN's legacy q7 kernel needs for ``layer``: 2 * n_in (dense) or 4 * c_in * k^2 (conv)."""
-    if layer.kind == "dense":
-        return 2 * int(np.prod(layer.in_shape))
-    if layer.kind == "conv":
-        return 4 * layer.in_shape[2] * layer.kernel ** 2
-    return 0
+    """Work buffer CMSIS-NN's legacy q7 kernel needs for ``layer``, as its kind says."""
+    return by_name(layer.kind).cmsis_buffer_bytes(layer)
 
 
 def _summary(model, digest, pack):
@@ -144,13 +141,7 @@ def _layer_defs(i, L, prefix, pack):
     v = dict(names, relu_note=", ReLU" if L.relu else "", in_size=int(np.prod(L.in_shape)),
              out_size=int(np.prod(L.out_shape)), out_exponent=c_int(L.out_exponent), relu=int(L.relu),
              cmsis_bytes=cmsis_buffer_bytes(L))
-    if L.kind in ("conv", "pool"):
-        v.update(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2], out_h=L.out_shape[0],
-                 out_w=L.out_shape[1])
-    if L.kind == "conv":
-        v.update(out_c=L.out_shape[2], k=L.kernel, pad=L.pad)
-    if L.kind == "pool":
-        v.update(pool=L.pool)
+    v.update(by_name(L.kind).c_defs(L))
     if L.weights is not None:
         packed = _is_packed(L, pack)
         weights = model_array("uint8_t", f"{names['lp']}_w", pack_weights(L.weights, L.bits), prefix) if packed \
@@ -164,7 +155,7 @@ def _layer_call(i, L, prefix, pack, src, dst, rounding):
     """C statements running layer i from ``src`` into ``dst``."""
     v = dict(_names(i, prefix), src=src, dst=dst)
     call = f"{L.kind}_packed_call" if _is_packed(L, pack) else f"{L.kind}_call"
-    if rounding != "cmsis" and L.kind != "pool":
+    if rounding != "cmsis" and by_name(L.kind).weighted:
         call = f"{L.kind}_rounded_call"  # packed or int8 alike: the weights go in as bytes
     text = fill(LAYERS, call, **v) + fill(LAYERS, "check", **v)
     return text + (fill(LAYERS, "relu", **v) if L.relu else "")

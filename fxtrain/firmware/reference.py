@@ -22,9 +22,9 @@ import numpy as np
 
 from ..engine.numbers import INT8_MAX, INT8_MIN
 from ..errors import ConfigError
+from ..layers import by_name
 from .rounding import round_shift
 
-KINDS = ("dense", "conv", "pool")
 # Samples per int64 matrix product: a wide layer over the whole training set would
 # otherwise hold an int64 accumulator of N x width (1.1 GB for 1,438 x 100,000).
 CHUNK = 256
@@ -80,34 +80,9 @@ def frozen(a, dtype):
     return a
 
 
-def output_shape(kind, in_shape, weights, kernel, pad, pool):
-    if kind == "dense":
-        return (int(weights.shape[0]),)
-    h, w, c = in_shape
-    if kind == "conv":
-        return (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1, int(weights.shape[0]))
-    return (h // pool, w // pool, c)
-
-
-def _macs(layer, x):
-    """Sum of x*w per output, without bias: int64 ``[N, *out_shape]``."""
-    n = x.shape[0]
-    w = layer.weights.astype(np.int64)
-    if layer.kind == "dense":
-        return x.reshape(n, -1).astype(np.int64) @ w.T
-    k, p = layer.kernel, layer.pad
-    xp = np.pad(x.astype(np.int64), ((0, 0), (p, p), (p, p), (0, 0)))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))  # [N,oh,ow,c,k,k]
-    oh, ow, c = win.shape[1], win.shape[2], win.shape[3]
-    # weights [o][ky][kx][c] -> [o][c][ky][kx] to match the window's axis order
-    cols = win.reshape(n * oh * ow, c * k * k)
-    acc = cols @ w.transpose(0, 3, 1, 2).reshape(w.shape[0], -1).T
-    return acc.reshape(n, oh, ow, w.shape[0])
-
-
 def accumulate(layer, x):
-    """int32-valued accumulator without the rounding constant: bias<<bias_shift + sum x*w."""
-    return (layer.bias.astype(np.int64) << layer.bias_shift) + _macs(layer, x)
+    """int32-valued accumulator without the rounding constant: bias<<bias_shift + sum x*w (the kind's sums)."""
+    return (layer.bias.astype(np.int64) << layer.bias_shift) + by_name(layer.kind).reference(layer, x)
 
 
 def accumulator_max(layer, x):
@@ -142,11 +117,9 @@ def layer_forward(layer, x, rounding="cmsis"):
     -------
     int8 ndarray, shape ``[N, *layer.out_shape]``, exponent ``layer.out_exponent``.
     """
-    if layer.kind == "pool":
-        n, (h, w, c), p = x.shape[0], layer.in_shape, layer.pool
-        oh, ow = h // p, w // p
-        blocks = x[:, : oh * p, : ow * p, :].reshape(n, oh, p, ow, p, c)
-        return blocks.max(axis=(2, 4)).astype(np.int8)
+    kind = by_name(layer.kind)
+    if not kind.weighted:
+        return kind.reference(layer, x)  # the kind's own int8 output (pooling: nothing to requantise)
     out = np.empty((x.shape[0], *layer.out_shape), dtype=np.int8)
     for i in range(0, x.shape[0], CHUNK):
         out[i:i + CHUNK] = requantize(accumulate(layer, x[i:i + CHUNK]), layer.out_shift, layer.relu, rounding)

@@ -19,7 +19,6 @@ from .._version import __version__
 from .._files import data_dir, read_input
 from ..device.memory import GRAD_CHUNK, acc_bytes, row_bytes, scratch_lengths, weight_bytes
 from ..device.profiles import load_target
-from ..engine.network import DENSE, POOL
 from ..engine.numbers import qmax, storage_bits
 from ..errors import ConfigError, TargetError
 from ..limits import RECORD_BYTES
@@ -62,23 +61,39 @@ def load_training_run(run_dir):
     return prepare(cfg, resume=run_dir)
 
 
-# fx_layer's fields in declaration order (fx_train_runtime.h), written by name so no position is implied.
-LAYER_FIELDS = ("kind", "relu", "kh", "kw", "pad_h", "pad_w", "in_h", "in_w", "in_c", "out_h", "out_w", "out_c",
-                "n_in", "n_out", "n_w", "fan_in", "w_off", "w_byte", "row_bytes", "b_off", "e_w", "e_b")
-SIGNED_FIELDS = ("e_w", "e_b")
+# fx_layer (fx_train_runtime.h) field by field, in declaration order with its C type: the one list
+# the table rows are written from (by name) and that tests/test_layer_kinds.py compiles against the
+# struct (offsetof, sizeof).
+FX_LAYER = (("kind", "uint8_t"), ("relu", "uint8_t"), ("kh", "uint8_t"), ("kw", "uint8_t"), ("pad_h", "uint8_t"),
+            ("pad_w", "uint8_t"), ("in_h", "uint32_t"), ("in_w", "uint32_t"), ("in_c", "uint32_t"),
+            ("out_h", "uint32_t"), ("out_w", "uint32_t"), ("out_c", "uint32_t"), ("n_in", "uint32_t"),
+            ("n_out", "uint32_t"), ("n_w", "uint32_t"), ("fan_in", "uint32_t"), ("w_off", "uint32_t"),
+            ("w_byte", "uint32_t"), ("row_bytes", "uint32_t"), ("b_off", "uint32_t"), ("e_w", "int32_t"),
+            ("e_b", "int32_t"))
+C_TYPE_BYTES = {"uint8_t": 1, "uint32_t": 4, "int32_t": 4}
+
+
+def fx_layer_layout():
+    """({field: byte offset}, sizeof) of fx_layer as a C compiler lays it out: each field on its own
+    size (natural alignment, which gcc and arm-none-eabi-gcc both use), the struct padded to its widest."""
+    offsets, at = {}, 0
+    for name, ctype in FX_LAYER:
+        n = C_TYPE_BYTES[ctype]
+        at = -(-at // n) * n
+        offsets[name], at = at, at + n
+    widest = max(C_TYPE_BYTES[t] for _, t in FX_LAYER)
+    return offsets, -(-at // widest) * widest
 
 
 def _layer_row(s, i, run, w_off, w_byte, b_off):
-    k = s.k if s.kind != DENSE else 0
-    pad = s.pad if s.kind != DENSE else 0
-    vals = dict(kind=s.kind, relu=int(s.relu), kh=k, kw=k, pad_h=pad, pad_w=pad,
+    vals = dict(kind=s.layer_kind.code, relu=int(s.relu), **s.layer_kind.train_row(s),
                 in_h=s.in_shape[0], in_w=s.in_shape[1], in_c=s.in_shape[2],
                 out_h=s.out_shape[0], out_w=s.out_shape[1], out_c=s.out_shape[2],
                 n_in=int(np.prod(s.in_shape)), n_out=int(np.prod(s.out_shape)), n_w=s.n_weights,
-                fan_in=s.fan_in if s.kind != POOL else 0, w_off=w_off, w_byte=w_byte,
+                w_off=w_off, w_byte=w_byte,
                 row_bytes=row_bytes(s, run.cfg.bits), b_off=b_off, e_w=int(run.state.e_w[i]),
                 e_b=int(run.state.e_b[i]))
-    return "    {" + ", ".join(f".{f} = {vals[f]}" + ("" if f in SIGNED_FIELDS else "u") for f in LAYER_FIELDS) + "}"
+    return "    {" + ", ".join(f".{f} = {vals[f]}" + ("u" if t.startswith("u") else "") for f, t in FX_LAYER) + "}"
 
 
 def _layers(run):
@@ -169,7 +184,7 @@ def _data_header(run, prefix):
 def _tensor_masks(run):
     """Per layer, which checksums the harness prints: bit 0 weights, 1 biases, 2 shadow, 3 momentum."""
     extra = (4 if run.cfg.method == "bc" else 0) | (8 if run.mom_j else 0)
-    return ", ".join(("0" if s.kind == POOL else str(3 | extra)) + "ul" for s in run.layers)
+    return ", ".join(str(3 | extra if s.n_weights else 0) + "ul" for s in run.layers)
 
 
 def check_fits(run, target):

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, MissingExtraError
+from ..layers import by_name
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -27,6 +28,7 @@ BUFFER_ALIGN = 16  # TFLM and CMSIS-NN read weights with aligned loads
 INT32, INT8 = 2, 9
 CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE = 3, 9, 17, 22
 OPTIONS = {CONV_2D: 1, MAX_POOL_2D: 5, FULLY_CONNECTED: 8, RESHAPE: 17}  # BuiltinOptions union tags
+OP_CODES = {"CONV_2D": CONV_2D, "FULLY_CONNECTED": FULLY_CONNECTED, "MAX_POOL_2D": MAX_POOL_2D, "RESHAPE": RESHAPE}
 SAME, VALID = 0, 1
 ACT_NONE, ACT_RELU = 0, 1
 # float32 holds 2**e exactly for a normal e; TFLM multiplies two scales in float32.
@@ -77,14 +79,43 @@ class Graph:
         x = self.add(Tensor("input", shape, INT8, _scale_exp(model.input_exponent, "the input")))
         self.input = x
         for i, L in enumerate(model.layers):
-            x = getattr(self, f"_{L.kind}")(i, L, x)
+            x = by_name(L.kind).tflite(self, i, L, x)  # each kind adds its own operators
         self.output = x
 
     def add(self, t):
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def _params(self, i, L, x):
+    # What a kind's ``tflite`` hook builds with (fxtrain.layers): tensors, operators by name, enums.
+    def shape(self, x):
+        return self.tensors[x].shape
+
+    def exponent(self, x):
+        return self.tensors[x].exponent
+
+    def tensor(self, name, shape, exponent):
+        return self.add(Tensor(name, shape, INT8, exponent))
+
+    def op(self, name, inputs, outputs, options):
+        self.ops.append(Op(OP_CODES[name], inputs, outputs, options))
+
+    @staticmethod
+    def padding(same):
+        return SAME if same else VALID
+
+    @staticmethod
+    def activation(relu):
+        return ACT_RELU if relu else ACT_NONE
+
+    def flatten(self, i, x):
+        """A RESHAPE of ``x`` to (1, n): a dense layer after a spatial one."""
+        flat = (1, int(np.prod(self.tensors[x].shape)))
+        shape = self.add(Tensor(f"layer{i}_flat_shape", (2,), INT32, None, np.array(flat, "<i4").tobytes()))
+        y = self.add(Tensor(f"layer{i}_flat", flat, INT8, self.tensors[x].exponent))
+        self.op("RESHAPE", [x, shape], [y], {0: ("shape", flat)})
+        return y
+
+    def params(self, i, L, x):
         """Weight and bias tensors of layer i; the bias is the int32 value fxtrain adds."""
         e_acc = L.out_exponent - L.out_shift
         e_w = _scale_exp(e_acc - L.in_exponent, f"layer {i}'s weights")
@@ -95,37 +126,8 @@ class Graph:
                             b32.astype("<i4").tobytes()))
         return w, b
 
-    def _out(self, i, L, shape):
+    def out(self, i, L, shape):
         return self.add(Tensor(f"layer{i}_out", shape, INT8, _scale_exp(L.out_exponent, f"layer {i}'s output")))
-
-    def _dense(self, i, L, x):
-        if len(self.tensors[x].shape) != 2:
-            flat = (1, int(np.prod(self.tensors[x].shape)))
-            shape = self.add(Tensor(f"layer{i}_flat_shape", (2,), INT32, None, np.array(flat, "<i4").tobytes()))
-            y = self.add(Tensor(f"layer{i}_flat", flat, INT8, self.tensors[x].exponent))
-            self.ops.append(Op(RESHAPE, [x, shape], [y], {0: ("shape", flat)}))
-            x = y
-        w, b = self._params(i, L, x)
-        y = self._out(i, L, (1, *L.out_shape))
-        self.ops.append(Op(FULLY_CONNECTED, [x, w, b], [y], {0: ("int8", ACT_RELU if L.relu else ACT_NONE)}))
-        return y
-
-    def _conv(self, i, L, x):
-        w, b = self._params(i, L, x)
-        y = self._out(i, L, (1, *L.out_shape))
-        # stride 1 written explicitly: the schema's default is 0 and flatbuffers drops defaults
-        opts = {0: ("int8", SAME if L.pad else VALID), 1: ("int32", 1), 2: ("int32", 1),
-                3: ("int8", ACT_RELU if L.relu else ACT_NONE)}
-        self.ops.append(Op(CONV_2D, [x, w, b], [y], opts))
-        return y
-
-    def _pool(self, i, L, x):
-        # pooling keeps its input's scale and zero point, as TFLM requires
-        y = self.add(Tensor(f"layer{i}_out", (1, *L.out_shape), INT8, self.tensors[x].exponent))
-        opts = {0: ("int8", VALID), 1: ("int32", L.pool), 2: ("int32", L.pool), 3: ("int32", L.pool),
-                4: ("int32", L.pool), 5: ("int8", ACT_NONE)}
-        self.ops.append(Op(MAX_POOL_2D, [x], [y], opts))
-        return y
 
 
 def _vector(b, values, dtype):

@@ -15,7 +15,6 @@ import numpy as np
 
 from .._version import __version__
 from .._files import read_input
-from ..engine.network import CONV, KIND_NAMES, POOL
 from ..errors import ConfigError
 from ..limits import ARRAY_BYTES, RECORD_BYTES
 from .config import parse_lr
@@ -51,12 +50,11 @@ def model_arrays(run):
     out["input_shape"], out["n_classes"] = np.array(run.data.input_shape), np.array(run.data.n_classes)
     w_off = b_off = 0
     for i, s in enumerate(run.layers):
-        out[f"layer{i}_kind"] = np.array(KIND_NAMES[s.kind])
-        if s.kind == POOL:
+        out[f"layer{i}_kind"] = np.array(s.layer_kind.name)
+        if not s.n_weights:
             continue
         w, b = slice(w_off, w_off + s.n_weights), slice(b_off, b_off + s.n_bias)
-        shape = (s.out_shape[2], s.k, s.k, s.in_shape[2]) if s.kind == CONV else \
-            (s.out_shape[2], s.n_weights // s.out_shape[2])
+        shape = s.layer_kind.weight_shape(s)
         if run.cfg.method == "float":
             out[f"layer{i}_weight_float32"] = st.wf[w].reshape(shape)
             out[f"layer{i}_bias_float32"] = st.bf[b]

@@ -1,0 +1,118 @@
+"""``conv:F:K[:same|:valid]``: F filters of K x K over an (h, w, c) input, stride 1.
+
+"same" pads K//2 zeros on every side (odd K only). Weights are ``[out][ky][kx][in]``; a
+weight row is one filter. CMSIS-NN's counterpart is ``arm_convolve_HWC_q7_basic``,
+TFLite's CONV_2D.
+"""
+import numpy as np
+
+from .base import LayerKind
+from .spec import LayerSpec, pad4, size
+
+
+def valid_taps(s):
+    """Kernel positions a conv layer visits per sample: out_c * sum over outputs of in-bounds taps."""
+    def axis(n_out, n_in):
+        return sum(sum(1 for k in range(s.k) if 0 <= o + k - s.pad < n_in) for o in range(n_out))
+    return axis(s.out_shape[0], s.in_shape[0]) * axis(s.out_shape[1], s.in_shape[1]) * s.out_shape[2]
+
+
+class Conv(LayerKind):
+    name, code, syntax = "conv", 1, "conv:FILTERS:K[:same|:valid]"
+    c_snippets = ("conv_defs", "conv_call", "conv_packed_call", "conv_rounded_call")
+
+    def parse(self, tok, args, shape):
+        if len(args) not in (2, 3):
+            return None
+        f, k = self.int_field(tok, args[0]), self.int_field(tok, args[1])
+        mode = args[2] if len(args) == 3 else "valid"
+        if mode not in ("same", "valid") or (mode == "same" and k % 2 == 0):
+            self.refuse(tok, "padding must be 'valid' or 'same' (same needs an odd kernel)")
+        if shape[0] == 1 and shape[1] == 1:
+            self.refuse(tok, "conv needs image input (h, w, c); the data here is flat. "
+                        "Use dense layers, or NPZ data with X of shape [n, h, w, c]")
+        pad = k // 2 if mode == "same" else 0
+        oh, ow = shape[0] + 2 * pad - k + 1, shape[1] + 2 * pad - k + 1
+        if oh <= 0 or ow <= 0:
+            self.refuse(tok, f"kernel {k} is larger than the {shape[0]}x{shape[1]} input")
+        return LayerSpec(self.code, shape, (oh, ow, f), k=k, pad=pad)
+
+    def token(self, s):
+        return f"conv:{s.out_shape[2]}:{s.k}:{'same' if s.pad else 'valid'}"
+
+    def n_weights(self, s):
+        return s.out_shape[2] * s.k * s.k * s.in_shape[2]
+
+    def fan_out(self, s):
+        return s.out_shape[2] * s.k * s.k
+
+    def weight_shape(self, s):
+        return (s.out_shape[2], s.k, s.k, s.in_shape[2])
+
+    def engine_scratch(self, s, batch):
+        kk, pos = s.k * s.k * s.in_shape[2], batch * s.positions
+        wide = batch * size(s.out_shape)
+        return {"words": (kk + 1) // 2 * pos, "wide": wide, "cols": kk * pos}
+
+    def sram_scratch(self, need, l, s, batch, sub_byte, grad_chunk):
+        f, oc = s.fan_in, s.out_shape[2]
+        # up to 12 taps: columns 12 bytes apart, and per filter 7 words (bias term, SXTB16 pairs)
+        need("opa", s.out_shape[1] * (12 if f <= 12 else pad4(f)))
+        need("opb", pad4(oc) if oc % 4 and l else 0)
+        need("rows", max(oc * pad4(f) if sub_byte else 0, f * pad4(oc) if l else 0, 28 * oc if f <= 12 else 0))
+        need("grad", oc * f)
+        return f * grad_chunk, oc * grad_chunk
+
+    def work(self, s, b):
+        taps, c_in = valid_taps(s) * b, s.in_shape[2]
+        rest = taps * (c_in - 1)  # a tap's first channel is in its own price, the others are MACs
+        return {"macs": taps * c_in, "forward": {"conv_tap": taps, "mac": rest},
+                "backward": {"back_tap": taps, "back_mac": rest}, "gradient": {"grad_tap": taps, "grad_mac": rest}}
+
+    def train_row(self, s):
+        return dict(kh=s.k, kw=s.k, pad_h=s.pad, pad_w=s.pad, fan_in=s.fan_in)
+
+    def deploy_params(self, s):
+        return dict(kernel=s.k, pad=s.pad, pool=0)
+
+    def deploy_geometry(self, i, spec, in_shape, w):
+        k, pad = int(spec.get("kernel", 0)), int(spec.get("pad", 0))
+        self.check_spatial(i, in_shape)
+        if w.ndim != 4 or w.shape[1] != k or w.shape[2] != k or w.shape[3] != in_shape[2]:
+            raise self.deploy_error(i, f"conv weights {w.shape} do not match k={k} and input {in_shape}")
+        if pad not in (0, k // 2) or (pad and k % 2 == 0):
+            raise self.deploy_error(i, f"pad must be 0 (valid) or k//2 with odd k (same), got {pad}")
+        if min(in_shape[:2]) + 2 * pad < k:
+            raise self.deploy_error(i, f"kernel {k} does not fit input {in_shape}")
+        h, w_in = in_shape[0], in_shape[1]
+        return in_shape, (h + 2 * pad - k + 1, w_in + 2 * pad - k + 1, int(w.shape[0])), k, pad, 0
+
+    def reference(self, layer, x):
+        """Sum of x*w per output, without bias: int64 ``[N, oh, ow, out]``."""
+        n, k, p = x.shape[0], layer.kernel, layer.pad
+        w = layer.weights.astype(np.int64)
+        xp = np.pad(x.astype(np.int64), ((0, 0), (p, p), (p, p), (0, 0)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))  # [N,oh,ow,c,k,k]
+        oh, ow, c = win.shape[1], win.shape[2], win.shape[3]
+        # weights [o][ky][kx][c] -> [o][c][ky][kx] to match the window's axis order
+        cols = win.reshape(n * oh * ow, c * k * k)
+        acc = cols @ w.transpose(0, 3, 1, 2).reshape(w.shape[0], -1).T
+        return acc.reshape(n, oh, ow, w.shape[0])
+
+    def c_defs(self, L):
+        return dict(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2], out_h=L.out_shape[0],
+                    out_w=L.out_shape[1], out_c=L.out_shape[2], k=L.kernel, pad=L.pad)
+
+    def cmsis_buffer_bytes(self, L):
+        return 4 * L.in_shape[2] * L.kernel ** 2  # arm_convolve_HWC_q7_basic's im2col, two columns as q15
+
+    def tflite(self, g, i, L, x):
+        w, b = g.params(i, L, x)
+        y = g.out(i, L, (1, *L.out_shape))
+        # stride 1 written explicitly: the schema's default is 0 and flatbuffers drops defaults
+        g.op("CONV_2D", [x, w, b], [y], {0: ("int8", g.padding(L.pad)), 1: ("int32", 1), 2: ("int32", 1),
+                                         3: ("int8", g.activation(L.relu))})
+        return y
+
+
+KIND = Conv()
