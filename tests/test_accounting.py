@@ -78,14 +78,15 @@ def test_bc_and_sr_differ_in_the_update_alone_and_soft_float_pays():
 
 
 def test_a_unit_without_a_fitted_price_is_priced_from_its_operations():
-    from fxtrain.device.work import UNITS, unit_price
+    from fxtrain.device.work import unit_price
     atmega, m7 = load_target("atmega328p"), load_target("cortex-m7")
     assert atmega.unit_cycles == ()
-    # its instructions on a Cortex-M4 (multiplies, loads and stores, other) at the profile's op prices
+    # its [unit_ops] (multiplies, loads and stores, other; the Cortex-M4's, borrowed) at the profile's op prices:
+    # a dense MAC is 1 multiply, 2 loads and 2 other ops, 10 + 2 * 2 + 2 * 4 cycles on the AVR
+    assert dict(atmega.unit_ops)["mac"] == (1, 2, 2) and unit_price(atmega, "mac") == 22
     c = atmega.cycles
-    for unit in ("mac", "update_bc"):
-        mac, ls, op = UNITS[unit][1]
-        assert unit_price(atmega, unit) == mac * c.int_mac + ls * c.load_store + op * c.int_op
+    mac, ls, op = dict(atmega.unit_ops)["update_bc"]
+    assert unit_price(atmega, "update_bc") == mac * c.int_mac + ls * c.load_store + op * c.int_op
     # a fitted price wins: the M7's update_bc is fitted since bc runs on it under Unicorn
     assert unit_price(m7, "update_bc") == dict(m7.unit_cycles)["update_bc"]
     # a conv layer past the first sends its error below in a loop no calibration run has: priced as the gradient's
