@@ -59,6 +59,26 @@ def test_bc_costs_exactly_its_shadow_more_than_sr():
     assert (bc.fmul_per_step, bc.fadd_per_step) == (2 * n_w, 4 * n_w)
 
 
+def test_operation_counts_are_the_units_the_cycles_price():
+    sr, layers = cost("sr")
+    b, n_w, n_b = 16, 64 * 32 + 32 * 10, 32 + 10
+    # MACs: forward and gradient B*W_l per layer, input error the same without layer 0
+    assert sr.int_macs_per_step == b * (2 * n_w + 32 * 10) == 80_896 and sr.wide_macs_per_step == 0
+    # int ops, one a trip: a value scanned (forward outputs, errors below), an activation, a ReLU mask, an error
+    # sent below, a softmax output, a weight and a bias updated, an input byte copied
+    step = b * (42 + 32) + b * 42 + b * 32 + b * 32 + b * 10 + n_w + n_b + b * 64
+    assert sr.int_ops_per_step == step == 6_474
+    # the epoch adds its shuffle, one trip a sample
+    assert sr.int_ops_per_epoch == step * (1437 // 16) + 1437
+    # momentum: 6 int ops a weight on top
+    mom = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
+    assert mom.int_ops_per_step == step + 6 * n_w
+    # float runs r's loops with an fmul and an fadd on every MAC and every update
+    fl, _ = cost("float")
+    assert (fl.int_macs_per_step, fl.int_ops_per_step) == (sr.int_macs_per_step, step)
+    assert fl.fmul_per_step == fl.fadd_per_step == sr.int_macs_per_step + n_w + n_b
+
+
 def test_bc_and_sr_differ_in_the_update_alone_and_soft_float_pays():
     from fxtrain.device.work import PHASES
     n_w, per_weight = 64 * 32 + 32 * 10, {}

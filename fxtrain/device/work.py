@@ -53,6 +53,7 @@ UNITS = {
 # The units that multiply-accumulate one weight (a conv tap does one channel's MAC, the
 # others of its channels are "mac" units); every other unit counts as one integer op.
 MAC_UNITS = ("mac", "conv_tap", "back_mac", "back_tap", "grad_mac", "grad_tap")
+UPDATE_UNITS = ("update_sr", "update_r", "update_bc")  # one a weight, whichever the method
 # Float32 operations per trip, from the runtime's code (chip-independent): bc's update computes
 # its step with 2 fmul and 4 fadd-class ops (sub, 2 compares, add, floor) a weight.
 UNIT_FLOATS = {"update_bc": {"fmul": 2, "fadd": 4}}
