@@ -12,7 +12,7 @@ Cycles: the step's work in units per phase (:mod:`fxtrain.device.work`: dense MA
 conv taps, activations, softmax outputs, weight updates, unpacking a weight from a
 sub-byte slot, ...) at the profile's price per unit, plus surcharges at its
 per-operation ``[cycles]`` prices for what the fitted units do not cover: momentum
-(6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc), Adam, int64
+(6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc and float), Adam, int64
 accumulators (``int_mac_wide - int_mac`` a MAC) and 32x32 -> 64 update multiplies
 (``mul_wide`` a weight and bias: always for a batch that is not a power of two, whose
 step has a 24-bit mantissa), and float's float work (an fadd and an fmul a MAC and an
@@ -40,8 +40,8 @@ from ..engine.bounds import plan_accumulators
 from .memory import buffers as declared_buffers
 from .work import MAC_UNITS, PHASES, STEP_PHASES, UNIT_FLOATS, UPDATE_UNITS, by_phase, unit_price, work
 
-# Momentum per weight and step: decay shift, add, saturate and a second rounding for sr/r's int16
-# velocity; a float velocity (bc, float) is decayed (fmul), scaled (fmul) and added (fadd).
+# Momentum per weight and step: sr/r's int16 velocity takes a decay shift, an add, a saturation and a
+# second rounding; bc's and float's float32 velocity 2 fmul and 1 fadd.
 MOMENTUM_INT_OPS = 6
 MOMENTUM_FLOPS = {"fmul": 2, "fadd": 1}
 # Adam per weight and step: moments 5 fmul + 2 fadd, bias corrections 2 fmul, sqrt, add, divide, scale.
