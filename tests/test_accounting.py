@@ -59,6 +59,26 @@ def test_bc_costs_exactly_its_shadow_more_than_sr():
     assert (bc.fmul_per_step, bc.fadd_per_step) == (2 * n_w, 4 * n_w)
 
 
+def test_operation_counts_are_the_units_the_cycles_price():
+    sr, layers = cost("sr")
+    b, n_w, n_b = 16, 64 * 32 + 32 * 10, 32 + 10
+    # MACs: forward and gradient B*W_l per layer, input error the same without layer 0
+    assert sr.int_macs_per_step == b * (2 * n_w + 32 * 10) == 80_896 and sr.wide_macs_per_step == 0
+    # int ops, one a trip: a value scanned (forward outputs, errors below), an activation, a ReLU mask, an error
+    # sent below, a softmax output, a weight and a bias updated, an input byte copied
+    step = b * (42 + 32) + b * 42 + b * 32 + b * 32 + b * 10 + n_w + n_b + b * 64
+    assert sr.int_ops_per_step == step == 6_474
+    # the epoch adds its shuffle, one trip a sample
+    assert sr.int_ops_per_epoch == step * (1437 // 16) + 1437
+    # momentum: 6 int ops a weight on top
+    mom = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
+    assert mom.int_ops_per_step == step + 6 * n_w
+    # float runs r's loops with an fmul and an fadd on every MAC and every update
+    fl, _ = cost("float")
+    assert (fl.int_macs_per_step, fl.int_ops_per_step) == (sr.int_macs_per_step, step)
+    assert fl.fmul_per_step == fl.fadd_per_step == sr.int_macs_per_step + n_w + n_b
+
+
 def test_bc_and_sr_differ_in_the_update_alone_and_soft_float_pays():
     from fxtrain.device.work import PHASES
     n_w, per_weight = 64 * 32 + 32 * 10, {}
@@ -78,14 +98,15 @@ def test_bc_and_sr_differ_in_the_update_alone_and_soft_float_pays():
 
 
 def test_a_unit_without_a_fitted_price_is_priced_from_its_operations():
-    from fxtrain.device.work import UNITS, unit_price
+    from fxtrain.device.work import unit_price
     atmega, m7 = load_target("atmega328p"), load_target("cortex-m7")
     assert atmega.unit_cycles == ()
-    # its instructions on a Cortex-M4 (multiplies, loads and stores, other) at the profile's op prices
+    # its [unit_ops] (multiplies, loads and stores, other; the Cortex-M4's, borrowed) at the profile's op prices:
+    # a dense MAC is 1 multiply, 2 loads and 2 other ops, 10 + 2 * 2 + 2 * 4 cycles on the AVR
+    assert dict(atmega.unit_ops)["mac"] == (1, 2, 2) and unit_price(atmega, "mac") == 22
     c = atmega.cycles
-    for unit in ("mac", "update_bc"):
-        mac, ls, op = UNITS[unit][1]
-        assert unit_price(atmega, unit) == mac * c.int_mac + ls * c.load_store + op * c.int_op
+    mac, ls, op = dict(atmega.unit_ops)["update_bc"]
+    assert unit_price(atmega, "update_bc") == mac * c.int_mac + ls * c.load_store + op * c.int_op
     # a fitted price wins: the M7's update_bc is fitted since bc runs on it under Unicorn
     assert unit_price(m7, "update_bc") == dict(m7.unit_cycles)["update_bc"]
     # a conv layer past the first sends its error below in a loop no calibration run has: priced as the gradient's

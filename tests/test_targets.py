@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from fxtrain.device.profiles import Cycles, list_targets, load_target
+from fxtrain.device.profiles import UNIT_NAMES, Cycles, list_targets, load_target
 from fxtrain.errors import TargetError
 
 SHIPPED = [
@@ -38,6 +38,9 @@ mul_wide = 1
 [source]
 clock_hz = "made up for the test"
 """
+# a user profile without [unit_cycles] prices every unit from its operations
+UNIT_OPS = "\n[unit_ops]\n" + "".join(f"{unit} = [1, 2, 3]\n" for unit in UNIT_NAMES)
+GOOD = GOOD.replace("\n[source]\n", UNIT_OPS + "\n[source]\n")
 
 
 def write(tmp_path, text, name="my-board.toml"):
@@ -150,6 +153,15 @@ def bad(tmp_path, old, new):
      "field 'cflags' must be a list of strings"),
     ('clock_hz = "made up', 'clok_hz = "made up', "unknown field 'source.clok_hz'"),
     ('description = "a test board"', 'description = ""', "field 'description'"),
+    # [unit_ops]: known units, three non-negative counts each, and every unit priced some way
+    ("\nmac = [1, 2, 3]", "\nmaac = [1, 2, 3]", "unknown field 'unit_ops.maac' \\(did you mean 'unit_ops.mac'\\?\\)"),
+    ("\nmac = [1, 2, 3]", "\nmac = [1, 2]", re.escape("field 'unit_ops.mac' must be 3 non-negative numbers "
+                                                  "[int_mac, load_store, int_op], got [1, 2]")),
+    ("\nmac = [1, 2, 3]", "\nmac = [1, -2, 3]", "field 'unit_ops.mac' must be 3 non-negative numbers"),
+    ("\nmac = [1, 2, 3]", '\nmac = [1, "2", 3]', "field 'unit_ops.mac' must be 3 non-negative numbers"),
+    ("\nmac = [1, 2, 3]", "\nmac = 6", "field 'unit_ops.mac' must be 3 non-negative numbers"),
+    ("\nmac = [1, 2, 3]\n", "\n", "missing field 'unit_ops.mac'; a unit \\[unit_cycles\\] does not price is priced"),
+    (UNIT_OPS, "", "missing field 'unit_ops.mac' \\(and 20 more\\)"),
 ])
 def test_bad_profile_names_file_and_field_in_one_line(tmp_path, old, new, pattern):
     path = bad(tmp_path, old, new)
@@ -201,3 +213,17 @@ def test_price_tables_are_checked_and_shown(tmp_path):
     rows = {ln.split()[0]: ln.split()[1] for ln in r.output.splitlines() if ln.split() and "_cycles." in ln}
     assert rows["instruction_cycles.fpu_div"] == "14"
     assert float(rows["unit_cycles.mac"]) == dict(load_target("cortex-m4").unit_cycles)["mac"]
+
+
+
+def test_unit_ops_are_read_and_only_the_unmeasured_profiles_need_them(tmp_path):
+    t = load_target(str(write(tmp_path, GOOD.replace("\nmac = [1, 2, 3]", "\nmac = [0, 0.5, 3]"))))
+    assert dict(t.unit_ops)["mac"] == (0, 0.5, 3) and len(t.unit_ops) == len(UNIT_NAMES)
+    # a fitted price or its proxy's covers a unit, so [unit_ops] may leave it out
+    fitted = GOOD.replace("\n[unit_ops]\n", "\n[unit_cycles]\ngrad_tap = 5.0\n\n[unit_ops]\n")
+    t = load_target(str(write(tmp_path, fitted.replace("back_tap = [1, 2, 3]\n", ""))))
+    assert "back_tap" not in dict(t.unit_ops) and dict(t.unit_cycles) == {"grad_tap": 5.0}
+    for t in list_targets():
+        # a profile borrowing another core's mix says so in its source line
+        assert bool(t.unit_ops) == (not t.unit_cycles), t.name
+        assert not t.unit_ops or dict(t.source)["unit_ops"].startswith("Borrowed from the Cortex-M4"), t.name

@@ -12,74 +12,121 @@ Cycles: the step's work in units per phase (:mod:`fxtrain.device.work`: dense MA
 conv taps, activations, softmax outputs, weight updates, unpacking a weight from a
 sub-byte slot, ...) at the profile's price per unit, plus surcharges at its
 per-operation ``[cycles]`` prices for what the fitted units do not cover: momentum
-(6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc), Adam, int64
+(6 int ops a weight for sr/r, 2 fmul + 1 fadd for bc and float), Adam, int64
 accumulators (``int_mac_wide - int_mac`` a MAC) and 32x32 -> 64 update multiplies
 (``mul_wide`` a weight and bias: always for a batch that is not a power of two, whose
 step has a 24-bit mantissa), and float's float work (an fadd and an fmul a MAC and an
 update). The shuffle runs once per epoch: a step pays ``1 / steps_per_epoch`` of it.
 
-Operation counts, reported beside the cycles. MACs: forward sum_l B*M_l, weight
-gradient the same, input error the same without layer 0 (M_l = W_l for dense, W_l *
-out_h * out_w for conv). Other integer ops per value: 4 per forward activation, 9 per
-stochastically rounded error, 2 per ReLU mask, 12 per sr weight update, 5 per r
-update, 2 per bc update, 30 per softmax output, plus unpacking and repacking. bc float
-ops per weight per step: 2 fmul and 4 fadd-class (sub, 2 compares, add, floor).
-``float`` does every MAC as 1 fmul + 1 fadd and every update as 1 fmul + 1 fadd. A
-MAC into an int64 accumulator (SMLAL) is counted apart from an int32 one.
+Operation counts, reported beside the cycles, are read off the same units and surcharges,
+so they count what the cycles price. A step's counts take its phases; the shuffle (one
+unit a sample) enters only the epoch's int ops. A *MAC* is one trip through a MAC unit
+(:data:`work.MAC_UNITS`: a dense, input-error or gradient MAC, or a conv tap, which is
+one channel's MAC); a *wide MAC* is one of them into an int64 accumulator (the
+``wide_mac`` surcharge), an *int MAC* any other. An *int op* is one trip through any
+other unit, however many instructions it takes (an activation rounded and stored, a
+value scanned for its shift, an error rounded and sent below, a softmax output, a weight
+or bias updated, a weight unpacked or repacked, an input byte copied), plus momentum's
+6 integer operations a weight (sr, r). *Wide multiplies* are the ``mul_wide``
+surcharge. *Float ops* are the floats a unit computes (:data:`work.UNIT_FLOATS`: bc's
+update, 2 fmul and 4 fadd-class a weight), the surcharges' fmul and fadd, and one fmul
+and one fadd per ``fmac``. ``float`` runs r's loops with its float arithmetic on top,
+and is counted so: its MACs are counted as MACs and again as float ops.
 """
 import math
 from dataclasses import dataclass
 
 from ..engine.bounds import plan_accumulators
-from ..engine.network import CONV, POOL
-from ..engine.numbers import storage_bits
 from .memory import buffers as declared_buffers
-from .work import PHASES, STEP_PHASES, by_phase, unit_price, work
+from .work import MAC_UNITS, PHASES, STEP_PHASES, UNIT_FLOATS, UPDATE_UNITS, by_phase, unit_price, work
 
-INT_OPS = {"act": 4, "err_sr": 9, "relu": 2, "softmax": 30, "unpack": 3, "repack": 4}
-UPDATE_INT_OPS = {"sr": 12, "r": 5, "bc": 2, "float": 0}
-BC_FLOPS = {"fmul": 2, "fadd": 4}
+# Momentum per weight and step: sr/r's int16 velocity takes a decay shift, an add, a saturation and a
+# second rounding; bc's and float's float32 velocity 2 fmul and 1 fadd.
+MOMENTUM_INT_OPS = 6
+MOMENTUM_FLOPS = {"fmul": 2, "fadd": 1}
 # Adam per weight and step: moments 5 fmul + 2 fadd, bias corrections 2 fmul, sqrt, add, divide, scale.
 ADAM_FLOPS = {"fmul": 10, "fadd": 3}
 
 
+def _summed(by_phase_counts, phases):
+    """{key: count} over ``phases`` of a {phase: {key: count}} table."""
+    out = {}
+    for phase in phases:
+        for key, n in by_phase_counts.get(phase, {}).items():
+            out[key] = out.get(key, 0) + n
+    return out
+
+
+def _total(counts, keys):
+    return sum(counts.get(k, 0) for k in keys)
+
+
 @dataclass(frozen=True)
 class Cost:
-    """Bytes and operations of one run configuration, independent of any chip.
+    """Bytes, work and operations of one run configuration, independent of any chip.
 
     ``buffers`` maps each SRAM buffer's name (its symbol suffix in the C runtime) to
-    bytes, ``labels`` the same names to what a table shows.
+    bytes, ``labels`` the same names to what a table shows. ``work`` is the step's
+    {part: {unit: count}} (:func:`work.work`), ``extra`` its {phase: {surcharge: count}},
+    priced at the per-operation ``[cycles]``. The operation counts (int) are derived
+    from the two, as the module docstring defines them.
     """
     buffers: dict
     flash: dict
-    int_macs_per_step: int
-    int_ops_per_step: int
-    fadd_per_step: int
-    fmul_per_step: int
     steps_per_epoch: int
-    wide_macs_per_step: int = 0
-    wide_muls_per_step: int = 0
+    work: dict
+    extra: dict
     labels: dict = None
-    work: dict = None    # {part: {unit: count}} (fxtrain.device.work)
-    extra: dict = None   # {phase: {surcharge: count}}, priced at the per-operation [cycles]
 
     @property
     def total_bytes(self):
         return sum(self.buffers.values())
 
     @property
+    def _step_units(self):
+        return _summed(by_phase(self.work), STEP_PHASES)
+
+    @property
+    def _step_extra(self):
+        return _summed(self.extra, STEP_PHASES)
+
+    @property
+    def wide_macs_per_step(self):
+        return self._step_extra.get("wide_mac", 0)
+
+    @property
+    def int_macs_per_step(self):
+        return _total(self._step_units, MAC_UNITS) - self.wide_macs_per_step
+
+    @property
+    def wide_muls_per_step(self):
+        return self._step_extra.get("mul_wide", 0)
+
+    @property
+    def int_ops_per_step(self):
+        units = self._step_units
+        return sum(units.values()) - _total(units, MAC_UNITS) + self._step_extra.get("int_op", 0)
+
+    @property
+    def int_ops_per_epoch(self):
+        return self.int_ops_per_step * self.steps_per_epoch + sum(self.work.get("shuffle", {}).values())
+
+    def _floats(self, kind):
+        units, extra = self._step_units, self._step_extra
+        per_unit = sum(n * UNIT_FLOATS.get(u, {}).get(kind, 0) for u, n in units.items())
+        return per_unit + extra.get(kind, 0) + extra.get("fmac", 0)
+
+    @property
+    def fadd_per_step(self):
+        return self._floats("fadd")
+
+    @property
+    def fmul_per_step(self):
+        return self._floats("fmul")
+
+    @property
     def float_ops_per_step(self):
         return self.fadd_per_step + self.fmul_per_step
-
-
-def _macs(s):
-    if s.kind == POOL:
-        return 0
-    return s.n_weights * (s.out_shape[0] * s.out_shape[1] if s.kind == CONV else 1)
-
-
-def _values(shape):
-    return math.prod(shape)
 
 
 def memory(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, plan=None, adam=False):
@@ -99,76 +146,52 @@ def flash(layers, bits, method, n_train, n_features):
             "training set": n_train * n_features + n_train}
 
 
-def _surcharges(layers, method, batch, momentum, adam, plan):
-    """{phase: {surcharge: count}}: the work the fitted units leave out (see the module docstring)."""
-    macs_fwd = sum(_macs(s) for s in layers)
-    macs_back = macs_fwd - _macs(layers[0])
-    n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
+def _charge(table, key, n):
+    table[key] = table.get(key, 0) + n
+
+
+def _surcharges(parts, method, momentum, adam, plan):
+    """{phase: {surcharge: count}}: the work the fitted units leave out (see the module docstring), counted
+    on :func:`work.work`'s ``parts``, so that a MAC or a weight is one number in both models."""
+    phases = by_phase(parts)
+    macs = {p: _total(phases[p], MAC_UNITS) for p in PHASES}
+    n_w, n_b = _total(phases["update"], UPDATE_UNITS), phases["update"].get("bias", 0)
     ext = {p: {} for p in PHASES}
     upd = ext["update"]
-    if momentum:
-        if method in ("bc", "float"):
-            upd["fmul"], upd["fadd"] = 2 * n_w, n_w
-        else:
-            upd["int_op"] = upd.get("int_op", 0) + 6 * n_w
+    if momentum and method in ("bc", "float"):
+        for op, n in MOMENTUM_FLOPS.items():
+            _charge(upd, op, n * n_w)
+    elif momentum:
+        _charge(upd, "int_op", MOMENTUM_INT_OPS * n_w)
     if adam and method in ("bc", "float"):
-        upd["fmul"] = upd.get("fmul", 0) + ADAM_FLOPS["fmul"] * n_w
-        upd["fadd"] = upd.get("fadd", 0) + ADAM_FLOPS["fadd"] * n_w
-    ext["forward"]["wide_mac"] = batch * macs_fwd * plan.acc_wide
-    ext["backward"]["wide_mac"] = batch * macs_back * plan.acc_wide
-    upd["wide_mac"] = batch * macs_fwd * plan.grad_wide
+        for op, n in ADAM_FLOPS.items():
+            _charge(upd, op, n * n_w)
+    ext["forward"]["wide_mac"] = macs["forward"] * plan.acc_wide
+    ext["backward"]["wide_mac"] = macs["backward"] * plan.acc_wide
+    upd["wide_mac"] = macs["update"] * plan.grad_wide
     upd["mul_wide"] = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
     if method == "float":  # every MAC and update in float32 on top of the same loops
-        ext["forward"]["fmac"] = batch * macs_fwd
-        ext["backward"]["fmac"] = batch * macs_back
-        upd["fmac"] = batch * macs_fwd + n_w + n_b
+        ext["forward"]["fmac"] = macs["forward"]
+        ext["backward"]["fmac"] = macs["backward"]
+        upd["fmac"] = macs["update"] + n_w + n_b
     return {p: {k: v for k, v in d.items() if v} for p, d in ext.items()}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes, momentum=False, step_m=1, adam=False):
+def account(layers, method, bits, batch, n_train, n_features, n_classes, *, momentum=False, step_m=1, adam=False):
     """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
 
     ``step_m`` is the integer mantissa of the per-sample step ``alpha / batch``.
-    Momentum adds per weight and step: 6 int ops (sr/r: decay shift, add, saturate,
-    second rounding), or 2 fmul + 1 fadd (bc, float). Adam (bc, float; the
-    simulator's only, the C runtime has none) adds ADAM_FLOPS per weight and step;
-    its division and square root are counted as fmul, which understates them on a
-    core without an FPU.
+    Momentum adds per weight and step MOMENTUM_INT_OPS (sr/r) or MOMENTUM_FLOPS (bc,
+    float). Adam (bc, float; the simulator's only, the C runtime has none) adds
+    ADAM_FLOPS per weight and step; its division and square root are counted as fmul,
+    which understates them on a core without an FPU.
     """
     plan = plan_accumulators(layers, bits, batch, step_m)
     declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam)
-    mem, labels = {b.name: b.bytes for b in declared}, {b.name: b.label for b in declared}
-    steps, fl = n_train // batch, flash(layers, bits, method, n_train, n_features)
-    units = work(layers, method, bits, batch, n_train, n_features, n_classes)
-    extra = _surcharges(layers, method, batch, momentum, adam, plan)
-    macs_fwd = sum(_macs(s) for s in layers)
-    macs_back = macs_fwd - _macs(layers[0])
-    macs = batch * (2 * macs_fwd + macs_back)
-    acts = batch * sum(_values(s.out_shape) for s in layers if s.kind != POOL)
-    errs_below = batch * sum(_values(s.in_shape) for s in layers[1:])
-    n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
-    relus = batch * sum(_values(s.out_shape) for s in layers if s.relu)
-    if method == "float":
-        upd = n_w + n_b
-        mom_mul, mom_add = (2 * n_w, n_w) if momentum else (0, 0)
-        if adam:
-            mom_mul, mom_add = ADAM_FLOPS["fmul"] * n_w, ADAM_FLOPS["fadd"] * n_w
-        return Cost(mem, fl, 0, INT_OPS["softmax"] * batch * layers[-1].out_shape[2],
-                    macs + upd + acts + mom_add, macs + upd + mom_mul, steps, labels=labels, work=units, extra=extra)
-    ops = (INT_OPS["act"] * acts + INT_OPS["err_sr"] * errs_below + INT_OPS["relu"] * relus
-           + INT_OPS["softmax"] * batch * layers[-1].out_shape[2]
-           + UPDATE_INT_OPS[method] * n_w + UPDATE_INT_OPS["sr" if method == "sr" else "r"] * n_b)
-    fadd = (BC_FLOPS["fadd"] + (1 if momentum else 0)) * n_w if method == "bc" else 0
-    fmul = (BC_FLOPS["fmul"] + (2 if momentum else 0)) * n_w if method == "bc" else 0
-    if adam and method == "bc":
-        fadd, fmul = fadd + ADAM_FLOPS["fadd"] * n_w, fmul + ADAM_FLOPS["fmul"] * n_w
-    if momentum and method != "bc":
-        ops += 6 * n_w
-    if storage_bits(bits) < 8:  # sub-byte slots: unpack at every weight read, repack at every write
-        ops += INT_OPS["unpack"] * (batch * (macs_fwd + macs_back) + n_w) + INT_OPS["repack"] * n_w
-    wide = batch * ((macs_fwd + macs_back) * plan.acc_wide + macs_fwd * plan.grad_wide)
-    wide_muls = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
-    return Cost(mem, fl, macs - wide, ops, fadd, fmul, steps, wide, wide_muls, labels, units, extra)
+    parts = work(layers, method, bits, batch, n_train, n_features, n_classes)
+    return Cost(buffers={b.name: b.bytes for b in declared}, flash=flash(layers, bits, method, n_train, n_features),
+                steps_per_epoch=n_train // batch, work=parts, extra=_surcharges(parts, method, momentum, adam, plan),
+                labels={b.name: b.label for b in declared})
 
 
 def surcharge_price(cycles, key):
@@ -229,7 +252,7 @@ class Fit:
         return {"int_macs_per_epoch": c.int_macs_per_step * c.steps_per_epoch,
                 "wide_macs_per_epoch": c.wide_macs_per_step * c.steps_per_epoch,
                 "wide_muls_per_epoch": c.wide_muls_per_step * c.steps_per_epoch,
-                "int_ops_per_epoch": c.int_ops_per_step * c.steps_per_epoch,
+                "int_ops_per_epoch": c.int_ops_per_epoch,
                 "float_ops_per_epoch": c.float_ops_per_step * c.steps_per_epoch,
                 "cycles_per_epoch": self.cycles_per_step * c.steps_per_epoch,
                 "cycles_per_phase": self.phase_cycles,

@@ -21,7 +21,8 @@ def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625
     for d in input_shape:
         n_features *= d
     step_m = step_fixed(*parse_lr(lr), batch)[0]
-    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes, momentum, step_m, adam), target)
+    return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes,
+                       momentum=momentum, step_m=step_m, adam=adam), target)
 
 
 def _fits(fit):

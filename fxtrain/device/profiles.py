@@ -34,6 +34,7 @@ _FIELDS = {
     "cycles": ("table", True),
     "instruction_cycles": ("table", False),
     "unit_cycles": ("table", False),
+    "unit_ops": ("table", False),
     "source": ("table", False),
 }
 _CYCLES = ("int_mac", "int_op", "load_store", "fadd", "fmul", "fdiv", "int_mac_wide", "mul_wide")
@@ -48,10 +49,14 @@ _ARMV6M_CLASSES = ("alu", "mul", "load", "store", "multiple", "registers", "bran
 _ARMV7M_CLASSES = ("mac", "mul_long", "mac_long", "div", "sat")
 _FPU_CLASSES = ("fpu_add", "fpu_mul", "fpu_mac", "fpu_div", "fpu_cvt", "fpu_move")
 # Cycles per unit of work of the training step (fxtrain.device.work.UNITS names them), fitted to
-# measured instructions; a unit left out is priced from [cycles].
+# measured instructions; a unit left out is priced through its proxy, or from [unit_ops].
 UNIT_NAMES = ("mac", "conv_tap", "pool", "scan", "act", "softmax", "relu", "err", "back_mac", "back_tap",
               "pool_back", "grad_mac", "grad_tap", "update_sr", "update_r", "update_bc", "bias", "unpack", "repack",
               "copy", "shuffle")
+# A unit no calibration run exercises is priced as the unit whose loop it repeats.
+UNIT_PROXY = {"back_tap": "grad_tap"}
+# [unit_ops]: a unit's instructions by kind, each kind priced at the [cycles] field of the same name.
+UNIT_OPS = ("int_mac", "load_store", "int_op")
 # A shipped profile must say where its headline numbers come from; a user file need not.
 _SHIPPED_SOURCES = ("clock_hz", "sram_bytes", "flash_bytes", "cycles")
 
@@ -101,7 +106,8 @@ class Target:
 
     ``source`` is a tuple of ``(field, citation)`` pairs in file order, not a dict, so
     that a Target stays immutable, hashable and picklable; use ``dict(t.source)`` to
-    look a citation up (``instruction_cycles`` and ``unit_cycles`` are pairs too).
+    look a citation up (``instruction_cycles``, ``unit_cycles`` and ``unit_ops`` are pairs too;
+    a ``unit_ops`` value is its ``(int_mac, load_store, int_op)`` counts).
     ``path`` is the file the profile came from.
     """
 
@@ -122,6 +128,7 @@ class Target:
     path: str
     instruction_cycles: tuple[tuple[str, float], ...] = ()
     unit_cycles: tuple[tuple[str, float], ...] = ()
+    unit_ops: tuple[tuple[str, tuple[float, float, float]], ...] = ()
 
     @property
     def usable_sram_bytes(self):
@@ -165,7 +172,7 @@ def _read(path):
 
 
 def _check_prices(path, raw):
-    """The three price tables: [cycles] complete, the two optional ones with known keys only."""
+    """The price tables: [cycles] complete, the optional ones with known keys only, every unit priced."""
     cycles = raw["cycles"]
     _reject_unknown(path, cycles, list(_CYCLES), "cycles.")
     for key in _CYCLES:
@@ -176,6 +183,31 @@ def _check_prices(path, raw):
         _reject_unknown(path, raw.get(table, {}), list(allowed), f"{table}.")
         for key, value in raw.get(table, {}).items():
             _check(path, f"{table}.{key}", value, "number")
+    _check_unit_ops(path, raw.get("unit_ops", {}))
+    _check_units_priced(path, raw)
+
+
+def _is_op_count(v):
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v >= 0
+
+
+def _check_unit_ops(path, table):
+    _reject_unknown(path, table, list(UNIT_NAMES), "unit_ops.")
+    for unit, ops in table.items():
+        if not (isinstance(ops, list) and len(ops) == len(UNIT_OPS) and all(map(_is_op_count, ops))):
+            _fail(path, f"unit_ops.{unit}", f"must be {len(UNIT_OPS)} non-negative numbers "
+                                            f"[{', '.join(UNIT_OPS)}], got {ops!r}")
+
+
+def _check_units_priced(path, raw):
+    """Every unit needs a fitted price, its proxy's, or its operations: the cost model has no other."""
+    fitted, ops = raw.get("unit_cycles", {}), raw.get("unit_ops", {})
+    missing = [u for u in UNIT_NAMES if u not in fitted and UNIT_PROXY.get(u) not in fitted and u not in ops]
+    if missing:
+        raise TargetError(f"{path}: missing field 'unit_ops.{missing[0]}'"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                          + "; a unit [unit_cycles] does not price is priced from its operations "
+                            f"[{', '.join(UNIT_OPS)}] at [cycles]")
 
 
 def _validate(path, raw, shipped):
@@ -200,13 +232,11 @@ def _validate(path, raw, shipped):
         _check(path, f"source.{key}", text, "text")
     if shipped:
         stem = Path(path).stem
-        for table in ("instruction_cycles", "unit_cycles"):
-            if raw.get(table) and table not in source:
-                raise TargetError(f"{path}: missing field 'source.{table}', required in a shipped profile")
         if raw["name"] != stem:
             _fail(path, "name", f"must equal the file stem '{stem}' in a shipped "
                                 f"profile, got {raw['name']!r}")
-        for key in _SHIPPED_SOURCES:
+        tables = [t for t in ("instruction_cycles", "unit_cycles", "unit_ops") if raw.get(t)]
+        for key in (*_SHIPPED_SOURCES, *tables):
             if key not in source:
                 raise TargetError(f"{path}: missing field 'source.{key}', "
                                   "required in a shipped profile")
@@ -215,7 +245,7 @@ def _validate(path, raw, shipped):
 def _load_file(path, shipped):
     raw = _read(path)
     _validate(path, raw, shipped)
-    tables = ("cycles", "source", "cflags", "instruction_cycles", "unit_cycles")
+    tables = ("cycles", "source", "cflags", "instruction_cycles", "unit_cycles", "unit_ops")
     fields = {f: raw[f] for f in _FIELDS if f in raw and f not in tables}
     return Target(
         **{"qemu_machine": None, **fields},
@@ -225,6 +255,7 @@ def _load_file(path, shipped):
         path=str(path),
         instruction_cycles=tuple(raw.get("instruction_cycles", {}).items()),
         unit_cycles=tuple(raw.get("unit_cycles", {}).items()),
+        unit_ops=tuple((unit, tuple(ops)) for unit, ops in raw.get("unit_ops", {}).items()),
     )
 
 

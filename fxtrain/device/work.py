@@ -14,44 +14,48 @@ on.
 
 A profile prices units in ``[unit_cycles]``: cycles per unit fitted to the
 instructions ``fxtrain measure`` counts on the core. A unit a profile does not
-price falls back to a proxy (:data:`PROXY`), then to its operations
-(:data:`UNITS`: the instructions gcc -O2 emits for it on a Cortex-M4, as measured)
-priced at the profile's ``[cycles]`` per-operation prices.
+price falls back to a proxy (``profiles.UNIT_PROXY``), then to its operations in
+the profile's ``[unit_ops]`` (multiplies, loads and stores, everything else) priced
+at its ``[cycles]`` per-operation prices.
 """
 from ..engine.numbers import storage_bits
+from .profiles import UNIT_OPS, UNIT_PROXY
 
 PHASES = ("forward", "loss", "backward", "update", "step", "shuffle")
 STEP_PHASES = PHASES[:-1]  # every step runs these; the shuffle runs once per epoch
 
-# unit: (what one unit is, its operations {int_mac, load_store, int_op} per unit). The
-# operations are the Cortex-M4 instructions of the unit (multiplies, loads and stores by
-# register moved, everything else), fitted like the prices (benchmarks/calibrate_cost.py).
+# unit: what one trip through its loop is. What it costs is a chip fact, in the profile:
+# [unit_cycles], or [unit_ops] (fxtrain.device.profiles).
 UNITS = {
-    "mac": ("a dense MAC: two int8 loads, unpack, multiply-accumulate, loop", (1, 2, 2)),
-    "conv_tap": ("a conv kernel position: bounds checks, addresses, one channel's MAC", (4, 20, 23)),
-    "pool": ("one input compared by max pooling, forward", (2, 7, 14)),
-    "scan": ("one value scanned for the tensor's shift (requant.tensor_shift)", (0, 1, 13)),
-    "act": ("one output value: bias added, rounded, saturated, stored", (0, 10, 41)),
-    "softmax": ("one softmax output: exp2 table, int64 division, error, saturation", (7, 40, 114)),
-    "relu": ("one error masked by the ReLU", (1, 7, 6)),
-    "err": ("one error sent below: a draw, stochastic rounding to int8", (0, 4, 42)),
-    "back_mac": ("an input-error MAC (dense), counted as if no error were zero", (0, 1, 1)),
-    "back_tap": ("an input-error kernel position (conv), as if no error were zero", (1, 3, 4)),
-    "pool_back": ("one input compared by max pooling, backward (the error routed)", (3, 13, 19)),
-    "grad_mac": ("a weight-gradient MAC (dense), counted as if no error were zero", (0, 2, 1)),
-    "grad_tap": ("a weight-gradient kernel position (conv), as if no error were zero", (1, 3, 4)),
-    "update_sr": ("one weight's SR update: 64-bit step, a draw, rounding, saturation, repack", (0, 15, 38)),
-    "update_r": ("one weight's R update: 64-bit step, rounding half up, saturation, repack", (0, 12, 30)),
-    "update_bc": ("one weight's BinaryConnect update in float32, re-quantised", (0, 43, 191)),
-    "bias": ("one bias update, int64 with a draw", (0, 9, 41)),
-    "unpack": ("a weight read from a sub-byte slot (forward and input-error MACs): shift, mask, sign", (0, 0, 3)),
-    "repack": ("a weight updated in a sub-byte slot: read, unpack, merge into its byte", (0, 1, 7)),
-    "copy": ("one input byte copied into the batch", (0, 1, 0)),
-    "shuffle": ("one sample shuffled: a draw, a 32-bit modulo, a swap", (1, 5, 11)),
+    "mac": "a dense MAC: two int8 loads, unpack, multiply-accumulate, loop",
+    "conv_tap": "a conv kernel position: bounds checks, addresses, one channel's MAC",
+    "pool": "one input compared by max pooling, forward",
+    "scan": "one value scanned for the tensor's shift (requant.tensor_shift)",
+    "act": "one output value: bias added, rounded, saturated, stored",
+    "softmax": "one softmax output: exp2 table, int64 division, error, saturation",
+    "relu": "one error masked by the ReLU",
+    "err": "one error sent below: a draw, stochastic rounding to int8",
+    "back_mac": "an input-error MAC (dense), counted as if no error were zero",
+    "back_tap": "an input-error kernel position (conv), as if no error were zero",
+    "pool_back": "one input compared by max pooling, backward (the error routed)",
+    "grad_mac": "a weight-gradient MAC (dense), counted as if no error were zero",
+    "grad_tap": "a weight-gradient kernel position (conv), as if no error were zero",
+    "update_sr": "one weight's SR update: 64-bit step, a draw, rounding, saturation, repack",
+    "update_r": "one weight's R update: 64-bit step, rounding half up, saturation, repack",
+    "update_bc": "one weight's BinaryConnect update in float32, re-quantised",
+    "bias": "one bias update, int64 with a draw",
+    "unpack": "a weight read from a sub-byte slot (forward and input-error MACs): shift, mask, sign",
+    "repack": "a weight updated in a sub-byte slot: read, unpack, merge into its byte",
+    "copy": "one input byte copied into the batch",
+    "shuffle": "one sample shuffled: a draw, a 32-bit modulo, a swap",
 }
-# A unit no calibration run exercises is priced as the unit whose loop it repeats.
-PROXY = {"back_tap": "grad_tap"}
-OPS = ("int_mac", "load_store", "int_op")
+# The units that multiply-accumulate one weight (a conv tap does one channel's MAC, the
+# others of its channels are "mac" units); every other unit counts as one integer op.
+MAC_UNITS = ("mac", "conv_tap", "back_mac", "back_tap", "grad_mac", "grad_tap")
+UPDATE_UNITS = ("update_sr", "update_r", "update_bc")  # one a weight, whichever the method
+# Float32 operations per trip, from the runtime's code (chip-independent): bc's update computes
+# its step with 2 fmul and 4 fadd-class ops (sub, 2 compares, add, floor) a weight.
+UNIT_FLOATS = {"update_bc": {"fmul": 2, "fadd": 4}}
 
 
 def _size(shape):
@@ -123,10 +127,11 @@ def by_phase(parts):
 
 
 def unit_price(target, unit):
-    """Cycles of one ``unit`` on ``target``: fitted, or a proxy's, or its operations at the op prices."""
+    """Cycles of one ``unit`` on ``target``: fitted, or a proxy's, or its ``[unit_ops]`` at the op prices."""
     fitted = dict(target.unit_cycles)
     if unit in fitted:
         return fitted[unit]
-    if PROXY.get(unit) in fitted:
-        return fitted[PROXY[unit]]
-    return sum(n * getattr(target.cycles, op) for op, n in zip(OPS, UNITS[unit][1]))
+    if UNIT_PROXY.get(unit) in fitted:
+        return fitted[UNIT_PROXY[unit]]
+    # load_target refuses a profile that prices a unit none of these ways
+    return sum(n * getattr(target.cycles, op) for op, n in zip(UNIT_OPS, dict(target.unit_ops)[unit]))
