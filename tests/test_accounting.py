@@ -73,10 +73,16 @@ def test_operation_counts_are_the_units_the_cycles_price():
     # momentum: 6 int ops a weight on top
     mom = account(layers, "sr", 8, 16, 1437, 64, 10, momentum=True)
     assert mom.int_ops_per_step == step + 6 * n_w
-    # float runs r's loops with an fmul and an fadd on every MAC and every update
+    # float runs r's loops with an fmul and an fadd on every MAC and every update: its MACs are float, not int
     fl, _ = cost("float")
-    assert (fl.int_macs_per_step, fl.int_ops_per_step) == (sr.int_macs_per_step, step)
+    assert (fl.int_macs_per_step, fl.wide_macs_per_step, fl.int_ops_per_step) == (0, 0, step)
     assert fl.fmul_per_step == fl.fadd_per_step == sr.int_macs_per_step + n_w + n_b
+    # and at a batch whose sums need int64 for sr, float still has no wide sum or multiply to pay
+    big = dict(n_train=200 * 196, batch=196)
+    wide_sr = account(layers, "sr", 8, big["batch"], big["n_train"], 64, 10, step_m=2**23 + 1)
+    wide_fl = account(layers, "float", 8, big["batch"], big["n_train"], 64, 10, step_m=2**23 + 1)
+    assert wide_sr.wide_muls_per_step > 0
+    assert (wide_fl.wide_macs_per_step, wide_fl.wide_muls_per_step) == (0, 0)
 
 
 def test_bc_and_sr_differ_in_the_update_alone_and_soft_float_pays():

@@ -31,7 +31,8 @@ or bias updated, a weight unpacked or repacked, an input byte copied), plus mome
 surcharge. *Float ops* are the floats a unit computes (:data:`work.UNIT_FLOATS`: bc's
 update, 2 fmul and 4 fadd-class a weight), the surcharges' fmul and fadd, and one fmul
 and one fadd per ``fmac``. ``float`` runs r's loops with its float arithmetic on top,
-and is counted so: its MACs are counted as MACs and again as float ops.
+and is counted so, except that its MACs are float ops (no int MACs) and it has no
+int64 sums or wide multiplies.
 """
 import math
 from dataclasses import dataclass
@@ -96,6 +97,8 @@ class Cost:
 
     @property
     def int_macs_per_step(self):
+        if self._step_extra.get("fmac"):
+            return 0  # float: its MACs are float multiply-adds, counted as float ops
         return _total(self._step_units, MAC_UNITS) - self.wide_macs_per_step
 
     @property
@@ -166,11 +169,12 @@ def _surcharges(parts, method, momentum, adam, plan):
     if adam and method in ("bc", "float"):
         for op, n in ADAM_FLOPS.items():
             _charge(upd, op, n * n_w)
-    ext["forward"]["wide_mac"] = macs["forward"] * plan.acc_wide
-    ext["backward"]["wide_mac"] = macs["backward"] * plan.acc_wide
-    upd["wide_mac"] = macs["update"] * plan.grad_wide
-    upd["mul_wide"] = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
-    if method == "float":  # every MAC and update in float32 on top of the same loops
+    if method != "float":  # integer sums only: float32 has no accumulator to widen
+        ext["forward"]["wide_mac"] = macs["forward"] * plan.acc_wide
+        ext["backward"]["wide_mac"] = macs["backward"] * plan.acc_wide
+        upd["wide_mac"] = macs["update"] * plan.grad_wide
+        upd["mul_wide"] = ((n_w if method != "bc" else 0) + n_b) * plan.update_wide
+    else:  # every MAC and update in float32 on top of the same loops
         ext["forward"]["fmac"] = macs["forward"]
         ext["backward"]["fmac"] = macs["backward"]
         upd["fmac"] = macs["update"] + n_w + n_b

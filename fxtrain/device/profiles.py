@@ -207,7 +207,8 @@ def _check_units_priced(path, raw):
         raise TargetError(f"{path}: missing field 'unit_ops.{missing[0]}'"
                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                           + "; a unit [unit_cycles] does not price is priced from its operations "
-                            f"[{', '.join(UNIT_OPS)}] at [cycles]")
+                            f"[{', '.join(UNIT_OPS)}] at [cycles]: copy the [unit_ops] table of a shipped profile "
+                            "such as esp32 (the Cortex-M4's mix), or fit [unit_cycles] to fxtrain measure's counts (benchmarks/calibrate_cost.py)")
 
 
 def _validate(path, raw, shipped):
