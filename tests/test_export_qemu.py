@@ -7,7 +7,7 @@ from c_helpers import build
 from fxtrain.errors import ToolchainError
 from fxtrain.firmware.codegen import export_model
 from fxtrain.firmware.reference import predict
-from fxtrain.firmware.verify import verify_qemu
+from fxtrain.firmware.verify import verify_host, verify_qemu
 
 FIX = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 MISSING = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
@@ -47,14 +47,6 @@ def test_qemu_equals_python(exports, name, bits, pack, target):
     assert res["qemu_seconds"] > 0
 
 
-@needs_arm
-def test_packed_image_is_smaller(exports):
-    plain = verify_qemu(exports("conv_valid", 1), M4)
-    packed = verify_qemu(exports("conv_valid", 1, True), M4)
-    # same vectors, weights at 1 bit instead of 8: the flash image shrinks
-    assert packed["text"] < plain["text"] and packed["n_mismatch"] == plain["n_mismatch"] == 0
-
-
 def test_the_three_qemu_profiles_name_their_boards():
     from fxtrain.device.profiles import load_target
     # the board and cflags come from the profile, the one place they are written
@@ -68,8 +60,9 @@ def test_a_target_without_a_board_is_refused(exports):
         verify_qemu(exports("mlp", 8), "cortex-m0plus")
 
 
-@pytest.mark.parametrize("tool", ["arm-none-eabi-gcc", "qemu-system-arm"])
-def test_missing_cross_tools_raise(tmp_path, monkeypatch, tool):
+@pytest.mark.parametrize("tool, fix", [("arm-none-eabi-gcc", FIX), ("qemu-system-arm", FIX),
+                                       ("gcc", "apt-get install gcc")])
+def test_missing_tools_raise_naming_the_tool_and_the_fix(tmp_path, monkeypatch, tool, fix):
     model, X = build("mlp", 8, n_cal=4)
     export_model(model, tmp_path, vectors=X)
     bindir = tmp_path / "bin"
@@ -77,5 +70,5 @@ def test_missing_cross_tools_raise(tmp_path, monkeypatch, tool):
     for other in {"arm-none-eabi-gcc", "qemu-system-arm"} - {tool}:
         (bindir / other).symlink_to("/bin/true")  # present, so the error names the missing one
     monkeypatch.setenv("PATH", str(bindir))
-    with pytest.raises(ToolchainError, match=f"{tool} not found.*{FIX}"):
-        verify_qemu(tmp_path, M4)
+    with pytest.raises(ToolchainError, match=f"{tool} not found.*{fix}"):
+        (verify_host(tmp_path) if tool == "gcc" else verify_qemu(tmp_path, M4))
