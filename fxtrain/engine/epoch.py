@@ -117,24 +117,24 @@ def _integer_epoch(method, spatial, momentum, fast):
         if first == 0:  # a new epoch: a new order, fresh counters
             shuffle(ws.perm, p.rng)
             ws.counts[:, :] = 0
-        nonneg = np.zeros(n_layers, np.bool_)
+        ws.nonneg[:] = False
         if fast:
-            inputs_nonneg(desc, X, nonneg)
+            inputs_nonneg(desc, X, ws.nonneg)
         batches = 0
         for b in range(first, min(stop, X.shape[0] // batch)):
             start = b * batch
             gather(X, Y, ws.perm, start, batch, ws.acts[0], ws.yb)
             ws.e_act[0] = e_x
             if fast:
-                pack_dense_weights(desc, p.wq, ws.wpack, nonneg)  # the weights changed in the last step
-            forward_int(desc, p.wq, p.bq, net.e_w, net.e_b, ws, batch, spatial, ws.counts, nonneg, fast)
+                pack_dense_weights(desc, p.wq, ws.wpack, ws.nonneg)  # the weights changed in the last step
+            forward_int(net, p, ws, batch, ws.counts, spatial, fast)
             ws.counts[n_layers - 1, SAT_ERR] += softmax_error_int(
                 ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
                 ws.terms[start:start + batch])
             e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
             for l in range(n_layers - 1, -1, -1):
-                e_below, clipped = backward_int(desc, l, p.wq, net.e_w, ws, ws.err[cur], e_err, ws.err[1 - cur],
-                                                p.rng, batch, spatial, nonneg, fast)
+                e_below, clipped = backward_int(net, p, l, ws, ws.err[cur], e_err, ws.err[1 - cur], batch,
+                                                spatial, fast)
                 if l > 0:
                     ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
@@ -220,10 +220,10 @@ def _predictor(spatial, is_float, fast):
         n_layers = net.desc.shape[0]
         n_cls = net.desc[n_layers - 1, OUT_C]
         counts = np.zeros((n_layers, N_SAT), dtype=np.int64)  # evaluation's saturations are not reported
-        nonneg = np.zeros(n_layers, np.bool_)
         if fast and not is_float:
-            inputs_nonneg(net.desc, X, nonneg)
-            pack_dense_weights(net.desc, params.wq, ws.wpack, nonneg)  # once: the weights are fixed here
+            ws.nonneg[:] = False
+            inputs_nonneg(net.desc, X, ws.nonneg)
+            pack_dense_weights(net.desc, params.wq, ws.wpack, ws.nonneg)  # once: the weights are fixed here
         for start in range(0, X.shape[0], chunk):
             nb = min(chunk, X.shape[0] - start)
             _copy_rows(X, start, nb, ws.acts[0])
@@ -231,7 +231,7 @@ def _predictor(spatial, is_float, fast):
                 forward_float(net.desc, params.wf, params.bf, ws.acts, nb, spatial)
             else:
                 ws.e_act[0] = e_x
-                forward_int(net.desc, params.wq, params.bq, net.e_w, net.e_b, ws, nb, spatial, counts, nonneg, fast)
+                forward_int(net, params, ws, nb, counts, spatial, fast)
             _argmax_rows(ws.acts[n_layers], nb, n_cls, out[start:start + nb])
 
     return predict_rows

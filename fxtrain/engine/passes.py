@@ -61,10 +61,10 @@ def mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial):
 
 
 @njit(cache=True, inline='always')
-def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg, fast):
-    """Integer weighted sums plus the bias terms in ``ws.bterm``. ``fast``: dense layers read the
-    weights :func:`kernels.pack_dense_weights` packed (``nonneg``: the layer's input is never
-    negative); else the reference loops."""
+def mac_forward_int(d, l, x, w, ws, nb, out, spatial, fast):
+    """Integer weighted sums of layer ``l`` plus the bias terms in ``ws.bterm``. ``fast``: dense layers
+    read the weights :func:`kernels.pack_dense_weights` packed (``ws.nonneg[l]``: the layer's input is
+    never negative); else the reference loops."""
     if not fast:
         mac_forward(d, x, w, nb, out, spatial)
         add_terms(out, nb * d[N_OUT] // d[OUT_C], d[OUT_C], ws.bterm)
@@ -75,13 +75,14 @@ def mac_forward_int(d, x, w, ws, nb, out, spatial, nonneg, fast):
             return
     if d[KIND] != DENSE:
         refuse_kind()
-    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.items, ws.bterm, nonneg)
+    dense_forward_int(d, x, w, ws.wpack, nb, out, ws.items, ws.bterm, ws.nonneg[l])
 
 
 @njit(cache=True, inline='always')
-def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial, nonneg, fast):
-    """Integer weight gradient, bias gradient and (if wanted) the unscaled error for the layer below
-    (``fast`` false: the reference loops)."""
+def mac_backward_int(d, l, x, err, w, ws, nb, back, want_back, spatial, fast):
+    """Integer weight gradient and bias gradient of layer ``l`` (into ``ws.grad``, ``ws.gbias``) and (if
+    wanted) the unscaled error for the layer below (``fast`` false: the reference loops)."""
+    grad, gbias = ws.grad, ws.gbias
     if not fast:
         mac_backward(d, x, err, w, nb, grad, gbias, back, want_back, spatial)
         return
@@ -92,20 +93,22 @@ def mac_backward_int(d, x, err, w, ws, nb, grad, gbias, back, want_back, spatial
             return
     if d[KIND] != DENSE:
         refuse_kind()
-    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.items, ws.gtmp, nonneg)
+    dense_backward_int(d, x, err, w, nb, grad, back, want_back, ws.words, ws.items, ws.gtmp, ws.nonneg[l])
     bias_gradient(err, nb * d[N_OUT] // d[OUT_C], d[OUT_C], gbias)
 
 
 @njit(cache=True, inline='always')
-def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg, fast):
-    """Integer forward pass over ``ws.acts`` (a Scratch); ``ws.e_act[l]`` is the exponent of ``acts[l]``.
+def forward_int(net, p, ws, nb, counts, spatial, fast):
+    """Integer forward pass of ``net`` (its desc and exponents) with ``p``'s weights and biases over
+    ``ws.acts`` (a Scratch); ``ws.e_act[l]`` is the exponent of ``acts[l]``.
 
     With ``fast``, ``ws.wpack`` must hold the dense weights packed by
-    :func:`kernels.pack_dense_weights` with the same ``nonneg`` (:func:`kernels.inputs_nonneg`).
+    :func:`kernels.pack_dense_weights` with ``ws.nonneg`` (:func:`kernels.inputs_nonneg`).
     Each layer's accumulator is shifted (round-half-up) by the smallest s that
     brings its largest magnitude into int8, chosen per batch. Saturated activations
     and clamped bias terms are added to ``counts[l]``.
     """
+    desc, wq, bq, e_w, e_b = net.desc, p.wq, p.bq, net.e_w, net.e_b
     acts, e_act, acc = ws.acts, ws.e_act, ws.acc
     for l in range(desc.shape[0]):
         d = desc[l]
@@ -117,30 +120,31 @@ def forward_int(desc, wq, bq, e_w, e_b, ws, nb, spatial, counts, nonneg, fast):
         n = nb * d[N_OUT]
         clamped = bias_terms(bq, d[B_OFF], d[OUT_C], e_act[l] + e_w[l] - e_b[l], ws.bterm)
         counts[l, SAT_BIAS] += clamped * (n // d[OUT_C])
-        mac_forward_int(d, acts[l], wq, ws, nb, acc, spatial, nonneg[l], fast)
+        mac_forward_int(d, l, acts[l], wq, ws, nb, acc, spatial, fast)
         s = tensor_shift(acc, n)
         counts[l, SAT_ACT] += requant_round(acc, n, s, d[RELU] != 0, acts[l + 1])
         e_act[l + 1] = e_act[l] + e_w[l] + s
 
 
 @njit(cache=True, inline='always')
-def backward_int(desc, l, wq, e_w, ws, err, e_err, err_below, rng, nb, spatial, nonneg, fast):
-    """Backward through layer ``l`` given int8 ``err`` (exponent ``e_err``) at its output.
+def backward_int(net, p, l, ws, err, e_err, err_below, nb, spatial, fast):
+    """Backward through layer ``l`` of ``net`` given int8 ``err`` (exponent ``e_err``) at its output,
+    with ``p``'s weights and generator.
 
     Fills ``ws.grad``/``ws.gbias`` (exponents e_err + e_act[l] and e_err) and writes the
     int8 error for the layer below into ``err_below`` with stochastic rounding, one
     draw per value (``ws.acc`` holds it unscaled). Returns that error's exponent and
     how many of its values saturated.
     """
-    acts, back = ws.acts, ws.acc
-    d = desc[l]
+    acts, back, e_w, rng = ws.acts, ws.acc, net.e_w, p.rng
+    d = net.desc[l]
     if spatial:
         if d[KIND] == POOL:
             pool_backward(d, acts[l], err, nb, err_below)
             return e_err, 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward_int(d, acts[l], err, wq, ws, nb, ws.grad, ws.gbias, back, l > 0, spatial, nonneg[l], fast)
+    mac_backward_int(d, l, acts[l], err, p.wq, ws, nb, back, l > 0, spatial, fast)
     if l == 0:
         return e_err, 0
     n = nb * d[N_IN]

@@ -29,6 +29,7 @@ FIELDS = {
     "yb": "the batch's labels, int64 [batch]",
     "terms": "each sample's loss terms, int64 [n, 2]",
     "counts": "saturations in the last epoch, int64 [L, N_SAT] (columns requant.SAT_*)",
+    "nonneg": "where a layer's input is never negative, bool [L] (kernels.inputs_nonneg): it packs in quads",
     "wpack": "every dense layer's weights packed for the forward product, int32 (at its weight offset)",
     "words": "one packed operand of a backward product or conv, int32",
     "wide": "a conv output in acc's dtype before it is transposed to HWC",
@@ -92,7 +93,7 @@ def scratch_layout(layers, batch, n_train, n_features, plan, is_float):
             "gbias": ((max(s.n_bias for s in layers),), grad_t),
             "probs": ((layers[-1].out_shape[2],), np.int64), "perm": ((n_train,), np.int64),
             "yb": ((batch,), np.int64), "terms": ((n_train, 2), np.int64),
-            "counts": ((len(layers), N_SAT), np.int64),
+            "counts": ((len(layers), N_SAT), np.int64), "nonneg": ((len(layers),), np.bool_),
             **work_layout(layers, batch, acc_t, grad_t, used=not is_float)}
 
 
@@ -118,6 +119,7 @@ def check_scratch(ws, net, n_train, float_mode):
         return
     require("acc", ws.acc, [np.int32, np.int64])
     require("counts", ws.counts, [np.int64], (n_layers, N_SAT))
+    require("nonneg", ws.nonneg, [np.bool_], (n_layers,))
     require("wpack", ws.wpack, [np.int32], (int(net.desc[:, N_W].sum()),))
     require("words", ws.words, [np.int32])
     require("wide", ws.wide, [ws.acc.dtype])
