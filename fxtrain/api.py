@@ -118,10 +118,10 @@ def _config(kw):
 
 
 def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits", momentum="0",
-          optimizer="sgd", out=None, resume=None, on_epoch=None):
+          optimizer="sgd", train_layers=None, out=None, resume=None, on_epoch=None):
     """Train a network; with ``out``, write checkpoints, ``model.npz`` and ``report.json`` there.
 
-    ``resume`` continues the checkpoint in that folder bit for bit (every setting but
+    ``train_layers``: only the last N weight layers train, the rest are frozen. ``resume`` continues the checkpoint in that folder bit for bit (every setting but
     ``epochs`` must match); ``on_epoch(record)`` is called after each epoch.
     """
     check_arguments("train", **locals())  # first: locals() is the arguments alone
@@ -135,7 +135,7 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",
-             momentum="0", optimizer="sgd", out=None, on_epoch=None, measured=False):
+             momentum="0", optimizer="sgd", train_layers=None, out=None, on_epoch=None, measured=False):
     """Check that a run fits ``target`` (a profile name or .toml path), then train it.
 
     Raises TargetError, naming what overflowed and what would fit, before any training.
@@ -184,7 +184,7 @@ def _measurable(target):
 
 
 def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train=False, epochs=30, lr="0.0625",
-            seed=0, plot=None, on_run=None):
+            seed=0, train_layers=None, plot=None, on_run=None):
     """SR against BC (and R and float) on ``target``: bytes, float ops, time, widest net that fits.
 
     With ``train``, each row is also trained once and gets its test accuracy
@@ -193,7 +193,8 @@ def compare(target, arch=None, bits=(1, 2, 4, 8), batch=16, data="digits", train
     bits = check_arguments("compare", **locals())["bits"]  # first: locals() is the arguments alone
     from ._files import check_output, ensure_dir
     from .device.compare import compare as build
-    cfg = _config(dict(DEFAULTS, arch=arch, batch=batch, data=data, epochs=epochs, lr=lr, seed=seed))
+    cfg = _config(dict(DEFAULTS, arch=arch, batch=batch, data=data, epochs=epochs, lr=lr, seed=seed,
+                       train_layers=train_layers))
     if plot:  # refuse a bad path before any training
         ensure_dir(Path(plot).parent, "plot folder")
         check_output(plot, "--plot file", inputs=[(target, "profile"), (data, "data file")])

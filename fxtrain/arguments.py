@@ -136,7 +136,7 @@ def callback(value, text=False):
 # named with the function ("verify.steps").
 CHECKS = {
     "arch": optional(text_value), "method": choice(METHODS), "bits": bits, "epochs": whole, "batch": whole,
-    "lr": exact_number, "seed": seed, "optimizer": choice(OPTIMIZERS), "data": path, "momentum": exact_number, "out": path,
+    "lr": exact_number, "seed": seed, "optimizer": choice(OPTIMIZERS), "train_layers": optional(whole), "data": path, "momentum": exact_number, "out": path,
     "resume": optional(path), "target": target, "measured": flag, "train": flag, "plot": optional(path),
     "run_dir": path, "export_dir": path, "prefix": text_value, "pack": flag, "vectors": non_negative,
     "to": choice(EXPORT_FORMATS), "rounding": optional(choice(ROUNDING_MODES)), "train_step": flag,

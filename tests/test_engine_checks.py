@@ -17,7 +17,7 @@ def wide(digits):
 
 def call(run, **swap):
     """train_epoch on ``run`` with some of its arrays swapped for bad ones."""
-    rule = Rule(8, qmax(8), run.m, run.k, run.cfg.batch, run.mom_j, False)
+    rule = Rule(8, qmax(8), run.m, run.k, run.cfg.batch, run.mom_j, False, 0)
     X = swap.pop("X", run.X)
     ws = run.ws._replace(**swap)
     return train_epoch(run.method, run._net(), run._params(), X, run.data.e_x, run.data.y_train, rule, ws)

@@ -123,7 +123,7 @@ def targets_show(name):
 @click.option("--target", type=TargetName(), required=True, help="Profile name or .toml path.")
 @click.option("--bits", "bits_list", type=BitsList(), default="1,2,4,8", show_default=True,
               help="Bit widths to compare, comma-separated.")
-@train_options("arch", "batch", "data", "epochs", "lr", "seed")
+@train_options("arch", "batch", "data", "epochs", "lr", "seed", "train_layers")
 @click.option("--train", "do_train", is_flag=True, help="Also train every row once and report test accuracy.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of memory against bits.")

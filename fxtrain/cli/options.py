@@ -33,6 +33,10 @@ _OPTIONS = {
     "optimizer": lambda: click.option(
         "--optimizer", type=click.Choice(OPTIMIZERS), default=D["optimizer"], show_default=True,
         help="; ".join(f"{o}: {h}" for o, h in OPTIMIZER_HELP.items()) + "."),
+    "train_layers": lambda: click.option(
+        "--train-layers", type=PositiveInt(), default=D["train_layers"], metavar="N",
+        help="Fine-tune: only the last N weight layers train; the layers under them are frozen (forward only, "
+             "no error, no update, no draw) and their weights sit in flash on the device. Default: every layer."),
 }
 
 

@@ -8,7 +8,8 @@ from tabulate import tabulate
 
 COMPARE_COLUMNS = [("method", "method"), ("bits", "bits"), ("weight_bytes", "weights B"),
                    ("shadow_bytes", "shadow B"), ("other_bytes", "act+other B"), ("total_bytes", "total B"),
-                   ("sram_percent", "% SRAM"), ("flash_bytes", "flash B"), ("fits", "fits"),
+                   ("sram_percent", "% SRAM"), ("sram_saved_bytes", "saved B"), ("flash_bytes", "flash B"),
+                   ("fits", "fits"),
                    ("float_ops_per_step", "float ops/step"), ("est_seconds_per_epoch", "est s/epoch"),
                    ("test_accuracy", "test acc")]
 
@@ -60,7 +61,11 @@ def compute_table(fit, measured=None):
             *([["measured cycles / step", f"{measured['per_step']['cycles']:,.0f}"],
                ["measured seconds / epoch", f"{measured['seconds_per_epoch']:.3f}"]] if measured else []),
             ["budget seconds / epoch", f"{c['budget_seconds']:.1f}"]]
-    return tabulate(rows, tablefmt="simple", colalign=("left", "right"), disable_numparse=True)
+    table = tabulate(rows, tablefmt="simple", colalign=("left", "right"), disable_numparse=True)
+    if fit.cost.frozen_layers:
+        table += ("\nThe frozen layers' weights are read from flash; the cost model has no flash wait states, "
+                  "so it prices those reads as if from SRAM.")
+    return table
 
 
 def simulate_text(res):
@@ -78,7 +83,10 @@ def simulate_text(res):
                if saturation_text(res.history, res.run.acc_plan) else []),
              f"test accuracy {report['test_accuracy']:.4f} (training arithmetic)"
              + (f", {dep:.4f} deployed (static shifts, as exported)" if dep is not None else ""), "",
-             f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit), "",
+             f"Memory on {t.name} ({cfg.method}, {cfg.bits}-bit, batch {cfg.batch}):", memory_table(fit),
+             *([f"The last {cfg.train_layers} weight layer(s) train: {fit.cost.sram_saved_bytes:,} bytes of SRAM "
+                f"saved against training all ({fit.cost.full_bytes:,} bytes); the frozen weights are const, in "
+                "flash."] if fit.cost.frozen_layers else []), "",
              f"Compute on {t.name} ({t.clock_hz / 1e6:g} MHz, fpu {t.fpu}):", compute_table(fit, m), "",
              f"fits: {str(fit.sram_fits and fit.time_fits).lower()}"
              + (f"; wrote {res.out}/report.json" if res.out else "")]

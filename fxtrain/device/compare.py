@@ -13,12 +13,13 @@ from .profiles import load_target
 METHOD_ORDER = ("sr", "bc", "r", "float")
 
 
-def compare_rows(arch, bits_list, batch, shape, target, methods=METHOD_ORDER, accuracy=None):
-    """One dict per (bits, method): memory split, float ops, time, and accuracy if given."""
+def compare_rows(arch, bits_list, batch, shape, target, methods=METHOD_ORDER, accuracy=None, train_layers=None):
+    """One dict per (bits, method): memory split, float ops, time, accuracy if given, and with
+    ``train_layers`` the SRAM that freezing the layers under them saves."""
     rows = []
     for bits in bits_list:
         for method in methods:
-            fit = fit_for(arch, method, bits, batch, shape, target)
+            fit = fit_for(arch, method, bits, batch, shape, target, train_layers=train_layers)
             buf = fit.cost.buffers
             weights, shadow = buf["weights"], buf.get("shadow", 0)
             row = {"method": method, "bits": bits, "weight_bytes": weights, "shadow_bytes": shadow,
@@ -28,6 +29,8 @@ def compare_rows(arch, bits_list, batch, shape, target, methods=METHOD_ORDER, ac
                    "fits": fit.sram_fits and fit.time_fits,
                    "float_ops_per_step": fit.cost.float_ops_per_step,
                    "est_seconds_per_epoch": fit.seconds_per_epoch}
+            if train_layers is not None:
+                row["sram_saved_bytes"] = fit.cost.sram_saved_bytes
             if accuracy is not None:
                 row["test_accuracy"] = accuracy(method, bits)
             rows.append(row)
@@ -74,6 +77,6 @@ def compare(target_name, cfg, bits_list, do_train=False, on_run=None):
     arch = arch_string(parse_arch(cfg.arch, ds.input_shape, ds.n_classes))
     shape = (ds.input_shape, ds.n_classes, len(ds.y_train))
     accuracy = _trainer(ds, cfg, on_run) if do_train else None
-    rows = compare_rows(arch, bits_list, cfg.batch, shape, target, accuracy=accuracy)
+    rows = compare_rows(arch, bits_list, cfg.batch, shape, target, accuracy=accuracy, train_layers=cfg.train_layers)
     widths = width_rows(arch, bits_list, cfg.batch, shape, target)
     return {"target": target, "arch": arch, "batch": cfg.batch, "rows": rows, "widths": widths}

@@ -78,10 +78,17 @@ class Cost:
     work: dict
     extra: dict
     labels: dict = None
+    frozen_layers: int = 0      # layers under the lowest that trains (forward only, weights in flash)
+    full_bytes: int = None      # with frozen layers: the SRAM training every layer would take
 
     @property
     def total_bytes(self):
         return sum(self.buffers.values())
+
+    @property
+    def sram_saved_bytes(self):
+        """SRAM that freezing the trunk saves against training every layer (0 when every layer trains)."""
+        return self.full_bytes - self.total_bytes if self.frozen_layers else 0
 
     @property
     def _step_units(self):
@@ -181,8 +188,10 @@ def _surcharges(parts, method, momentum, adam, plan):
     return {p: {k: v for k, v in d.items() if v} for p, d in ext.items()}
 
 
-def account(layers, method, bits, batch, n_train, n_features, n_classes, *, momentum=False, step_m=1, adam=False):
-    """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits.
+def account(layers, method, bits, batch, n_train, n_features, n_classes, *, momentum=False, step_m=1, adam=False,
+            low=0):
+    """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits; the layers under ``low`` are
+    frozen (their weights in flash, their forward pass alone).
 
     ``step_m`` is the integer mantissa of the per-sample step ``alpha / batch``.
     Momentum adds per weight and step MOMENTUM_INT_OPS (sr/r) or MOMENTUM_FLOPS (bc,
@@ -191,11 +200,14 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, *, mome
     which understates them on a core without an FPU.
     """
     plan = plan_accumulators(layers, bits, batch, step_m)
-    declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam)
-    parts = work(layers, method, bits, batch, n_train, n_features, n_classes)
+    declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam,
+                                low)
+    parts = work(layers, method, bits, batch, n_train, n_features, n_classes, low)
+    full = sum(b.bytes for b in declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes,
+                                                 momentum, plan, adam)) if low else None
     return Cost(buffers={b.name: b.bytes for b in declared}, flash=flash(layers, bits, method, n_train, n_features),
                 steps_per_epoch=n_train // batch, work=parts, extra=_surcharges(parts, method, momentum, adam, plan),
-                labels={b.name: b.label for b in declared})
+                labels={b.name: b.label for b in declared}, frozen_layers=low, full_bytes=full)
 
 
 def surcharge_price(cycles, key):
@@ -249,7 +261,8 @@ class Fit:
         return {"buffers": dict(self.cost.buffers), "total_bytes": self.cost.total_bytes,
                 "sram_bytes": self.target.sram_bytes, "usable_sram_bytes": self.target.usable_sram_bytes,
                 "fits": self.sram_fits, "flash": dict(self.cost.flash),
-                "flash_bytes": self.target.flash_bytes}
+                "flash_bytes": self.target.flash_bytes, "frozen_layers": self.cost.frozen_layers,
+                "sram_saved_bytes": self.cost.sram_saved_bytes}
 
     def compute_report(self):
         c = self.cost

@@ -7,14 +7,16 @@ hidden width that fit both the usable SRAM and the per-epoch time budget.
 from ..engine.network import parse_arch
 from ..errors import TargetError
 from ..training.config import parse_lr, step_fixed
+from ..training.run import lowest_trained
 from .cost import Fit, account
 from .profiles import list_targets
 
 MAX_WIDTH = 1 << 16
 
 
-def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625", adam=False):
-    """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train)."""
+def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625", adam=False, train_layers=None):
+    """The :class:`Fit` of one configuration; ``shape`` = (input_shape, n_classes, n_train); ``train_layers``:
+    only the last N weight layers train."""
     input_shape, n_classes, n_train = shape
     layers = parse_arch(arch, input_shape, n_classes)
     n_features = 1
@@ -22,7 +24,7 @@ def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625
         n_features *= d
     step_m = step_fixed(*parse_lr(lr), batch)[0]
     return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes,
-                       momentum=momentum, step_m=step_m, adam=adam), target)
+                       momentum=momentum, step_m=step_m, adam=adam, low=lowest_trained(layers, train_layers)), target)
 
 
 def _fits(fit):

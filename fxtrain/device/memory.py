@@ -104,14 +104,27 @@ def widest(layers, n_features):
     return max([n_features] + [math.prod(s.in_shape) for s in layers] + [math.prod(s.out_shape) for s in layers])
 
 
-def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam=False):
-    """The ordered list of :class:`Buffer` a run of ``method`` declares (``plan``: engine.bounds)."""
+def _activations(layers, batch, vb, low):
+    """The activation buffers: one per layer output a backward pass reads (the outputs of the lowest
+    layer that trains and above, and its input), and for a frozen trunk under it two ping-pong halves,
+    since a frozen layer's output is read once, by the next forward step."""
+    keep = [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
+            for i, s in enumerate(layers) if i >= low - 1]
+    trunk = [vb * batch * math.prod(s.out_shape) for s in layers[:max(low - 1, 0)]]
+    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", (2 if len(trunk) > 1 else 1) * max(trunk))]
+            if trunk else []) + keep
+
+
+def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam=False, low=0):
+    """The ordered list of :class:`Buffer` a run of ``method`` declares (``plan``: engine.bounds); the
+    layers under ``low`` are frozen: their weights and biases are ``const`` in flash, not here."""
     is_float = method == "float"
     vb = 4 if is_float else 1  # bytes per activation, error and input value
-    n_w, n_b = sum(s.n_weights for s in layers), sum(s.n_bias for s in layers)
-    wide = widest(layers, n_features)
+    trained = layers[low:]
+    n_w, n_b = sum(s.n_weights for s in trained), sum(s.n_bias for s in trained)
+    wide = widest(trained, n_features if low == 0 else 0)
     out = [Buffer("weights", "weights (float32)", 4 * n_w) if is_float else
-           Buffer("weights", f"weights ({storage_bits(bits)}-bit slots, packed)", weight_bytes(layers, bits)),
+           Buffer("weights", f"weights ({storage_bits(bits)}-bit slots, packed)", weight_bytes(trained, bits)),
            Buffer("biases", "biases", 4 * n_b)]
     if method == "bc":
         out.append(Buffer("shadow", "shadow weights (float32)", 4 * n_w))
@@ -120,20 +133,19 @@ def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentu
         out.append(Buffer("momentum", f"momentum ({'int16' if q else 'float32'})", (2 if q else 4) * n_w))
     if adam:
         out.append(Buffer("adam", "adam moments (2 x float32)", 8 * n_w + 4))
-    out += [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
-            for i, s in enumerate(layers)]
+    out += _activations(layers, batch, vb, low)
     out += [Buffer("input", "input batch", vb * batch * n_features), Buffer("labels", "labels", batch)]
     if not is_float:
         out.append(Buffer("acc", f"accumulator (int{8 * plan.acc_bytes})", acc_bytes(layers, batch, n_features, plan)))
     gb = 4 if is_float else plan.grad_bytes
     if is_float:
         out += [Buffer("err", "error ping-pong", 2 * vb * batch * wide),
-                Buffer("grad", "gradient row", gb * max(s.fan_in for s in layers if s.n_weights))]
+                Buffer("grad", "gradient row", gb * max(s.fan_in for s in trained if s.n_weights))]
     else:
         scratch = scratch_lengths(layers, bits, batch, acc_bytes(layers, batch, n_features, plan))
         out += [Buffer("err", "error ping-pong", 2 * pad4(batch * wide)),
                 Buffer("grad", "gradient row or conv gradient", gb * scratch["grad"])]
-    out.append(Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in layers)))
+    out.append(Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in trained)))
     if not is_float:
         out += [Buffer("opa", "operand scratch (inputs, im2col)", scratch["opa"]),
                 Buffer("opb", "operand scratch (errors)", scratch["opb"]),

@@ -27,7 +27,7 @@ def plan(cfg, target_name, resume=None):
     run = prepare(cfg, resume=resume)
     momentum = run.mom_j > 0
     fit = fit_for(run.arch, cfg.method, cfg.bits, cfg.batch, data_shape(run), target, momentum, cfg.lr,
-                  adam=run.adam)
+                  adam=run.adam, train_layers=cfg.train_layers)
     require_fit(fit, run.arch, cfg.method, cfg.bits, cfg.batch, data_shape(run), momentum)
     return run, fit
 

@@ -68,26 +68,30 @@ def _add(parts, part, unit, n):
         units[unit] = units.get(unit, 0) + n
 
 
-def _layer(parts, l, s, method, b, packed):
+def _layer(parts, l, s, method, b, packed, low):
     """Units of layer ``l`` in the forward, backward and update phases (``b``: batch; ``packed``: the
-    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks).
+    weights sit in sub-byte slots, so every MAC's weight read unpacks and every update repacks; ``low``:
+    the lowest layer that trains, so the layers under it run forward only and it sends no error below).
     The kind counts its own loops (``work``); what every weighted layer does is counted here."""
     kind = s.layer_kind
     own = kind.work(s, b)
     fwd, back = f"forward.{kind.name}", f"backward.{kind.name}"
     for unit, n in own["forward"].items():
         _add(parts, fwd, unit, n)
-    if not kind.weighted:
+    if not kind.weighted and l >= low:
         for unit, n in own["backward"].items():
             _add(parts, back, unit, n)
+    if not kind.weighted:
         return
     n_in, n_out, macs = _size(s.in_shape), _size(s.out_shape), own["macs"]
     _add(parts, fwd, "unpack", macs * packed)
     _add(parts, "forward.shift", "scan", b * n_out)
     _add(parts, "forward", "act", b * n_out)
+    if l < low:  # frozen: its forward pass alone
+        return
     if s.relu:
         _add(parts, "backward", "relu", b * n_out)
-    if l > 0:  # the first layer sends no error below
+    if l > low:  # the lowest layer that trains sends no error below
         _add(parts, "backward.shift", "scan", b * n_in)
         _add(parts, "backward", "err", b * n_in)
         for unit, n in own["backward"].items():
@@ -100,8 +104,9 @@ def _layer(parts, l, s, method, b, packed):
     _add(parts, "update", "bias", s.n_bias)
 
 
-def work(layers, method, bits, batch, n_train, n_features, n_classes):
-    """{part: {unit: count}} of one training step; ``"shuffle"`` counts one epoch's shuffle.
+def work(layers, method, bits, batch, n_train, n_features, n_classes, low=0):
+    """{part: {unit: count}} of one training step; ``"shuffle"`` counts one epoch's shuffle; the layers
+    under ``low`` are frozen (forward only).
 
     A part is a phase (``"forward"``) or one loop of it (``"forward.dense"``), as
     ``fxtrain measure`` attributes instructions; :func:`by_phase` merges them.
@@ -109,7 +114,7 @@ def work(layers, method, bits, batch, n_train, n_features, n_classes):
     """
     parts, packed = {}, int(storage_bits(bits) < 8 and method != "float")
     for l, s in enumerate(layers):
-        _layer(parts, l, s, "r" if method == "float" else method, batch, packed)
+        _layer(parts, l, s, "r" if method == "float" else method, batch, packed, low)
     _add(parts, "loss", "softmax", batch * n_classes)
     _add(parts, "step", "copy", batch * n_features)
     _add(parts, "shuffle", "shuffle", n_train)

@@ -42,9 +42,10 @@ IntParams = namedtuple("IntParams", "wq bq shadow mom rng")
 IntParams.__doc__ = ("wq int8/int16 [n_w]; bq int32 [n_b]; shadow float32 [n_w] (bc) or [0]; "
                      "mom int16 (sr, r) or float32 (bc) [n_w], or [0] without momentum; rng uint32 [1].")
 FloatParams = namedtuple("FloatParams", "wf bf mom rng")
-Rule = namedtuple("Rule", "bits qm m k batch mom_j adam")
+Rule = namedtuple("Rule", "bits qm m k batch mom_j adam low")
 Rule.__doc__ = ("bits, largest code qm, per-sample step m * 2**-k, batch, momentum beta = 1 - 2**-mom_j (0: off), "
-                "adam: Adam on the shadow weights (bc; engine/adam.py).")
+                "adam: Adam on the shadow weights (bc; engine/adam.py), low: the lowest layer that trains (the "
+                "layers under it are frozen: forward only, no error, no update, no draw).")
 SOFTMAX_EXPONENT = -7  # the softmax error is Q7
 
 
@@ -132,9 +133,9 @@ def _integer_epoch(method, spatial, momentum, fast):
                 ws.acts[n_layers], batch, n_cls, ws.e_act[n_layers], ws.yb, ws.err[0], ws.probs,
                 ws.terms[start:start + batch])
             e_err, cur = np.int64(SOFTMAX_EXPONENT), 0
-            for l in range(n_layers - 1, -1, -1):
+            for l in range(n_layers - 1, rule.low - 1, -1):
                 e_below, clipped = backward_int(net, p, l, ws, ws.err[cur], e_err, ws.err[1 - cur], batch,
-                                                spatial, fast)
+                                                l > rule.low, spatial, fast)
                 if l > 0:
                     ws.counts[l - 1, SAT_ERR] += clipped
                 d = desc[l]
@@ -162,8 +163,9 @@ def _float_epoch(spatial):
     """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool layers."""
 
     @njit(cache=True)
-    def epoch_float(desc, p, X, Y, step, beta, adam, batch, ws):
-        """float32 epoch over the same shuffle; ``X`` is already dequantised. Returns (summed loss, batches)."""
+    def epoch_float(desc, p, X, Y, step, beta, adam, batch, low, ws):
+        """float32 epoch over the same shuffle; ``X`` is already dequantised; the layers under ``low`` are
+        frozen. Returns (summed loss, batches)."""
         n_layers = desc.shape[0]
         n_cls = desc[n_layers - 1, OUT_C]
         shuffle(ws.perm, p.rng)
@@ -174,9 +176,9 @@ def _float_epoch(spatial):
             loss += softmax_error_float(ws.acts[n_layers], batch, n_cls, ws.yb, ws.err[0])
             batches += 1
             cur = 0
-            for l in range(n_layers - 1, -1, -1):
+            for l in range(n_layers - 1, low - 1, -1):
                 backward_float(desc, l, p.wf, ws.acts, ws.err[cur], ws.err[1 - cur], ws.grad, ws.gbias, batch,
-                               spatial)
+                               l > low, spatial)
                 d = desc[l]
                 if d[N_W] != 0:  # a layer with weights (and so biases)
                     o, nw = d[W_OFF], d[N_W]
@@ -294,13 +296,13 @@ def _mean_loss(terms, batches, batch):
     return total / max(batches * batch, 1)
 
 
-def train_epoch_float(net, params, X, Y, step, beta, batch, ws, adam=False):
+def train_epoch_float(net, params, X, Y, step, beta, batch, ws, adam=False, low=0):
     """Train one float32 reference epoch; returns (mean loss, batches). ``X`` is float32 [n, features];
-    ``adam``: Adam on the weights, its state in ``params.mom``."""
+    ``adam``: Adam on the weights, its state in ``params.mom``; ``low``: the lowest layer that trains."""
     check_common(net, X, Y, True)
     check_scratch(ws, net, X.shape[0], True)
     loss, batches = compiled("float", spatial_net(net))(net.desc, params, X, Y, np.float32(step), np.float32(beta),
-                                                      bool(adam), int(batch), ws)
+                                                      bool(adam), int(batch), int(low), ws)
     return loss / max(batches * batch, 1), batches
 
 

@@ -127,9 +127,9 @@ def forward_int(net, p, ws, nb, counts, spatial, fast):
 
 
 @njit(cache=True, inline='always')
-def backward_int(net, p, l, ws, err, e_err, err_below, nb, spatial, fast):
+def backward_int(net, p, l, ws, err, e_err, err_below, nb, below, spatial, fast):
     """Backward through layer ``l`` of ``net`` given int8 ``err`` (exponent ``e_err``) at its output,
-    with ``p``'s weights and generator.
+    with ``p``'s weights and generator; ``below``: a layer under this one trains, so it needs an error.
 
     Fills ``ws.grad``/``ws.gbias`` (exponents e_err + e_act[l] and e_err) and writes the
     int8 error for the layer below into ``err_below`` with stochastic rounding, one
@@ -144,8 +144,8 @@ def backward_int(net, p, l, ws, err, e_err, err_below, nb, spatial, fast):
             return e_err, 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward_int(d, l, acts[l], err, p.wq, ws, nb, back, l > 0, spatial, fast)
-    if l == 0:
+    mac_backward_int(d, l, acts[l], err, p.wq, ws, nb, back, below, spatial, fast)
+    if not below:  # the lowest layer that trains sends nothing down, and draws nothing for it
         return e_err, 0
     n = nb * d[N_IN]
     s = tensor_shift(back, n)
@@ -175,8 +175,8 @@ def forward_float(desc, wf, bf, acts, nb, spatial):
 
 
 @njit(cache=True, inline='always')
-def backward_float(desc, l, wf, acts, err, err_below, grad, gbias, nb, spatial):
-    """float32 backward through layer ``l``; the error below lands in ``err_below``."""
+def backward_float(desc, l, wf, acts, err, err_below, grad, gbias, nb, below, spatial):
+    """float32 backward through layer ``l``; the error below (if ``below``) lands in ``err_below``."""
     d = desc[l]
     if spatial:
         if d[KIND] == POOL:
@@ -184,4 +184,4 @@ def backward_float(desc, l, wf, acts, err, err_below, grad, gbias, nb, spatial):
             return
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
-    mac_backward(d, acts[l], err, wf, nb, grad, gbias, err_below, l > 0, spatial)
+    mac_backward(d, acts[l], err, wf, nb, grad, gbias, err_below, below, spatial)

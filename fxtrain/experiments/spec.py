@@ -41,6 +41,7 @@ SETTINGS = {
     "momentum": ((str, float, int), "a number or string such as \"0.875\"", _D["momentum"]),
     "lr_decay_tau": ((int,), "an integer number of epochs (0: constant rate)", 0),
     "optimizer": ((str,), "\"sgd\", \"momentum\" or \"adam\"", _D["optimizer"]),
+    "train_layers": ((int,), "a whole number of weight layers such as 1 (the last one)", _D["train_layers"]),
 }
 TABLES = ("grid", "fixed")
 

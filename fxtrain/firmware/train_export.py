@@ -58,6 +58,10 @@ def load_training_run(run_dir):
         raise ConfigError(f"run folder '{run_dir}' trains with Adam, which the device's training step does not "
                           "have (its float moments are the simulator's only); train with --optimizer sgd or "
                           "momentum to export, verify or measure it")
+    if cfg.train_layers is not None:
+        raise ConfigError(f"run folder '{run_dir}' trains only its last {cfg.train_layers} weight layer(s) "
+                          "(--train-layers); the device's training step trains every layer so far: export it "
+                          "without --train-step for inference, or train every layer to export the step")
     return prepare(cfg, resume=run_dir)
 
 

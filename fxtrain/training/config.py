@@ -144,6 +144,7 @@ class TrainConfig:
     data: str = "digits"
     momentum: str = "0"
     optimizer: str = "sgd"
+    train_layers: int = None  # the last N weight layers train, the rest are frozen; None: all
 
     def check(self):
         """Return self, or raise ConfigError naming the first setting that is wrong."""
@@ -158,6 +159,9 @@ class TrainConfig:
             raise ConfigError(f"seed must be in 0 .. {2**32 - 1}, got {self.seed}")
         parse_lr(self.lr)
         self._check_optimizer(parse_momentum(self.momentum))
+        if self.train_layers is not None and (type(self.train_layers) is not int or self.train_layers < 1):
+            raise ConfigError(f"train_layers must be a whole number of weight layers, 1 (the last one) or more, "
+                              f"got {self.train_layers!r}; leave it out to train every layer")
         return self
 
     def _check_optimizer(self, j):

@@ -57,7 +57,23 @@ def check_plan(cfg, data):
     layers = parse_arch(cfg.check().arch, data.input_shape, data.n_classes)
     if cfg.batch > len(data.y_train):
         raise ConfigError(f"batch {cfg.batch} is larger than the {len(data.y_train)} training samples")
+    lowest_trained(layers, cfg.train_layers)
     return layers
+
+
+def lowest_trained(layers, train_layers):
+    """The index of the lowest layer that trains when the last ``train_layers`` weight layers do.
+
+    0 when every layer trains (``None``, or as many as the net has), so a full run keeps the
+    order of draws it always had; the layers under the returned index are frozen.
+    """
+    weighted = [i for i, s in enumerate(layers) if s.n_weights]
+    if train_layers is None or train_layers == len(weighted):
+        return 0
+    if train_layers > len(weighted):
+        raise ConfigError(f"train_layers {train_layers} is more than the {len(weighted)} weight layers of "
+                          f"{arch_string(layers)}; pass 1 to {len(weighted)}")
+    return weighted[-train_layers]
 
 
 class Run:
@@ -71,6 +87,7 @@ class Run:
         self.m, self.k = step_fixed(*parse_lr(cfg.lr), cfg.batch)
         self.mom_j = parse_momentum(cfg.momentum)
         self.adam = cfg.optimizer == "adam"
+        self.low = lowest_trained(self.layers, cfg.train_layers)
         self.acc_plan = plan_accumulators(self.layers, cfg.bits, cfg.batch, self.m)
         self.X = np.ascontiguousarray(data.X_train.reshape(len(data.y_train), -1))
         layout = scratch_layout(self.layers, cfg.batch, len(data.y_train), self.X.shape[1], self.acc_plan,
@@ -129,7 +146,8 @@ class Run:
         return (self.state.wf if self.method == FLOAT else self.state.wq).copy()
 
     def _rule(self):
-        return Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j, self.adam)
+        return Rule(self.cfg.bits, qmax(self.cfg.bits), self.m, self.k, self.cfg.batch, self.mom_j, self.adam,
+                    self.low)
 
     def step_epoch(self):
         """Train one epoch; append and return its record (loss, accuracies, changed fraction)."""
@@ -137,7 +155,7 @@ class Run:
         if self.method == FLOAT:
             step, beta = np.float32(self.m * 2.0 ** -self.k), np.float32(1.0 - 2.0 ** -self.mom_j)
             loss, _ = train_epoch_float(self._net(), self._params(), self._float_X(self.X), self.data.y_train,
-                                        step, beta, self.cfg.batch, self.ws, self.adam)
+                                        step, beta, self.cfg.batch, self.ws, self.adam, self.low)
         else:
             rule = self._rule()
             loss, _ = train_epoch(self.method, self._net(), self._params(), self.X, self.data.e_x,
