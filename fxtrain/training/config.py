@@ -160,7 +160,8 @@ class TrainConfig:
         parse_lr(self.lr)
         self._check_optimizer(parse_momentum(self.momentum))
         if self.train_layers is not None and (type(self.train_layers) is not int or self.train_layers < 1):
-            raise ConfigError(f"train_layers must be a whole number of weight layers, 1 (the last one) or more, "
+            raise ConfigError(f"train_layers (--train-layers) must be a whole number of weight layers, 1 (the last "
+                              f"one) or more, "
                               f"got {self.train_layers!r}; leave it out to train every layer")
         return self
 

@@ -71,8 +71,8 @@ def lowest_trained(layers, train_layers):
     if train_layers is None or train_layers == len(weighted):
         return 0
     if train_layers > len(weighted):
-        raise ConfigError(f"train_layers {train_layers} is more than the {len(weighted)} weight layers of "
-                          f"{arch_string(layers)}; pass 1 to {len(weighted)}")
+        raise ConfigError(f"train_layers (--train-layers) {train_layers} is more than the {len(weighted)} weight "
+                          f"layers of {arch_string(layers)}; pass 1 to {len(weighted)}")
     return weighted[-train_layers]
 
 
