@@ -144,6 +144,7 @@ class TrainConfig:
     data: str = "digits"
     momentum: str = "0"
     optimizer: str = "sgd"
+    init: str = None  # a run folder whose weights this run starts from (training.start), instead of the generator
 
     def check(self):
         """Return self, or raise ConfigError naming the first setting that is wrong."""
