@@ -235,3 +235,129 @@ def test_init_from_a_float_run_into_sr_and_bc_and_from_bc(tmp_path):
     back = prepare(TrainConfig(arch=arch, method="float", init=str(tmp_path / "b")))
     # from bc: its real-valued shadow, not its grid
     assert np.array_equal(back.state.wf, run_bc.run.state.shadow)
+
+
+def tf2onnx_model():
+    """Keras through tf2onnx: an NHWC input transposed to NCHW, and back to NHWC before the flatten."""
+    rng = np.random.default_rng(4)
+    inits = {"cw": _f32(rng, 4, 1, 3, 3), "cb": _f32(rng, 4), "shape": np.array([-1, 144], np.int64),
+             "w": _f32(rng, 144, 10, sc=0.05), "b": _f32(rng, 10)}
+    nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xc", "cw", "cb"], ["c"]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["rh"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["rh", "shape"], ["fl"]),
+             helper.make_node("MatMul", ["fl", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    return _model(nodes, inits, ["N", 8, 8, 1])
+
+
+def test_tf2onnx_transposes_are_understood(tmp_path):
+    res = fxtrain.import_model(str(save(tf2onnx_model(), tmp_path / "keras.onnx")), "digits", 8, method="float")
+    # an NHWC flatten is fxtrain's own order: no permutation, and the logits agree
+    assert res.report["arch"] == "conv:4:3:valid,dense:10" and res.float_check_max_diff <= TOL
+
+
+def small_conv(conv_attrs=None, in_dims=("N", 1, 8, 8), weight=None, op="Relu", extra_nodes=()):
+    """Conv(4, 3x3) -> ``op`` -> Flatten -> Gemm, untrained: the shape of a model for the refusals."""
+    rng = np.random.default_rng(5)
+    w = _f32(rng, 4, in_dims[1], 3, 3) if weight is None else weight
+    pad = (conv_attrs or {}).get("pads", [0] * 4)[0]
+    n = 4 * (8 + 2 * pad - 2) ** 2
+    nodes = [helper.make_node("Conv", ["x", "cw"], ["c"], name="conv0", **(conv_attrs or {})),
+             helper.make_node(op, ["c"], ["r"], name="act"), *extra_nodes,
+             helper.make_node("Flatten", [extra_nodes[-1].output[0] if extra_nodes else "r"], ["fl"]),
+             helper.make_node("Gemm", ["fl", "gw"], ["y"], transB=1, name="fc")]
+    return _model(nodes, {"cw": w, "gw": _f32(rng, 10, n)}, list(in_dims))
+
+
+BAD_MODELS = {
+    "unsupported op": (lambda: small_conv(op="Sigmoid"), ("Sigmoid", "act")),
+    "dynamic spatial dims": (lambda: small_conv(in_dims=("N", 1, "H", 8)), ("dynamic dimension 'H'", "axis 2")),
+    "float16 weights": (lambda: small_conv(weight=np.ones((4, 1, 3, 3), np.float16)), ("cw", "float16")),
+    "integer weights": (lambda: small_conv(weight=np.ones((4, 1, 3, 3), np.int64)), ("cw", "int64")),
+    "stride": (lambda: small_conv({"strides": [2, 2]}), ("conv0", "strides [2, 2]")),
+    "dilation": (lambda: small_conv({"dilations": [2, 2]}), ("conv0", "dilations [2, 2]")),
+    "groups": (lambda: small_conv({"group": 2}), ("conv0", "group 2")),
+    "padding": (lambda: small_conv({"pads": [2, 2, 2, 2]}), ("conv0", "padding [2, 2, 2, 2]")),
+    "input shape": (lambda: small_conv(in_dims=("N", 3, 8, 8)), ("(N, 3, 8, 8)", "(8, 8, 1)", "(N, 1, 8, 8)")),
+    "bn elsewhere": (lambda: small_conv(extra_nodes=[helper.make_node(
+        "BatchNormalization", ["r", "cb", "cb", "cb", "cb"], ["bn"], name="bn_late")]), ("bn_late", "folds")),
+    "ceil mode": (lambda: small_conv(extra_nodes=[helper.make_node(
+        "MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, name="mp")]), ("mp", "ceil_mode")),
+    "transpose": (lambda: small_conv(extra_nodes=[helper.make_node("Transpose", ["r"], ["t"], perm=[0, 1, 3, 2],
+                                                                   name="tr")]), ("tr", "perm [0, 1, 3, 2]")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_a_model_fxtrain_cannot_import_is_one_line(tmp_path, case):
+    build, needles = BAD_MODELS[case]
+    model = build()
+    if case == "bn elsewhere":
+        model.graph.initializer.append(numpy_helper.from_array(np.ones(4, np.float32), "cb"))
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, str(path))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.json").write_text("kept")
+    one_line_error(invoke("import", path, "--data", "digits", "--bits", 8, "--out", out), *needles)
+    # nothing already written is lost, nothing new is written
+    assert [p.name for p in out.iterdir()] == ["report.json"] and (out / "report.json").read_text() == "kept"
+
+
+def test_files_that_are_not_onnx_models_are_one_line(tmp_path, conv_file):
+    truncated, text, fifo = tmp_path / "cut.onnx", tmp_path / "text.onnx", tmp_path / "fifo.onnx"
+    truncated.write_bytes(conv_file.read_bytes()[:300])
+    text.write_bytes(b"label,x\n1,2\n")
+    os.mkfifo(fifo)
+    for path, needle in ((truncated, "not a valid ONNX model"), (text, "not a valid ONNX model"),
+                         (tmp_path, "not a regular file"), ("/dev/zero", "not a regular file"),
+                         (fifo, "not a regular file"), (tmp_path / "none.onnx", "does not exist")):
+        one_line_error(invoke("import", path, "--data", "digits", "--bits", 8, "--out", tmp_path / "o"), needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_onnx_package_names_the_extra(monkeypatch, conv_file, tmp_path):
+    hide_module(monkeypatch, "onnx")
+    one_line_error(invoke("import", conv_file, "--data", "digits", "--bits", 8, "--out", tmp_path / "o"),
+                   "pip install 'fxtrain[onnx]'")
+
+
+
+@pytest.fixture(scope="module")
+def float_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("init") / "float"
+    fxtrain.train(arch="dense:16,dense:10", method="float", epochs=1, out=str(out))
+    return out
+
+
+def test_init_refuses_another_arch_data_shape_or_a_non_run(float_run, tmp_path):
+    moons = tmp_path / "moons"
+    fxtrain.train(arch="dense:16,dense:2", method="float", epochs=1, data="moons", out=str(moons))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    cases = ((["--init", float_run, "--arch", "dense:8,dense:10"], ("dense:16,dense:10", "--arch")),
+             (["--init", moons, "--arch", "dense:16,dense:2"], ("inputs (2,)", "(8, 8, 1)")),
+             (["--init", "/dev/zero"], ("is not a folder",)), (["--init", fifo], ("is not a folder",)),
+             (["--init", tmp_path], ("lacks",)))
+    for args, needles in cases:
+        one_line_error(invoke("train", "--epochs", 1, *args, "--out", tmp_path / "o"), *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_adapting_on_new_data_keeps_the_input_scale_and_counts_saturations(float_run, tmp_path):
+    X, y, _ = load_raw("digits", 0)
+    np.savez(tmp_path / "bright.npz", X=np.clip(X * 1.5, 0, None), y=y)  # "another sensor": up to 24, not 16
+    r = invoke("train", "--init", float_run, "--arch", "dense:16,dense:10", "--method", "sr", "--bits", 8,
+               "--epochs", 1, "--data", tmp_path / "bright.npz", "--out", tmp_path / "adapt")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "adapt" / "report.json").read_text())
+    expected = int(np.count_nonzero(np.round(np.clip(X * 1.5, 0, None) / 16 * 127) > 127))
+    # the float run's scale (16), not the new data's (24); the values beyond it saturate and are counted
+    assert report["input_scale"] == 16.0 and report["input_saturations"] == expected > 0
+    assert f"inputs: {expected} values beyond the input scale 16" in r.output
+    # resumed or exported, the run quantises its data with the same scale
+    res = fxtrain.train(arch="dense:16,dense:10", method="sr", bits=8, epochs=2, init=str(float_run),
+                        data=str(tmp_path / "bright.npz"), resume=str(tmp_path / "adapt"))
+    assert res.report["input_scale"] == 16.0 and res.run.data.saturated == expected

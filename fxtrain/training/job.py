@@ -17,7 +17,7 @@ from ..errors import OutputError
 from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays
 from .checkpoint import chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint, saved_input_scale
 from .run import Run, check_plan
-from .start import init_scale, read_init_run, start_from_run
+from .start import check_init_data, init_scale, read_init_run, start_from_run
 
 
 def prepare(cfg, resume=None):
@@ -34,6 +34,7 @@ def prepare(cfg, resume=None):
     if not resume:
         start = None
         if init:
+            check_init_data(cfg.init, init, data)
             layers = check_plan(cfg, data)
             start = start_from_run(cfg.init, init, layers, arch_string(layers), data)
         return Run(cfg, data, start=start)

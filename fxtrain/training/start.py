@@ -145,13 +145,17 @@ def _layer_values(arrays, i, s, part):
     return np.asarray(arrays[f"layer{i}_{part}_q"], np.float64).reshape(-1) * 2.0 ** int(arrays[f"layer{i}_{part}_exp"])
 
 
-def start_from_run(path, arrays, layers, arch, data):
-    """The :class:`Start` of ``--init path`` for a run of ``arch`` (canonical) on ``data``; refuses a run
-    of another arch or data shape in one line."""
+def check_init_data(path, arrays, data):
+    """Refuse, in one line, an init run made for data of another shape than ``data``."""
     shape, classes = tuple(int(v) for v in arrays["input_shape"]), int(arrays["n_classes"])
     if shape != tuple(data.input_shape) or classes != data.n_classes:
         raise ConfigError(f"--init {path}: that run was made for inputs {shape} in {classes} classes, but "
                           f"{data.name} has inputs {tuple(data.input_shape)} in {data.n_classes} classes")
+
+
+def start_from_run(path, arrays, layers, arch, data):
+    """The :class:`Start` of ``--init path`` for a run of ``arch`` (canonical) on ``data`` (of the init run's
+    shape: :func:`check_init_data`); refuses a run of another arch in one line."""
     theirs = str(arrays["arch"])
     if theirs != arch:
         raise ConfigError(f"--init {path}: that run's arch is '{theirs}', this run's is '{arch}'; "
