@@ -1,7 +1,7 @@
 """fxtrain: integer-only on-device training, simulated bit for bit.
 
 The public API (``fxtrain.train``, ``simulate``, ``compare``, ``export``,
-``verify``, ``measure``, ``sweep``, ``experiment``) lives in :mod:`fxtrain.api` and is imported on first use, so
+``verify``, ``measure``, ``sweep``, ``experiment``, ``import_model``) lives in :mod:`fxtrain.api` and is imported on first use, so
 ``import fxtrain`` and ``fxtrain --help`` stay fast and never load numba.
 """
 import hashlib
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ._version import __version__
 
-_API = ("train", "simulate", "compare", "export", "verify", "measure", "sweep", "experiment")
+_API = ("train", "simulate", "compare", "export", "verify", "measure", "sweep", "experiment", "import_model")
 __all__ = [*_API, "__version__"]
 
 _PACKAGE = Path(__file__).resolve().parent

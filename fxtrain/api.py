@@ -114,15 +114,19 @@ class VerifyResult:
 
 def _config(kw):
     from .training.config import TrainConfig
-    return TrainConfig(**{k: kw[k] for k in DEFAULTS})
+    return TrainConfig(**{k: kw[k] for k in DEFAULTS if k in kw})  # simulate has no init: the default
 
 
 def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits", momentum="0",
-          optimizer="sgd", train_layers=None, out=None, resume=None, on_epoch=None):
+          optimizer="sgd", train_layers=None, init=None, out=None, resume=None, on_epoch=None):
     """Train a network; with ``out``, write checkpoints, ``model.npz`` and ``report.json`` there.
 
-    ``train_layers``: only the last N weight layers train, the rest are frozen. ``resume`` continues the checkpoint in that folder bit for bit (every setting but
-    ``epochs`` must match); ``on_epoch(record)`` is called after each epoch.
+    ``train_layers``: only the last N weight layers train, the rest are frozen.
+    ``resume`` continues the checkpoint in that folder bit for bit (every setting but
+    ``epochs`` must match); ``on_epoch(record)`` is called after each epoch. ``init`` starts
+    from the weights of another run folder (a float run, or another method or bit width, of
+    the same arch and data shape) instead of the generator's, quantized as :func:`import_model`
+    does, and keeps that run's input scale.
     """
     check_arguments("train", **locals())  # first: locals() is the arguments alone
     from .firmware.calibration import add_deployed_accuracy
@@ -132,6 +136,44 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
     with output_folder(out or resume, run) as folder:
         report = add_deployed_accuracy(run, train_job(run, out=folder, on_epoch=on_epoch), folder)
     return TrainResult(report, run, folder)
+
+
+@dataclass
+class ImportResult:
+    """``import_model``'s result: the float check (max |fxtrain - ONNX reference| of the logits on up to 100
+    test samples), the float and the quantized test accuracy before any training, biases saturated to
+    int32, the report (as in ``report.json``) and the run, at epoch 0."""
+    float_check_max_diff: float
+    float_test_accuracy: float
+    test_accuracy: float
+    clipped_biases: int
+    report: dict
+    run: object
+    out: Path = None
+
+    @property
+    def deployed_test_accuracy(self):
+        """Test accuracy of the exported arithmetic (static shifts), or None (float, > 8 bits)."""
+        return self.report.get("deployed_test_accuracy")
+
+
+def import_model(model, data, bits, method="sr", batch=16, lr="0.0625", seed=0, train_layers=None, out=None):
+    """Import the ONNX model ``model`` (a path) to train on ``data`` at ``bits`` bits: a run at epoch 0,
+    written into ``out`` as ``train`` writes one, so ``train(resume=out, ...)``, ``export``, ``verify`` and
+    ``measure`` take it. Needs ``pip install 'fxtrain[onnx]'``.
+
+    The model reads the data as the file holds it; the data's input scale is folded into its first
+    layer, BatchNormalization into the layer before it, and NCHW becomes fxtrain's HWC. Its float
+    forward pass is checked against ONNX's reference evaluator, then its weights are fitted to the
+    b-bit grid (docs/design.md, "Imported models").
+    """
+    check_arguments("import_model", **locals())  # first: locals() is the arguments alone
+    from .firmware.calibration import add_deployed_accuracy
+    from .importing.job import import_model as run_import
+    res = run_import(model, data, bits, method, batch, lr, seed, out, train_layers)
+    report = add_deployed_accuracy(res.run, res.report, res.out)
+    return ImportResult(res.float_check_max_diff, res.float_test_accuracy, res.test_accuracy, res.clipped_biases,
+                        report, res.run, res.out)
 
 
 def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed=0, data="digits",

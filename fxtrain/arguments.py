@@ -146,6 +146,7 @@ CHECKS = {
     "spec": path, "scheduler": text_value, "workers": optional(whole), "quick": flag,
     "experiment.name": choice(tuple(EXPERIMENTS)), "experiment.out": optional(path), "experiment.plot": flag,
     "measure.steps": count(MEASURE_STEPS), "verify.target": optional(target), "export.target": optional(target),
+    "init": optional(path), "model": path, "import_model.out": optional(path),
 }
 
 

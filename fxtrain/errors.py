@@ -31,3 +31,7 @@ class MissingExtraError(FxtrainError):
 
 class InputError(FxtrainError):
     """An input path that is not a regular file, exceeds its size limit, or cannot be read."""
+
+
+class ModelError(FxtrainError):
+    """A pre-trained model fxtrain cannot import: not a model file, or an op, attribute or shape the engine lacks."""

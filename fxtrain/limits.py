@@ -18,6 +18,9 @@ CSV_BYTES = 256 * MIB
 RECORD_BYTES = 256 * MIB
 # Binary arrays (a data .npz, model.npz, checkpoint.npz, model.tflite): loaded into memory.
 ARRAY_BYTES = 4 * 2**30
+# An ONNX model is one protobuf message, which cannot pass 2 GiB (bigger models keep their weights
+# in external files, which fxtrain does not read).
+ONNX_BYTES = 2 * 2**30
 
 # Cells of one sweep: the paper's largest grid (lr-sweep) has 420.
 MAX_CELLS = 10_000

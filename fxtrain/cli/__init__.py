@@ -11,7 +11,7 @@ from ..engine.numbers import EXPORT_FORMATS, ROUNDING_MODES
 from .options import train_options
 from ..limits import MEASURE_STEPS, VERIFY_EPOCHS, VERIFY_STEPS
 from .progress import Bar, EpochBar, Ticker, about, note
-from .types import BitsList, Count, Group, NonNegative, TargetName
+from .types import Bits, BitsList, Count, Group, NonNegative, TargetName
 
 
 def _compile_notice():
@@ -52,6 +52,9 @@ def cli():
               help="Folder for checkpoint.*, model.npz and report.json (each written atomically).")
 @click.option("--resume", type=click.Path(), default=None,
               help="Continue the checkpoint in this folder, bit-identically; settings must match.")
+@click.option("--init", type=click.Path(), default=None, metavar="RUN",
+              help="Start from the weights of this run folder (a float run, or another method or bit width; same "
+                   "arch and data shape) instead of random ones, and keep its input scale.")
 def train(**kw):
     """Train a network and print a per-epoch table.
 
@@ -64,11 +67,39 @@ def train(**kw):
       fxtrain train --method sr --bits 8 --seed 0
       fxtrain train --method bc --bits 1 --epochs 50 --out runs/bc1
       fxtrain train --epochs 80 --resume runs/bc1 --method bc --bits 1
+      fxtrain train --init runs/float --method sr --bits 4 --out runs/sr4
     """
     from .. import api
     from .render import train_text
     _compile_notice()
     click.echo(train_text(_with_bar(kw, lambda on_epoch: api.train(**kw, on_epoch=on_epoch))))
+
+
+@cli.command("import")
+@click.argument("model", type=click.Path())
+@click.option("--data", required=True, metavar="DATA",
+              help="The data the model reads as the file holds it: digits, moons, spirals, or a CSV or NPZ file.")
+@click.option("--bits", type=Bits(), required=True, help="Weight bit width: 1, 2, 3, 4, 6, 8, 12 or 16.")
+@train_options("method", "batch", "lr", "seed", "train_layers")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the run at epoch 0: checkpoint.npz, model.npz and report.json.")
+def import_cmd(model, **kw):
+    """Import a pre-trained ONNX model as a run at epoch 0 (needs pip install 'fxtrain[onnx]').
+
+    Conv, Gemm or MatMul(+Add), Relu, MaxPool, Flatten, BatchNormalization (folded), as
+    torch.onnx.export writes them; the data's input scale is folded into the first layer.
+    Prints the float check against ONNX's reference evaluator and the float and quantized
+    test accuracy. Then 'train --resume', 'export', 'verify' and 'measure' take the folder.
+
+    \b
+    Examples:
+      fxtrain import net.onnx --data digits --bits 8 --out runs/net8
+      fxtrain train --resume runs/net8 --arch ARCH --epochs 5 --bits 8
+    """
+    from .. import api
+    from .render import import_text
+    _compile_notice()
+    click.echo(import_text(api.import_model(model, **kw)))
 
 
 @cli.command()

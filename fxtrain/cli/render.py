@@ -93,13 +93,37 @@ def simulate_text(res):
     return "\n".join(lines)
 
 
+def _input_note(report):
+    """A line on inputs saturated by a scale inherited from other data (--init), or nothing."""
+    n = report.get("input_saturations")
+    return [f"inputs: {n} values beyond the input scale {report['input_scale']:g} of the run this one started "
+            "from saturated at +-127"] if n else []
+
+
 def train_text(res):
     cfg, report = res.run.cfg, res.report
     sat = saturation_text(res.history, res.run.acc_plan)
-    return "\n".join([history_table(res.history), *([sat] if sat else []),
+    return "\n".join([history_table(res.history), *([sat] if sat else []), *_input_note(report),
                       f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
                       f"{report['n_weights']} weights"
                       + (f"; wrote {res.out}/model.npz and report.json" if res.out else "")])
+
+
+def import_text(res):
+    """What ``fxtrain import`` prints: the float check, the accuracies before training, where it wrote."""
+    cfg, report = res.run.cfg, res.report
+    deployed = report.get("deployed_test_accuracy")
+    lines = [f"imported {report['arch']} ({report['n_weights']} weights)",
+             f"float check against the ONNX reference evaluator: max |diff| {res.float_check_max_diff:.2e}",
+             f"test accuracy before training: float {res.float_test_accuracy:.4f}, "
+             f"{cfg.method} {cfg.bits}-bit {res.test_accuracy:.4f}"
+             + (f", deployed {deployed:.4f}" if deployed is not None else "")]
+    if res.clipped_biases:
+        lines.append(f"{res.clipped_biases} biases saturated to int32")
+    lines.append(f"wrote {res.out}: continue with fxtrain train --resume {res.out} --arch '{report['arch']}' "
+                 f"--method {cfg.method} --bits {cfg.bits} --batch {cfg.batch} --lr {cfg.lr} --seed {cfg.seed} "
+                 f"--data {cfg.data} --epochs N")
+    return "\n".join(lines)
 
 
 def targets_table(targets):

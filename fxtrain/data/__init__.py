@@ -27,7 +27,9 @@ DIGITS_FILE = Path(__file__).resolve().parent / "digits.npz"
 
 @dataclass(frozen=True)
 class Dataset:
-    """Quantised train/test split. ``X_*`` int8 [n, *input_shape] with exponent ``e_x``."""
+    """Quantised train/test split. ``X_*`` int8 [n, *input_shape] with exponent ``e_x``; a code ``q``
+    stands for the raw value ``q * scale / 127`` (see :attr:`raw_per_unit`). ``saturated`` counts the raw
+    values (train and test) beyond ``scale``, clipped: only a scale given from outside can cause any."""
     name: str
     X_train: np.ndarray
     y_train: np.ndarray
@@ -36,6 +38,14 @@ class Dataset:
     e_x: int
     input_shape: tuple
     n_classes: int
+    scale: float = 1.0
+    saturated: int = 0
+
+    @property
+    def raw_per_unit(self):
+        """The raw value one unit of the engine's input stands for: the engine reads ``q * 2**e_x``,
+        the file held about ``q * scale / 127``, so raw = engine value * ``scale * 2**-e_x / 127``."""
+        return self.scale * 2.0 ** -self.e_x / 127.0
 
 
 def load_digits():
@@ -109,17 +119,26 @@ def quantize_inputs(X, scale):
     return np.clip(np.round(X / scale * 127.0), -127, 127).astype(np.int8)
 
 
-def load_dataset(source, seed):
+def saturated_inputs(X, scale):
+    """How many values of ``X`` :func:`quantize_inputs` clips at +-127 with this ``scale``."""
+    return int(np.count_nonzero(np.abs(np.round(X / scale * 127.0)) > 127))
+
+
+def load_dataset(source, seed, scale=None):
     """Load, validate, split (stratified, by seed) and quantise a data set.
 
     The scale is max|X_train|, one number for all features, so zero stays zero and
-    every method sees the same int8 inputs.
+    every method sees the same int8 inputs. A run that starts from weights made for
+    other data (an imported model, ``--init``) passes that data's ``scale`` instead: its
+    first layer was built for it, and values beyond it saturate (``Dataset.saturated``).
     """
     X, y, shape = load_raw(source, seed)
     y, n_classes = check_samples(X, y, source)
     tr, te = stratified_split(y, seed)
     if len(tr) == 0 or len(te) == 0:
         raise DataError(f"{source}: {X.shape[0]} samples are too few for an 80/20 split")
-    scale = float(np.max(np.abs(X[tr]))) or 1.0
+    if scale is None:
+        scale = float(np.max(np.abs(X[tr]))) or 1.0
     q = quantize_inputs(X, scale)
-    return Dataset(str(source), q[tr], y[tr], q[te], y[te], INPUT_EXPONENT, tuple(shape), n_classes)
+    return Dataset(str(source), q[tr], y[tr], q[te], y[te], INPUT_EXPONENT, tuple(shape), n_classes, float(scale),
+                   saturated_inputs(X, scale))

@@ -316,3 +316,17 @@ def predict(net, params, X, e_x, chunk, ws):
     compiled("predict", spatial_net(net), is_float, fast_kernels(net, chunk))(net, params, X, int(e_x), int(chunk), ws,
                                                                            out)
     return out
+
+
+def output_values(net, params, X, e_x, chunk, ws):
+    """The output layer's values (float64 [n, classes], before the softmax) of X, as :func:`predict` computes
+    them ``chunk`` samples at a time: float32 for FloatParams, else the int8 codes times ``2**e_out`` of
+    each chunk (a per-batch exponent, as in training)."""
+    n_layers, n_cls = net.desc.shape[0], int(net.desc[-1, OUT_C])
+    out = np.zeros((X.shape[0], n_cls))
+    for start in range(0, X.shape[0], chunk):
+        part = X[start:start + chunk]
+        predict(net, params, part, e_x, chunk, ws)  # leaves the chunk's last activation in ws.acts
+        z = ws.acts[n_layers, :len(part) * n_cls].reshape(len(part), n_cls).astype(np.float64)
+        out[start:start + len(part)] = z if isinstance(params, FloatParams) else z * 2.0 ** ws.e_act[n_layers]
+    return out

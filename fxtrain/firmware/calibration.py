@@ -198,7 +198,8 @@ def from_run_dir(run_dir, rounding="cmsis"):
     check_rounding(rounding)
     arrays, report, cfg = load_run_dir(run_dir)
     check_exportable(str(arrays["method"]), int(arrays["bits"]))
-    data = load_dataset(cfg["data"], cfg["seed"])
+    # the run's own input scale (an imported run's, or one inherited through --init), not the data's
+    data = load_dataset(cfg["data"], cfg["seed"], float(arrays["input_scale"]) if "input_scale" in arrays else None)
     try:
         layers = parse_arch(str(arrays["arch"]), data.input_shape, data.n_classes)
         meta = {"method": str(arrays["method"]), "bits": int(arrays["bits"]), "arch": str(arrays["arch"]),

@@ -25,6 +25,7 @@ HOOKS = {
     "c_defs": "firmware/codegen.py: the values of the kind's C template snippets",
     "cmsis_buffer_bytes": "firmware/codegen.py: CMSIS-NN's work buffer",
     "tflite": "tflite/flatbuffer.py: the TFLite operators",
+    "onnx_weights": "importing/graph.py: an ONNX weight tensor (NCHW order) in the kind's own order",
 }
 
 

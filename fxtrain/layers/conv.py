@@ -114,5 +114,9 @@ class Conv(LayerKind):
                                          3: ("int8", g.activation(L.relu))})
         return y
 
+    def onnx_weights(self, w, chw=None):
+        """ONNX's (O, I, kH, kW) weights as fxtrain's [out][ky][kx][in]."""
+        return w.transpose(0, 2, 3, 1)
+
 
 KIND = Conv()

@@ -80,5 +80,13 @@ class Dense(LayerKind):
         g.op("FULLY_CONNECTED", [x, w, b], [y], {0: ("int8", g.activation(L.relu))})
         return y
 
+    def onnx_weights(self, w, chw=None):
+        """(out, in) weights of a Gemm or MatMul; after a flatten of a (c, h, w) tensor ONNX's columns run
+        in C*H*W order and fxtrain's in H*W*C (its buffers are HWC), so they are permuted."""
+        if chw is None:
+            return w
+        c, h, width = chw
+        return w.reshape(w.shape[0], c, h, width).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
 
 KIND = Dense()

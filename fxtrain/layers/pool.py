@@ -80,5 +80,8 @@ class Pool(LayerKind):
                                        5: ("int8", g.activation(False))})
         return y
 
+    def onnx_weights(self, w, chw=None):
+        return None
+
 
 KIND = Pool()

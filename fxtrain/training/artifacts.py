@@ -37,8 +37,16 @@ def build_report(run):
         "train_accuracy": last["train_accuracy"], "test_accuracy": last["test_accuracy"],
         "history": hist, "n_weights": run.n_weights,
         "n_biases": sum(s.n_bias for s in run.layers), "fxtrain_version": __version__,
-        "config": asdict(cfg),
+        "config": asdict(cfg), **_input_report(run.data),
     }
+
+
+def _input_report(data):
+    """The input scale, and how many input values it saturated (only a scale inherited from other data can)."""
+    out = {"input_scale": data.scale}
+    if data.saturated:
+        out["input_saturations"] = data.saturated
+    return out
 
 
 def model_arrays(run):
@@ -48,6 +56,7 @@ def model_arrays(run):
     out["method"], out["arch"] = np.array(run.cfg.method), np.array(run.arch)
     out["bits"], out["input_exponent"] = np.array(run.cfg.bits), np.array(run.data.e_x)
     out["input_shape"], out["n_classes"] = np.array(run.data.input_shape), np.array(run.data.n_classes)
+    out["input_scale"] = np.array(run.data.scale)  # what --init and export quantise this run's data with
     w_off = b_off = 0
     for i, s in enumerate(run.layers):
         out[f"layer{i}_kind"] = np.array(s.layer_kind.name)

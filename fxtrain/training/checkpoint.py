@@ -29,6 +29,7 @@ from ..limits import ARRAY_BYTES, RECORD_BYTES
 from .artifacts import CHECKPOINT, HISTORY
 from .config import TrainConfig, parse_momentum
 from .run import Run, TrainState
+from .start import check_fitted_exponents
 
 FORMAT = 2
 OLD_META = "checkpoint.json"  # format 1 (fxtrain 0.1) kept its metadata beside the arrays
@@ -46,7 +47,8 @@ def history_line(record):
 def save_checkpoint(run, out_dir, history_hash):
     """Replace ``out_dir/checkpoint.npz`` with the run's state after ``run.state.epoch`` epochs."""
     meta = {"format": FORMAT, "config": asdict(run.cfg), "arch": run.arch, "epoch": run.state.epoch,
-            "history_sha256": history_hash, "fxtrain_version": __version__}
+            "history_sha256": history_hash, "fxtrain_version": __version__,
+            "input_scale": run.data.scale, "fitted_grid": run.state.fitted_grid}
     arrays = dict(run.state.arrays(), meta=np.array(json.dumps(meta)))
     write_bytes_atomic(Path(out_dir) / CHECKPOINT, npz_bytes(arrays))
 
@@ -96,7 +98,19 @@ def _expected_arrays(cfg, layers):
     return want
 
 
-def _check_arrays(ckpt_dir, cfg, layers, arrays):
+def _check_exponents(ckpt_dir, cfg, layers, arrays, fitted):
+    """Fixed by the arch, or (a run started from float weights) a fitted grid's."""
+    if fitted:
+        why = check_fitted_exponents(arrays["e_w"], arrays["e_b"])
+        if why:
+            _fail(ckpt_dir, why)
+        return
+    e_w, e_b, _ = init_exponents(layers, cfg.bits)
+    if not (np.array_equal(arrays["e_w"], e_w) and np.array_equal(arrays["e_b"], e_b)):
+        _fail(ckpt_dir, "the grid exponents differ from those this arch and bit width fix at initialisation")
+
+
+def _check_arrays(ckpt_dir, cfg, layers, arrays, fitted):
     want = _expected_arrays(cfg, layers)
     if set(arrays) != set(want):
         _fail(ckpt_dir, f"it holds arrays {sorted(arrays)} but a {cfg.method} run saves {sorted(want)}")
@@ -112,9 +126,7 @@ def _check_arrays(ckpt_dir, cfg, layers, arrays):
         q, w = qmax(cfg.bits), arrays["wq"].astype(np.int64)
         if np.abs(w).max(initial=0) > q or (cfg.bits == 1 and np.any(w == 0)):
             _fail(ckpt_dir, f"weights lie outside the {cfg.bits}-bit grid (|q| <= {q})")
-        e_w, e_b, _ = init_exponents(layers, cfg.bits)
-        if not (np.array_equal(arrays["e_w"], e_w) and np.array_equal(arrays["e_b"], e_b)):
-            _fail(ckpt_dir, "the grid exponents differ from those this arch and bit width fix at initialisation")
+        _check_exponents(ckpt_dir, cfg, layers, arrays, fitted)
 
 
 def _read_history(ckpt_dir, epoch, expected_hash):
@@ -145,6 +157,16 @@ def checkpoint_digest(folder):
         if path.is_file() else None
 
 
+def saved_input_scale(ckpt_dir):
+    """The input scale the run in ``ckpt_dir`` was built with (None when it recorded none: the data's own),
+    so a resumed run quantises its data exactly as before, whatever data it adapts on."""
+    meta, _ = _read(ckpt_dir)
+    scale = meta.get("input_scale")
+    if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
+        _fail(ckpt_dir, f"its input scale {scale!r} is not a positive number; train the run again from the start")
+    return scale
+
+
 def resume(ckpt_dir, cfg, data):
     """The :class:`Run` saved in ``ckpt_dir``; every setting but ``epochs`` must match ``cfg``,
     and ``cfg.epochs`` may not be below the saved epoch."""
@@ -162,7 +184,9 @@ def resume(ckpt_dir, cfg, data):
         _fail(ckpt_dir, f"the checkpoint is at epoch {epoch}, past --epochs {cfg.epochs}; "
                         f"pass --epochs {epoch} or more")
     layers = parse_arch(cfg.arch, data.input_shape, data.n_classes)
-    _check_arrays(ckpt_dir, cfg, layers, arrays)
+    fitted = meta.get("fitted_grid") is True
+    _check_arrays(ckpt_dir, cfg, layers, arrays, fitted)
     history = _read_history(ckpt_dir, epoch, meta["history_sha256"])
-    state = TrainState(**arrays, epoch=epoch, history=history, history_hash=meta["history_sha256"])
+    state = TrainState(**arrays, epoch=epoch, history=history, history_hash=meta["history_sha256"],
+                       fitted_grid=fitted)
     return Run(cfg, data, state)

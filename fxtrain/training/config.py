@@ -145,6 +145,7 @@ class TrainConfig:
     momentum: str = "0"
     optimizer: str = "sgd"
     train_layers: int = None  # the last N weight layers train, the rest are frozen; None: all
+    init: str = None  # a run folder whose weights this run starts from (training.start), instead of the generator
 
     def check(self):
         """Return self, or raise ConfigError naming the first setting that is wrong."""

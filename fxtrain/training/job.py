@@ -12,17 +12,32 @@ from pathlib import Path
 from .._files import (FolderLock, append_line, ensure_dir, npz_bytes, remove_file, remove_stale_temporaries,
                       write_bytes_atomic, write_json_atomic)
 from ..data import load_dataset
+from ..engine.network import arch_string
 from ..errors import OutputError
 from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays
-from .checkpoint import chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint
-from .run import Run
+from .checkpoint import chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint, saved_input_scale
+from .run import Run, check_plan
+from .start import check_init_data, init_scale, read_init_run, start_from_run
 
 
 def prepare(cfg, resume=None):
-    """Check the settings, load the data and build the run (fresh, or resumed from ``resume``); writes nothing."""
-    data = load_dataset(cfg.check().data, cfg.seed)
+    """Check the settings, load the data and build the run (fresh, from ``cfg.init``'s weights, or resumed
+    from ``resume``); writes nothing.
+
+    A run keeps the input scale it was built with: resumed, it reads it from its checkpoint; started
+    from another run (``--init``), it takes that run's, so the first layer sees inputs on the scale
+    its weights were made for.
+    """
+    init = read_init_run(cfg.check().init) if cfg.init and not resume else None
+    scale = saved_input_scale(resume) if resume else init_scale(init) if init else None
+    data = load_dataset(cfg.data, cfg.seed, scale)
     if not resume:
-        return Run(cfg, data)
+        start = None
+        if init:
+            check_init_data(cfg.init, init, data)
+            layers = check_plan(cfg, data)
+            start = start_from_run(cfg.init, init, layers, arch_string(layers), data)
+        return Run(cfg, data, start=start)
     run = resume_run(resume, cfg, data)
     run.resumed_from = (Path(resume), checkpoint_digest(resume))
     return run
@@ -69,10 +84,25 @@ def train_job(run, out=None, on_epoch=None):
             save_checkpoint(run, out, h)
         if on_epoch:
             on_epoch(record)
-    report = build_report(run)
+    return write_results(run, out)
+
+
+def write_results(run, out, **extra):
+    """The report of ``run`` as it stands (plus ``extra`` keys); with ``out``, also written there beside
+    ``model.npz`` (the model first: the report names its sha256)."""
+    report = dict(build_report(run), **extra)
     if out:
         model = npz_bytes(model_arrays(run))
         write_bytes_atomic(Path(out) / MODEL_FILE, model)
         report["model_sha256"] = hashlib.sha256(model).hexdigest()
         write_json_atomic(Path(out) / REPORT_FILE, report)
     return report
+
+
+def write_start(run, out, **extra):
+    """The report of ``run`` at epoch 0 (plus ``extra`` keys); with ``out`` (a folder from
+    :func:`output_folder`), also written there with the checkpoint ``--resume`` continues and ``model.npz``,
+    as a trained run's."""
+    if out:
+        save_checkpoint(run, out, run.state.history_hash)
+    return write_results(run, out, **extra)

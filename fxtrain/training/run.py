@@ -10,7 +10,7 @@ import numpy as np
 
 from ..engine.adam import adam_state
 from ..engine.bounds import plan_accumulators
-from ..engine.epoch import FloatParams, IntParams, Net, Rule, predict, train_epoch, train_epoch_float
+from ..engine.epoch import FloatParams, IntParams, Net, Rule, output_values, predict, train_epoch, train_epoch_float
 from ..engine.fixedpoint import new_rng
 from ..engine.scratch import allocate, scratch_layout
 from ..engine.network import arch_string, build_desc, init_float_weights, init_weights, parse_arch
@@ -20,6 +20,7 @@ from ..engine.updates import BC, FLOAT, SR, R
 from ..errors import ConfigError
 from .config import parse_lr, parse_momentum, step_fixed
 from .host import check_host_memory
+from .start import dequantized, start_arrays
 
 METHOD_CODES = {"sr": SR, "r": R, "bc": BC, "float": FLOAT}
 
@@ -40,6 +41,7 @@ class TrainState:
     epoch: int = 0
     history: list = field(default_factory=list)
     history_hash: str = ""  # hash chain over the history lines (checkpoint.chain)
+    fitted_grid: bool = False  # exponents fitted to float weights (training.start), not fixed by the arch
 
     def arrays(self):
         """The state's arrays by name (those that exist for this method)."""
@@ -77,9 +79,12 @@ def lowest_trained(layers, train_layers):
 
 
 class Run:
-    """A configured training run over one data set; call :meth:`step_epoch` repeatedly."""
+    """A configured training run over one data set; call :meth:`step_epoch` repeatedly.
 
-    def __init__(self, cfg, data, state=None):
+    A fresh run draws its weights from the generator, or takes them from ``start``
+    (:class:`fxtrain.training.start.Start`: an imported model, ``--init``)."""
+
+    def __init__(self, cfg, data, state=None, start=None):
         self.cfg, self.data = cfg, data
         self.layers = check_plan(cfg, data)
         self.method = METHOD_CODES[cfg.method]
@@ -94,7 +99,7 @@ class Run:
                                   self.method == FLOAT)
         check_host_memory(layout, self.layers, cfg, self.X.shape)
         self.ws = allocate(layout)
-        self.state = state if state is not None else self._init_state()
+        self.state = state if state is not None else self._init_state(start)
 
     @property
     def arch(self):
@@ -112,11 +117,14 @@ class Run:
         """
         self.m, self.k = step_fixed(*parse_lr(lr), self.cfg.batch)
 
-    def _init_state(self):
+    def _init_state(self, start):
         rng = new_rng(self.cfg.seed)
         mom_t = np.int16 if self.cfg.method in ("sr", "r") else np.float32
         mom = adam_state(self.n_weights) if self.adam else \
             np.zeros(self.n_weights, dtype=mom_t) if self.mom_j else None
+        if start is not None:  # no initialisation draws: the generator starts at the seed's state
+            return TrainState(**start_arrays(self.layers, self.cfg, start), rng=rng, mom=mom,
+                              fitted_grid=self.method != FLOAT)
         if self.method == FLOAT:
             wf, bf = init_float_weights(self.layers, rng)
             return TrainState(wf=wf, bf=bf, rng=rng, mom=mom)
@@ -127,8 +135,7 @@ class Run:
         return st
 
     def _dequantized_weights(self, st):
-        scale = np.concatenate([np.full(s.n_weights, 2.0 ** st.e_w[i]) for i, s in enumerate(self.layers)])
-        return st.wq.astype(np.float64) * scale
+        return dequantized(self.layers, st.wq, st.e_w, lambda s: s.n_weights)
 
     def _net(self):
         st = self.state
@@ -189,12 +196,19 @@ class Run:
     def _float_X(self, Xq):
         return Xq.reshape(len(Xq), -1).astype(np.float32) * np.float32(2.0 ** self.data.e_x)
 
-    def predict(self, Xq):
-        """Classes (int64 [n]) in training-mode arithmetic, evaluated ``batch`` samples at a time."""
+    def _evaluate(self, job, Xq):
         X2 = np.ascontiguousarray(Xq.reshape(len(Xq), -1))
         if self.method == FLOAT:
             X2 = self._float_X(X2)
-        return predict(self._net(), self._params(), X2, self.data.e_x, self.cfg.batch, self.ws)
+        return job(self._net(), self._params(), X2, self.data.e_x, self.cfg.batch, self.ws)
+
+    def predict(self, Xq):
+        """Classes (int64 [n]) in training-mode arithmetic, evaluated ``batch`` samples at a time."""
+        return self._evaluate(predict, Xq)
+
+    def output_values(self, Xq):
+        """The output layer's values (float64 [n, classes], before the softmax), evaluated as :meth:`predict`."""
+        return self._evaluate(output_values, Xq)
 
     def accuracy(self, Xq, y):
         return float(np.mean(self.predict(Xq) == y))
