@@ -14,7 +14,7 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 import fxtrain  # noqa: E402
 from cli_helpers import hide_module, invoke, one_line_error  # noqa: E402
 from fxtrain.data import load_raw, stratified_split  # noqa: E402
-from fxtrain.errors import ModelError  # noqa: E402
+from fxtrain.errors import ConfigError, ModelError  # noqa: E402
 from fxtrain.importing.check import onnx_inputs  # noqa: E402
 
 CONV_ARCH = "conv:4:3:same,pool:2,dense:64,dense:10"
@@ -361,3 +361,18 @@ def test_adapting_on_new_data_keeps_the_input_scale_and_counts_saturations(float
     res = fxtrain.train(arch="dense:16,dense:10", method="sr", bits=8, epochs=2, init=str(float_run),
                         data=str(tmp_path / "bright.npz"), resume=str(tmp_path / "adapt"))
     assert res.report["input_scale"] == 16.0 and res.run.data.saturated == expected
+
+
+def test_an_imported_run_fine_tunes_its_last_layer_only(conv_file, tmp_path):
+    out = tmp_path / "run"
+    res = fxtrain.import_model(conv_file, "digits", 8, lr="0.001953125", train_layers=1, out=out)
+    assert json.loads((out / "report.json").read_text())["config"]["train_layers"] == 1
+    before = res.run.state.wq.copy()
+    tuned = fxtrain.train(arch=CONV_ARCH, bits=8, lr="0.001953125", train_layers=1, epochs=2, resume=str(out))
+    slices = _weight_slices(tuned.run)
+    # the trunk keeps every code; the readout learns
+    assert all(np.array_equal(tuned.run.state.wq[s], before[s]) for s in slices[:-1])
+    assert not np.array_equal(tuned.run.state.wq[slices[-1]], before[slices[-1]])
+    # a resume that would train more layers is another run
+    with pytest.raises(ConfigError, match="train_layers=1"):
+        fxtrain.train(arch=CONV_ARCH, bits=8, lr="0.001953125", train_layers=2, epochs=3, resume=str(out))
