@@ -55,6 +55,19 @@ def test_twenty_fine_tuning_steps_equal_the_simulator_on_host_and_qemu(exported,
     assert res["device_state"]["W"][len(frozen):] != [v & 0xFFFFFFFF for v in start.state.wq[len(frozen):].tolist()]
 
 
+@needs_gcc
+@needs_arm
+def test_a_trunk_of_two_frozen_outputs_ping_pongs_between_two_halves(exported):
+    res = verify_training(exported(method="sr", bits=8, arch="conv:4:3,pool:2,dense:16,dense:10", train_layers=1)
+                          / "fw", steps=20, target="cortex-m4")
+    assert [diff for _, diff, _ in res["results"]] == [None, None] and res["ok"]
+    # the conv's and the pool's outputs share two halves the size of the conv's (16 * 6 * 6 * 4 bytes); the
+    # pool's output feeds the frozen dense:16, whose output is the trained layer's input and keeps its buffer
+    sizes = {name: got for name, _, _, equal, got in res["memory"] if equal}
+    assert len(sizes) == len(res["memory"]) and sizes["trunk"] == 2 * 2304 and "act2" in sizes
+    assert not {"act0", "act1"} & set(sizes)
+
+
 def _symbol_sections(elf):
     """{symbol: section} of a linked ELF, from arm-none-eabi-objdump -t."""
     out = subprocess.run(["arm-none-eabi-objdump", "-t", str(elf)], capture_output=True, text=True, check=True)
