@@ -18,7 +18,7 @@
 static inline void fx_dense_fwd(const fx_net *net, const fx_layer *L, const int8_t *x, uint32_t nb,
                                 fx_acc_t *acc)
 {
-    const uint8_t *wl = net->w + L->w_byte;
+    const uint8_t *wl = fx_layer_w(net, L);
     uint32_t o, n, stride, n_in = L->n_in, n_out = L->n_out, block = FX_SLOT >= 8 ? n_out : 4u;
     for (o = 0; o < n_out; o += block) {
         uint32_t k = n_out - o < block ? n_out - o : block;
@@ -84,7 +84,7 @@ static inline void fx_conv_fwd(const fx_net *net, const fx_layer *L, const int8_
                                fx_acc_t *acc)
 {
     uint32_t n, oy, ox, stride, out_c = L->out_c, f = L->fan_in, cs = FX_PAD4(f);
-    const fx_wv_t *rows = fx_weight_rows(L, net->w + L->w_byte, 0, out_c, net->rows, &stride);
+    const fx_wv_t *rows = fx_weight_rows(L, fx_layer_w(net, L), 0, out_c, net->rows, &stride);
     for (n = 0; n < nb; n++) {
         for (oy = 0; oy < L->out_h; oy++, acc += L->out_w * out_c) {
             for (ox = 0; ox < L->out_w; ox++) {
@@ -189,7 +189,7 @@ static inline uint32_t fx_conv_fwd_dsp(const fx_net *net, const fx_layer *L, con
 {
     const uint32_t out_c = L->out_c, ow = L->out_w, oh = L->out_h, f = L->fan_in, rw = FX_CONV_ROWWORDS(L);
     const uint32_t run = L->kw * L->in_c;
-    const uint8_t *wl = net->w + L->w_byte;
+    const uint8_t *wl = fx_layer_w(net, L);
     int32_t *wx = (int32_t *)FX_ALIGNED(net->rows);
     uint32_t o, j, n, oy, mag = 0;
     int32_t c, cl = 0;
@@ -201,7 +201,7 @@ static inline uint32_t fx_conv_fwd_dsp(const fx_net *net, const fx_layer *L, con
         for (j = 0; j < f; j++) { /* tap j at its place in the column: a word per kernel row, or packed */
             v[rw ? j / run * 4u + j % run : j] = fx_slot_get(wl + o * L->row_bytes, j);
         }
-        wx[0] = (int32_t)fx_bias_term(net->b[L->b_off + o], shift, &c);
+        wx[0] = (int32_t)fx_bias_term(fx_layer_b(net, L)[o], shift, &c);
         cl += c;
         for (j = 0; j < 3u; j++) { /* SXTB16's pairs: bytes 0 and 2, bytes 1 and 3 */
             wx[1u + 2u * j] = (int32_t)(((uint32_t)v[4u * j] & 0xFFFFu) | ((uint32_t)v[4u * j + 2u] << 16));
@@ -474,7 +474,7 @@ static inline int32_t fx_bias_terms(const fx_net *net, const fx_layer *L, int32_
     fx_grad_t *t = net->gbias; /* free until the update: holds one term per channel */
     fx_acc_t *acc = net->acc;
     for (j = 0; j < out_c; j++) {
-        t[j] = (fx_grad_t)fx_bias_term(net->b[L->b_off + j], shift, &c);
+        t[j] = (fx_grad_t)fx_bias_term(fx_layer_b(net, L)[j], shift, &c);
         clamped += c;
     }
     for (r = 0; r < positions; r++, acc += out_c) {
@@ -715,7 +715,7 @@ static FX_NOINLINE int32_t fx_backward(const fx_net *net, uint32_t l, int32_t e_
     if (L->relu) {
         fx_relu_mask(net->acts[l + 1], nb * L->n_out, err);
     }
-    if (l == 0) {
+    if (l == FX_LOW) { /* the lowest layer that trains sends no error below */
         return e_err;
     }
     if (L->kind == FX_KIND_DENSE) {

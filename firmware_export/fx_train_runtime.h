@@ -15,6 +15,7 @@
  *   FX_SLOT, FX_BITS           storage slot (1, 2, 4, 8, 16) and weight bits
  *   FX_MOMENTUM                1 with momentum
  *   FX_GRAD_CHUNK, FX_ACC_BYTES  conv gradient positions per chunk; the accumulator's bytes
+ *   FX_LOW                     the lowest layer that trains (fine-tuning; 0, the default, when all do)
  * BinaryConnect's shadow-weight update lives in fx_train_bc.h, included only for a bc
  * run, so this file and every sr or r export hold no floating-point code or type.
  *
@@ -27,6 +28,11 @@
  * applied before the next row; a conv layer's, all of it first: the draws do not depend
  * on it. A single-channel unpadded conv forms it from byte-shifted copies of its input
  * and widened error planes, all in the accumulator (fx_gradient_rows).
+ *
+ * Fine-tuning (FX_LOW > 0): the layers under FX_LOW are frozen. Their packed rows and biases are
+ * const, in flash (fx_net's fw and fb; the table's offsets of a layer are into the arrays that hold
+ * it), they run forward only, and the backward walk stops at FX_LOW, which sends no error below
+ * and draws nothing for one: the frozen layers make no draw at all.
  */
 #ifndef FX_TRAIN_RUNTIME_H
 #define FX_TRAIN_RUNTIME_H
@@ -35,6 +41,10 @@
 
 #ifndef FX_ACC_WIDE
 #error "include fx_train_runtime.h through a generated PREFIX_train.h"
+#endif
+/* Fine-tuning: the layers under FX_LOW, the lowest that trains, are frozen (0: every layer trains). */
+#ifndef FX_LOW
+#define FX_LOW 0
 #endif
 
 #ifdef __cplusplus
@@ -134,14 +144,28 @@ typedef struct {
     int8_t *const *acts;   /* acts[0]: input batch; acts[l + 1]: output of layer l */
     uint8_t *labels;
     fx_acc_t *acc;
-    int8_t *err;           /* error ping-pong: two halves of PAD4(batch * widest) */
+    int8_t *err;           /* error ping-pong: two halves of PAD4(batch * widest), widest of the trained layers */
     int8_t *opa, *opb;     /* word-aligned operand scratch: activations / im2col, and errors */
     fx_wv_t *rows;         /* weight rows unpacked from sub-byte slots, or a transposed block */
     fx_grad_t *grad, *gbias;
     int32_t *probs, *e_act, *counters;
     fx_perm_t *perm;
     uint32_t *rng;
+#if FX_LOW
+    const uint8_t *fw;     /* the frozen layers' packed rows and biases, in flash */
+    const int32_t *fb;
+#endif
 } fx_net;
+
+/* Layer L's packed weight rows and its biases: in flash under FX_LOW (frozen), else in RAM. */
+#if FX_LOW
+#define FX_FROZEN(net, L) ((uint32_t)((L) - (net)->layers) < FX_LOW)
+#define fx_layer_w(net, L) ((FX_FROZEN(net, L) ? (net)->fw : (const uint8_t *)(net)->w) + (L)->w_byte)
+#define fx_layer_b(net, L) ((FX_FROZEN(net, L) ? (net)->fb : (const int32_t *)(net)->b) + (L)->b_off)
+#else
+#define fx_layer_w(net, L) ((net)->w + (L)->w_byte)
+#define fx_layer_b(net, L) ((net)->b + (L)->b_off)
+#endif
 
 /* ------------------------------------------------------- packed weights */
 

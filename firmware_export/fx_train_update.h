@@ -632,7 +632,7 @@ static inline void fx_step(const fx_net *net)
     net->e_act[0] = net->e_x;
     fx_forward(net, net->batch, 1);
     fx_loss(net, net->batch, net->err);
-    for (l = net->n_layers; l-- > 0;) {
+    for (l = net->n_layers; l-- > FX_LOW;) { /* the frozen layers under FX_LOW: forward only */
         int8_t *err = net->err + cur * half, *below = net->err + (1u - cur) * half;
         int32_t e_below = fx_backward(net, l, e_err, err, below, net->batch);
         if (net->layers[l].kind != FX_KIND_POOL) {

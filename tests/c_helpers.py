@@ -91,3 +91,20 @@ def compile_and_run(src, tmp_path, cc="gcc", extra=(), cflags=CFLAGS):
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout.splitlines()
+
+
+def train_exports(tmp_path_factory, epochs, name="train"):
+    """get(**train settings): a folder holding ``run`` (trained ``epochs`` epochs) and ``fw`` (its
+    ``export --train-step``), made once per configuration."""
+    import fxtrain
+    cache = {}
+
+    def get(**kw):
+        key = tuple(sorted(kw.items()))
+        if key not in cache:
+            d = tmp_path_factory.mktemp(name)
+            fxtrain.train(epochs=epochs, out=d / "run", **kw)
+            fxtrain.export(d / "run", d / "fw", train_step=True)
+            cache[key] = d
+        return cache[key]
+    return get

@@ -122,9 +122,14 @@ def test_simulate_and_compare_show_the_sram_saved():
     assert r.exit_code == 0 and "saved B" in r.output, r.output
 
 
-def test_the_device_step_refuses_a_frozen_run_in_one_line(tmp_path):
+def test_the_device_step_exports_a_frozen_run_with_its_trunk_in_flash(tmp_path):
     fxtrain.train(epochs=1, train_layers=1, out=tmp_path / "run")
     r = invoke("export", tmp_path / "run", "--out", tmp_path / "fw", "--train-step")
-    assert r.exit_code == 1 and "trains only its last 1 weight layer" in one_line_error(r)
+    assert r.exit_code == 0, r.output
+    header = (tmp_path / "fw" / "fx_train.h").read_text()
+    # the frozen layer's rows and biases are const arrays; RAM holds the last layer's (10 rows of 32 bytes)
+    assert "static const FX_WORD_ALIGNED uint8_t fx_frozen_weights[2048]" in header
+    assert "static const int32_t fx_frozen_biases[32]" in header and "#define FX_LOW 1" in header
+    assert "uint8_t fx_buf_weights[320];" in header
     # inference export is unaffected
     assert invoke("export", tmp_path / "run", "--out", tmp_path / "fw2").exit_code == 0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fxtrain
+from c_helpers import train_exports
 from cli_helpers import invoke, one_line_error
 from fxtrain.device.fit import largest_width
 from fxtrain.device.profiles import load_target
@@ -25,17 +26,7 @@ needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not inst
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Train a run for 2 epochs and export it with --train-step, once per configuration."""
-    cache = {}
-
-    def get(**kw):
-        key = tuple(sorted(kw.items()))
-        if key not in cache:
-            d = tmp_path_factory.mktemp("train")
-            fxtrain.train(epochs=2, out=d / "run", **kw)
-            fxtrain.export(d / "run", d / "fw", train_step=True)
-            cache[key] = d
-        return cache[key]
-    return get
+    return train_exports(tmp_path_factory, 2, "train")
 
 
 @needs_gcc

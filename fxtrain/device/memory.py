@@ -16,6 +16,8 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     adam         8 * sum W_l + 4           Adam's two float32 moments and a step count (bc and float,
                                            in the simulator only: the C runtime has no Adam)
     act<l>       B * n_l                   int8 output of layer l, kept for the backward pass
+    trunk        h * pad4(max B * n_l)     fine-tuning only: the outputs of the frozen layers under the
+                                           lowest trained layer's input, h = 1 or 2 ping-pong halves
     input        B * F                     int8 input batch
     labels       B                         uint8
     acc          a * B * widest            a = 4 (int32) or 8 where a sum needs int64 (engine/bounds.py)
@@ -23,7 +25,8 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     grad         g * max(fan_in, conv W_l) one output row of a dense layer's weight gradient, applied
                                            before the next row, or a conv layer's whole gradient;
                                            g = 4 (int32) or 8 (int64)
-    gbias        g * max Nb_l              the layer's bias gradient
+    gbias        g * max Nb_l              the layer's bias gradient (and, in the forward pass, its bias
+                                           terms: over every layer, frozen ones too)
     opa, opb     see scratch_lengths       int8 word-aligned operands of the kernels: transposed
                                            activations and errors for the gradient, im2col columns
     rows         see scratch_lengths       unpacked sub-byte weight rows, transposed weight blocks, a
@@ -35,6 +38,9 @@ layer l's weights / biases, N = training samples, F = features, L = layers.
     rng          4                         xorshift32 state
     counters     4 * 5 * L                 saturation counters per layer and kind
 
+With frozen layers (under ``low``, the lowest that trains), W_l and Nb_l in weights, biases,
+shadow and momentum count the trained layers only; the frozen ones are ``const``, in flash, and
+the error ping-pong takes the widest of the trained layers' tensors.
 ``float`` keeps activations, errors and gradients in float32 and has no
 accumulator, exponents or counters.
 """
@@ -107,11 +113,11 @@ def widest(layers, n_features):
 def _activations(layers, batch, vb, low):
     """The activation buffers: one per layer output a backward pass reads (the outputs of the lowest
     layer that trains and above, and its input), and for a frozen trunk under it two ping-pong halves,
-    since a frozen layer's output is read once, by the next forward step."""
+    each on a word, since a frozen layer's output is read once, by the next forward step."""
     keep = [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
             for i, s in enumerate(layers) if i >= low - 1]
     trunk = [vb * batch * math.prod(s.out_shape) for s in layers[:max(low - 1, 0)]]
-    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", (2 if len(trunk) > 1 else 1) * max(trunk))]
+    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", min(len(trunk), 2) * pad4(max(trunk)))]
             if trunk else []) + keep
 
 
@@ -145,7 +151,8 @@ def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentu
         scratch = scratch_lengths(layers, bits, batch, acc_bytes(layers, batch, n_features, plan))
         out += [Buffer("err", "error ping-pong", 2 * pad4(batch * wide)),
                 Buffer("grad", "gradient row or conv gradient", gb * scratch["grad"])]
-    out.append(Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in trained)))
+    # every layer's: the forward pass puts a layer's bias terms there, frozen layers' too
+    out.append(Buffer("gbias", "bias gradient", gb * max(s.n_bias for s in layers)))
     if not is_float:
         out += [Buffer("opa", "operand scratch (inputs, im2col)", scratch["opa"]),
                 Buffer("opb", "operand scratch (errors)", scratch["opb"]),

@@ -23,7 +23,7 @@ MEASURE_OVERHEAD_SECONDS = 5.0
 def measure_seconds(run, target, steps):
     """Estimated wall seconds of ``measure`` for ``steps`` steps of ``run`` (a Run) on ``target`` (a Target)."""
     fit = fit_for(run.arch, run.cfg.method, run.cfg.bits, run.cfg.batch, data_shape(run), target, run.mom_j > 0,
-                  run.cfg.lr)
+                  run.cfg.lr, train_layers=run.cfg.train_layers)
     per_epoch = max(len(run.data.y_train) // run.cfg.batch, 1)
     cycles = (steps * sum(fit.phase_cycles[p] for p in STEP_PHASES)
               + math.ceil(steps / per_epoch) * fit.phase_cycles["shuffle"])

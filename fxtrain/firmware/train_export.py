@@ -29,6 +29,7 @@ from ..training.job import prepare
 from .codegen import MANIFEST, assert_no_float, c_array, c_int, write_export
 from .packing import pack_slots
 from .templates import fill, render
+from .train_frozen import activation_buffers, error_widest, frozen_arrays, frozen_counts, frozen_values
 
 RUNTIME_FILES = ("fx_runtime.h", "fx_train_runtime.h", "fx_train_kernels.h", "fx_train_dot.h", "fx_train_passes.h",
                  "fx_train_update.h", "fx_train_bc.h")
@@ -58,10 +59,6 @@ def load_training_run(run_dir):
         raise ConfigError(f"run folder '{run_dir}' trains with Adam, which the device's training step does not "
                           "have (its float moments are the simulator's only); train with --optimizer sgd or "
                           "momentum to export, verify or measure it")
-    if cfg.train_layers is not None:
-        raise ConfigError(f"run folder '{run_dir}' trains only its last {cfg.train_layers} weight layer(s) "
-                          "(--train-layers); the device's training step trains every layer so far: export it "
-                          "without --train-step for inference, or train every layer to export the step")
     return prepare(cfg, resume=run_dir)
 
 
@@ -101,19 +98,23 @@ def _layer_row(s, i, run, w_off, w_byte, b_off):
 
 
 def _layers(run):
-    """The fx_layer table rows: each layer's first weight, its first byte (rows padded to words), first bias."""
+    """The fx_layer table rows: each layer's first weight, its first byte (rows padded to words), first bias,
+    counted from the start of the arrays that hold it (the frozen ones in flash, or the RAM buffers)."""
     rows, w_off, w_byte, b_off = [], 0, 0, 0
     for i, s in enumerate(run.layers):
+        if i == run.low:  # the trained layers' arrays start here
+            w_off, w_byte, b_off = 0, 0, 0
         rows.append(_layer_row(s, i, run, w_off, w_byte, b_off))
         w_off, b_off = w_off + s.n_weights, b_off + s.n_bias
         w_byte += s.out_shape[2] * row_bytes(s, run.cfg.bits) if s.n_weights else 0
     return ",\n".join(rows)
 
 
-def _packed_weights(run):
-    """The weights as the runtime stores them: each row (output or filter) packed, then padded to words."""
-    slot, out, off = storage_bits(run.cfg.bits), [], 0
-    for s in run.layers:
+def _packed_weights(run, layers):
+    """The weights of ``layers`` (a slice of the net's, from its start or from ``run.low``) as the runtime
+    stores them: each row (output or filter) packed, then padded to words."""
+    slot, out, off = storage_bits(run.cfg.bits), [], frozen_counts(run)[0] if layers.start else 0
+    for s in run.layers[layers]:
         if s.n_weights:
             rb = row_bytes(s, run.cfg.bits)
             for o in range(s.out_shape[2]):
@@ -124,16 +125,18 @@ def _packed_weights(run):
 
 
 def _init_arrays(run, prefix):
-    st = run.state
-    text = c_array("uint8_t", f"{prefix}_init_weights", _packed_weights(run))
-    text += c_array("int32_t", f"{prefix}_init_biases", st.bq)
+    """The frozen layers' const arrays, then the trained layers' state that train_init copies into RAM."""
+    st, (n_w, n_b) = run.state, frozen_counts(run)
+    text = frozen_arrays(run, prefix, _packed_weights(run, slice(0, run.low)))
+    text += c_array("uint8_t", f"{prefix}_init_weights", _packed_weights(run, slice(run.low, None)))
+    text += c_array("int32_t", f"{prefix}_init_biases", st.bq[n_b:])
     if st.shadow is not None:
-        text += c_array("uint32_t", f"{prefix}_init_shadow_bits", st.shadow.view(np.uint32))
+        text += c_array("uint32_t", f"{prefix}_init_shadow_bits", st.shadow[n_w:].view(np.uint32))
     if st.mom is not None:
         if st.mom.dtype == np.float32:
-            text += c_array("uint32_t", f"{prefix}_init_momentum_bits", st.mom.view(np.uint32))
+            text += c_array("uint32_t", f"{prefix}_init_momentum_bits", st.mom[n_w:].view(np.uint32))
         else:
-            text += c_array("int16_t", f"{prefix}_init_momentum", st.mom)
+            text += c_array("int16_t", f"{prefix}_init_momentum", st.mom[n_w:])
     return text
 
 
@@ -143,6 +146,9 @@ def _summary(run):
              f"state after epoch {st.epoch}, seed {cfg.seed}, batch {cfg.batch}, learning rate "
              f"{'*2^-'.join(map(str, parse_lr(cfg.lr)))} (step {run.m}*2^-{run.k} per sample)",
              "accumulators: " + ", ".join(run.acc_plan.describe() or ["int32 for every sum"])]
+    if run.low:
+        lines.append(f"fine-tuning: the last {cfg.train_layers} weight layer(s) train; layers 0 .. {run.low - 1} are "
+                     "frozen (forward only, their weights and biases const, in flash)")
     return "\n".join(f" * {ln}" for ln in lines)
 
 
@@ -152,16 +158,15 @@ def _values(run, prefix):
     slot = storage_bits(cfg.bits)
     widest = max([run.X.shape[1]] + [int(np.prod(s.in_shape)) for s in run.layers]
                  + [int(np.prod(s.out_shape)) for s in run.layers])
-    acts = [f"{prefix}_buf_input"] + [f"{prefix}_buf_act{i}" for i in range(len(run.layers))]
-    act_buffers = "".join(f"FX_WORD_ALIGNED int8_t {prefix}_buf_act{i}[{prefix.upper()}_BATCH * {int(np.prod(s.out_shape))}];\n"
-                          for i, s in enumerate(run.layers))
+    act_buffers, acts = activation_buffers(run, prefix)
     bc = cfg.method == "bc"
     acc = acc_bytes(run.layers, cfg.batch, run.X.shape[1], plan)
     scratch = scratch_lengths(run.layers, cfg.bits, cfg.batch, acc)
-    names = dict(prefix=prefix, P=prefix.upper())
+    frozen = frozen_values(run, prefix)
+    names = dict(prefix=prefix, P=prefix.upper(), ram_weights=frozen["ram_weights"])
     bc_buffers = (fill("train_bc.h.in", "shadow", **names) + (fill("train_bc.h.in", "momentum", **names)
                                                                if run.mom_j else "")) if bc else ""
-    return dict(bc_buffers=bc_buffers,
+    return dict(bc_buffers=bc_buffers, err_widest=error_widest(run), **frozen,
         prefix=prefix, P=prefix.upper(), summary=_summary(run), hash=f"{cfg.method}-{cfg.bits}-{st.epoch}",
         state_note=", shadow weights" if bc else "", build_note=(
             "\n * BinaryConnect's float update needs -std=c99 or -ffp-contract=off, never -ffast-math"
@@ -170,10 +175,10 @@ def _values(run, prefix):
         method=METHOD_CODES[cfg.method], is_bc=int(bc), slot=slot, bits=cfg.bits, momentum=int(run.mom_j > 0),
         batch=cfg.batch, n_layers=len(run.layers), n_features=run.X.shape[1], n_classes=run.data.n_classes,
         max_samples=n_train, n_weights=run.n_weights, n_biases=len(st.bq), input_exponent=c_int(run.data.e_x),
-        epoch=st.epoch, widest=widest, weight_bytes=weight_bytes(run.layers, cfg.bits) or 1,
+        epoch=st.epoch, widest=widest, weight_bytes=weight_bytes(run.layers[run.low:], cfg.bits) or 1,
         grad_chunk=GRAD_CHUNK, acc_bytes=acc, grad_len=scratch["grad"], opa_len=scratch["opa"],
         opb_len=scratch["opb"], rows_len=scratch["rows"], max_out_c=max(s.n_bias for s in run.layers),
-        act_buffers=act_buffers, acts=", ".join(acts), layers=_layers(run), init_arrays=_init_arrays(run, prefix),
+        act_buffers=act_buffers, acts=acts, layers=_layers(run), init_arrays=_init_arrays(run, prefix),
         qmax=qmax(cfg.bits), k=run.k, mom_j=run.mom_j, m=f"{run.m}LL", rng=int(st.rng[0]))
 
 
@@ -187,8 +192,9 @@ def _data_header(run, prefix):
 
 def _tensor_masks(run):
     """Per layer, which checksums the harness prints: bit 0 weights, 1 biases, 2 shadow, 3 momentum."""
-    extra = (4 if run.cfg.method == "bc" else 0) | (8 if run.mom_j else 0)
-    return ", ".join(str(3 | extra if s.n_weights else 0) + "ul" for s in run.layers)
+    extra = (4 if run.cfg.method == "bc" else 0) | (8 if run.mom_j else 0)  # none under run.low: frozen
+    return ", ".join(str(3 | (extra if l >= run.low else 0) if s.n_weights else 0) + "ul"
+                     for l, s in enumerate(run.layers))
 
 
 def check_fits(run, target):
@@ -197,7 +203,7 @@ def check_fits(run, target):
     from ..device.fit import fit_for
     t = load_target(target)
     fit = fit_for(run.arch, run.cfg.method, run.cfg.bits, run.cfg.batch, data_shape(run), t, run.mom_j > 0,
-                  run.cfg.lr)
+                  run.cfg.lr, train_layers=run.cfg.train_layers)
     if not fit.sram_fits:
         raise TargetError(f"the training buffers for batch {run.cfg.batch} need {fit.cost.total_bytes:,} bytes of "
                           f"SRAM but {t.name} has {t.usable_sram_bytes:,} usable; export a run with a smaller "
@@ -217,7 +223,7 @@ def export_training(run_dir, out, prefix="fx", target=None, run=None):
     texts = {f"{prefix}_train.h": render("train.h.in", **values),
              f"{prefix}_train_data.h": _data_header(run, prefix),
              "train_main.c": render("train_main.c.in", prefix=prefix, P=prefix.upper(), default_steps=DEFAULT_STEPS,
-                                    tensor_masks=_tensor_masks(run))}
+                                    tensor_masks=_tensor_masks(run), ram_weights=values["ram_weights"])}
     src = data_dir("firmware_export")
     texts.update({name: (src / name).read_text(encoding="utf-8") for name in RUNTIME_FILES})
     for name, text in texts.items():
@@ -228,7 +234,7 @@ def export_training(run_dir, out, prefix="fx", target=None, run=None):
                 "run": str(Path(run_dir).resolve()), "checkpoint_sha256": checkpoint_digest(run_dir),
                 "method": run.cfg.method, "epoch": run.state.epoch}
     paths = write_export(out, {n: t.encode("utf-8") for n, t in texts.items()}, manifest, old.get("files"))
-    return {"files": paths, "run": run, "weight_bytes": weight_bytes(run.layers, run.cfg.bits)}
+    return {"files": paths, "run": run, "weight_bytes": weight_bytes(run.layers[run.low:], run.cfg.bits)}
 
 
 def _inference_manifest(out):

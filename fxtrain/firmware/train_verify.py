@@ -35,15 +35,16 @@ FINAL_TAGS = ("W", "B", "H", "M", "C")
 
 
 def tensor_checksums(run):
-    """{"w<l>", "b<l>", "h<l>", "m<l>", "r": checksum} of the run's state, as the harness prints them."""
+    """{"w<l>", "b<l>", "h<l>", "m<l>", "r": checksum} of the run's state, as the harness prints them (a
+    frozen layer, under ``run.low``, has no shadow or momentum on the device)."""
     st, out, w0, b0 = run.state, {}, 0, 0
     for l, s in enumerate(run.layers):
         if s.n_weights:
             w, b = slice(w0, w0 + s.n_weights), slice(b0, b0 + s.n_bias)
             out[f"w{l}"], out[f"b{l}"] = fnv_words(st.wq[w].tolist()), fnv_words(st.bq[b].tolist())
-            if st.shadow is not None:
+            if st.shadow is not None and l >= run.low:
                 out[f"h{l}"] = fnv_words(st.shadow[w].view(np.uint32).tolist())
-            if st.mom is not None:
+            if st.mom is not None and l >= run.low:
                 mom = st.mom[w].view(np.uint32) if st.mom.dtype == np.float32 else st.mom[w]
                 out[f"m{l}"] = fnv_words(mom.tolist())
         w0, b0 = w0 + s.n_weights, b0 + s.n_bias
@@ -52,13 +53,14 @@ def tensor_checksums(run):
 
 
 def final_state(run):
-    """{tag: int list} of the state the harness dumps at the end (values mod 2**32)."""
-    st = run.state
+    """{tag: int list} of the state the harness dumps at the end (values mod 2**32); shadow and momentum
+    of the trained layers only, as the device holds them."""
+    st, n_w = run.state, sum(s.n_weights for s in run.layers[:run.low])
     out = {"W": st.wq.tolist(), "B": st.bq.tolist(), "C": run.ws.counts.ravel().tolist(), "R": [int(st.rng[0])]}
     if st.shadow is not None:
-        out["H"] = st.shadow.view(np.uint32).tolist()
+        out["H"] = st.shadow[n_w:].view(np.uint32).tolist()
     if st.mom is not None:
-        out["M"] = (st.mom.view(np.uint32) if st.mom.dtype == np.float32 else st.mom).tolist()
+        out["M"] = (st.mom[n_w:].view(np.uint32) if st.mom.dtype == np.float32 else st.mom[n_w:]).tolist()
     return {k: [v & MASK32 for v in vals] for k, vals in out.items()}
 
 
@@ -277,7 +279,7 @@ def _memory_rows(manifest, target, measured):
     """[(buffer, label, predicted bytes, equal?, measured bytes)] for every buffer either side names."""
     run = load_training_run(manifest["run"])
     cost = fit_for(run.arch, run.cfg.method, run.cfg.bits, run.cfg.batch, data_shape(run), target, run.mom_j > 0,
-                   run.cfg.lr).cost
+                   run.cfg.lr, train_layers=run.cfg.train_layers).cost
     names = list(cost.buffers) + [n for n in measured if n not in cost.buffers]
     return [(n, cost.labels.get(n, n), cost.buffers.get(n), cost.buffers.get(n) == measured.get(n), measured.get(n))
             for n in names]

@@ -119,7 +119,7 @@ def estimate(report, target=None):
     t = target or load_target(report["target"])
     shape = (tuple(report["input_shape"]), report["n_classes"], report["n_train"])
     fit = fit_for(report["arch"], report["method"], report["bits"], report["batch"], shape, t,
-                  report["momentum"], report["lr"])
+                  report["momentum"], report["lr"], train_layers=report.get("train_layers"))
     est, phases = fit.phase_cycles, report["phases"]
     for p in PHASES:
         phases[p]["estimate"] = est[p]
@@ -148,7 +148,8 @@ def summarise(m):
               "n_classes": run.data.n_classes, "n_train": len(run.data.y_train), "epoch": run.state.epoch,
               "steps": k, "steps_per_epoch": per_epoch, "phases": phases, "parts": parts, "per_step": total,
               "seconds_per_epoch": total["cycles"] * per_epoch / t.clock_hz, "divergence": m["divergence"],
-              "harness_instructions": (m["tallies"].get(HARNESS) or Tally()).instructions}
+              "harness_instructions": (m["tallies"].get(HARNESS) or Tally()).instructions,
+              **({"train_layers": cfg.train_layers} if run.low else {})}  # fine-tuning: the layers that train
     return estimate(report, t)
 
 
