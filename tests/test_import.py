@@ -376,3 +376,7 @@ def test_an_imported_run_fine_tunes_its_last_layer_only(conv_file, tmp_path):
     # a resume that would train more layers is another run
     with pytest.raises(ConfigError, match="train_layers=1"):
         fxtrain.train(arch=CONV_ARCH, bits=8, lr="0.001953125", train_layers=2, epochs=3, resume=str(out))
+    # and the device continues it bit for bit, its frozen trunk in flash (gcc on the host)
+    fxtrain.export(str(out), str(tmp_path / "fw"), train_step=True)
+    res = fxtrain.verify(str(tmp_path / "fw"), train_step=True, steps=5, host_only=True)
+    assert res.ok, res
