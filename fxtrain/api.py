@@ -11,105 +11,13 @@ Each function returns a plain result object and raises the project's own errors
 (:class:`fxtrain.errors.FxtrainError` and its subclasses) for bad input. The
 ``fxtrain`` command is a thin shell over these functions.
 """
-from dataclasses import dataclass
 from pathlib import Path
 
 from .arguments import check_arguments
-
+# the result objects live in results.py; they are imported here so fxtrain.api.TrainResult and friends stay
+from .results import (CompareResult, ExportResult, ImportResult, MeasureResult, SimulateResult, TrainResult,
+                      TrainVerifyResult, VerifyResult)
 from .training.config import TRAIN_DEFAULTS as DEFAULTS  # the signatures below repeat them for help()
-
-
-@dataclass
-class TrainResult:
-    """What ``train`` gives back: the report (as in ``report.json``) and the in-memory run."""
-    report: dict
-    run: object
-    out: Path = None
-
-    @property
-    def history(self):
-        """Per-epoch records: epoch, loss, train_accuracy, test_accuracy, changed_fraction."""
-        return self.report["history"]
-
-    @property
-    def test_accuracy(self):
-        return self.report["test_accuracy"]
-
-    @property
-    def deployed_test_accuracy(self):
-        """Test accuracy of the exported arithmetic (static shifts), or None (float, > 8 bits)."""
-        return self.report.get("deployed_test_accuracy")
-
-
-@dataclass
-class SimulateResult(TrainResult):
-    """``train``'s result plus the fit against the target (``fit``: a ``device.cost.Fit``); with
-    ``measured=True``, ``measured`` is ``fxtrain measure``'s report of the trained run (or None, and
-    ``measured_note`` says why)."""
-    fit: object = None
-    measured: dict = None
-    measured_note: str = None
-
-    @property
-    def target(self):
-        return self.fit.target
-
-    @property
-    def memory(self):
-        """Bytes per buffer, total, usable SRAM, flash, and whether it fits."""
-        return self.fit.memory_report()
-
-    @property
-    def compute(self):
-        """MACs, integer and float operations, cycles and estimated seconds per epoch."""
-        return self.fit.compute_report()
-
-
-@dataclass
-class CompareResult:
-    """One row per (bits, method) and the largest widths that fit, for one target."""
-    target: object
-    arch: str
-    batch: int
-    rows: list
-    widths: list
-    plot: Path = None
-
-
-@dataclass
-class ExportResult:
-    """Files written, content hash, flash and scratch bytes, and the deployed accuracy.
-
-    For ``to="tflite"`` the flash bytes are the ``.tflite`` file's and the scratch bytes
-    are TFLM's tensor arena as measured on the host (``arena_bytes``).
-    """
-    out: Path
-    files: list
-    hash: str
-    flash_bytes: int
-    flash_bytes_unpacked: int
-    flash_bytes_packed: int
-    scratch_bytes: int
-    n_vectors: int
-    packed: bool
-    test_accuracy: float
-    deployed_test_accuracy: float
-    train_files: list = None
-    to: str = "c"
-    rounding: str = "cmsis"
-    arena_bytes: int = None
-    inference: dict = None       # with a Cortex-M target: measured instructions and cycles per fx_predict
-    inference_note: str = None   # why it was not measured, when it was not
-
-
-@dataclass
-class VerifyResult:
-    """Per place (host gcc, then QEMU): vectors, mismatches, sizes and timings; ``image``: the QEMU image's
-    flash and static RAM against the target's; ``ok`` if all agree and the image fits."""
-    results: list
-    target: object
-    ok: bool
-    image: dict = None
 
 
 def _config(kw):
@@ -136,25 +44,6 @@ def train(arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.0625", seed
     with output_folder(out or resume, run) as folder:
         report = add_deployed_accuracy(run, train_job(run, out=folder, on_epoch=on_epoch), folder)
     return TrainResult(report, run, folder)
-
-
-@dataclass
-class ImportResult:
-    """``import_model``'s result: the float check (max |fxtrain - ONNX reference| of the logits on up to 100
-    test samples), the float and the quantized test accuracy before any training, biases saturated to
-    int32, the report (as in ``report.json``) and the run, at epoch 0."""
-    float_check_max_diff: float
-    float_test_accuracy: float
-    test_accuracy: float
-    clipped_biases: int
-    report: dict
-    run: object
-    out: Path = None
-
-    @property
-    def deployed_test_accuracy(self):
-        """Test accuracy of the exported arithmetic (static shifts), or None (float, > 8 bits)."""
-        return self.report.get("deployed_test_accuracy")
 
 
 def import_model(model, data, bits, method="sr", batch=16, lr="0.0625", seed=0, train_layers=None, out=None):
@@ -292,21 +181,6 @@ def _inference_cycles(out, target):
         return None, f"not measured: {exc}"
 
 
-@dataclass
-class TrainVerifyResult:
-    """Per place (host gcc, then QEMU): the first divergence from the simulator (None: bit-exact)
-    and seconds; the ELF's buffer sizes against the accounting; the device's final state."""
-    steps: int
-    results: list
-    memory: list
-    sections: dict
-    image: dict
-    target: object
-    note: str
-    ok: bool
-    device_state: dict
-
-
 def verify(export_dir, target=None, host_only=False, train_step=False, steps=None, epochs=None, dump=None,
            on_estimate=None, on_step=None):
     """Compile an export with gcc (and, for a QEMU target, arm-none-eabi-gcc under QEMU) and
@@ -336,31 +210,6 @@ def verify(export_dir, target=None, host_only=False, train_step=False, steps=Non
     if dump:
         dump_state(res["device_state"], dump)
     return TrainVerifyResult(k, **res)
-
-
-@dataclass
-class MeasureResult:
-    """``fxtrain measure``: per phase, instructions and measured-instruction cycles per step (the shuffle
-    per epoch), the cost model's estimate and estimate / measured; ``report`` is all of it as plain data."""
-    report: dict
-
-    @property
-    def phases(self):
-        return self.report["phases"]
-
-    @property
-    def per_step(self):
-        return self.report["per_step"]
-
-    @property
-    def seconds_per_epoch(self):
-        """Measured-instruction cycles of an epoch at the profile's clock."""
-        return self.report["seconds_per_epoch"]
-
-    @property
-    def ok(self):
-        """True when the state after the measured steps equals the simulator's."""
-        return self.report["divergence"] is None
 
 
 def measure(run_dir, target, steps=4, on_estimate=None):

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parent.parent / "fxtrain"
 STAGES = ["engine", "training", "importing", "device", "firmware", "tflite", "measuring", "experiments", "cli"]
 # tflite and measuring both build on firmware, side by side: neither imports the other.
 SIBLINGS = ("tflite", "measuring")
-SHARED = {"errors", "_files", "_version", "plots", "data", "layers", "__init__"}
+SHARED = {"errors", "_files", "_version", "plots", "data", "layers", "results", "__init__"}
 # Only these may import the package root (``from .. import X``, ``import fxtrain``) or the API.
 TOP = ("api.py", "cli", "__init__.py")
 
