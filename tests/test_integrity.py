@@ -387,3 +387,14 @@ def test_sigterm_during_measure_removes_its_temporary_folder(tmp_path, exported)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Aborted." in err
     assert not list(tmp_path.glob("fxtrain-measure-*"))
+
+
+def test_a_sigterm_that_a_library_swallows_still_fails_the_command():
+    # some libraries catch KeyboardInterrupt in broad except clauses; a terminated command must still end as
+    # an aborted one (exit 1, "Aborted."), not report success after running on
+    code = ("import os, signal, time, click\nfrom fxtrain.cli import cli\n"
+            "@cli.command('swallow')\ndef swallow():\n    try:\n        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "        time.sleep(1)\n    except KeyboardInterrupt:\n        pass\n    click.echo('ran on')\n"
+            "cli.main(['swallow'], prog_name='fxtrain')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "ran on" in proc.stdout and proc.stderr.strip().splitlines()[-1] == "Aborted."

@@ -100,7 +100,11 @@ class TargetName(_Argument):
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
+_TERMINATED = []  # SIGTERMs received during this command
+
+
 def _interrupt(signum, frame):
+    _TERMINATED.append(signum)
     raise KeyboardInterrupt
 
 
@@ -127,10 +131,19 @@ class Group(click.Group):
         if threading.current_thread() is not threading.main_thread():  # a test's runner: no signals there
             return self._main(args, prog_name, standalone_mode, **extra)
         previous = signal.signal(signal.SIGTERM, _interrupt)
+        _TERMINATED.clear()
         try:
-            return self._main(args, prog_name, standalone_mode, **extra)
+            rv = self._main(args, prog_name, standalone_mode=False, **extra)
         finally:
             signal.signal(signal.SIGTERM, previous)
+        if _TERMINATED and rv != 1:
+            # a library caught the KeyboardInterrupt (broad except clauses exist, in compilers and caches)
+            # and the command ran on: it was still told to stop, so it fails as an aborted one does
+            click.echo("Aborted.", err=True)
+            rv = 1
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def _main(self, args, prog_name, standalone_mode, **extra):
         try:
