@@ -110,15 +110,26 @@ def widest(layers, n_features):
     return max([n_features] + [math.prod(s.in_shape) for s in layers] + [math.prod(s.out_shape) for s in layers])
 
 
+def error_width(layers, n_features, low):
+    """Values per sample of the widest tensor an error takes: the trained layers' inputs and outputs
+    (every tensor, the input included, when every layer trains)."""
+    return widest(layers[low:], n_features if low == 0 else 0)
+
+
+def trunk_halves(layers, batch, low, vb=1):
+    """(bytes of one half, halves: 0, 1 or 2) of the frozen trunk's ping-pong: the outputs under the lowest
+    trained layer's input, each read once by the next forward step, so two word-aligned halves serve all."""
+    sizes = [vb * batch * math.prod(s.out_shape) for s in layers[:max(low - 1, 0)]]
+    return (pad4(max(sizes)), min(len(sizes), 2)) if sizes else (0, 0)
+
+
 def _activations(layers, batch, vb, low):
     """The activation buffers: one per layer output a backward pass reads (the outputs of the lowest
-    layer that trains and above, and its input), and for a frozen trunk under it two ping-pong halves,
-    each on a word, since a frozen layer's output is read once, by the next forward step."""
+    layer that trains and above, and its input), and the frozen trunk's ping-pong halves."""
     keep = [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
             for i, s in enumerate(layers) if i >= low - 1]
-    trunk = [vb * batch * math.prod(s.out_shape) for s in layers[:max(low - 1, 0)]]
-    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", min(len(trunk), 2) * pad4(max(trunk)))]
-            if trunk else []) + keep
+    half, halves = trunk_halves(layers, batch, low, vb)
+    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", halves * half)] if halves else []) + keep
 
 
 def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam=False, low=0):
@@ -128,7 +139,7 @@ def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentu
     vb = 4 if is_float else 1  # bytes per activation, error and input value
     trained = layers[low:]
     n_w, n_b = sum(s.n_weights for s in trained), sum(s.n_bias for s in trained)
-    wide = widest(trained, n_features if low == 0 else 0)
+    wide = error_width(layers, n_features, low)
     out = [Buffer("weights", "weights (float32)", 4 * n_w) if is_float else
            Buffer("weights", f"weights ({storage_bits(bits)}-bit slots, packed)", weight_bytes(trained, bits)),
            Buffer("biases", "biases", 4 * n_b)]

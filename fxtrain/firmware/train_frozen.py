@@ -10,8 +10,8 @@ buffer for the backward pass. A run that trains every layer renders exactly the 
 """
 import math
 
+from ..device.memory import error_width, trunk_halves
 from .codegen import c_array
-from ..layers import pad4
 
 
 def frozen_counts(run):
@@ -19,17 +19,10 @@ def frozen_counts(run):
     return sum(s.n_weights for s in run.layers[:run.low]), sum(s.n_bias for s in run.layers[:run.low])
 
 
-def trunk_half(run):
-    """Bytes of one half of the trunk's ping-pong (the largest frozen output that is not the lowest
-    trained layer's input, on a word), and how many halves (0, 1 or 2)."""
-    sizes = [run.cfg.batch * math.prod(s.out_shape) for s in run.layers[:max(run.low - 1, 0)]]
-    return (pad4(max(sizes)), min(len(sizes), 2)) if sizes else (0, 0)
-
-
 def activation_buffers(run, prefix):
     """(declarations, acts[] initialisers): the trunk's halves, then one buffer per kept output."""
     P = prefix.upper()
-    half, halves = trunk_half(run)
+    half, halves = trunk_halves(run.layers, run.cfg.batch, run.low)
     text = (f"FX_WORD_ALIGNED int8_t {prefix}_buf_trunk[{halves} * {half}];\n" if halves else "")
     acts = [f"{prefix}_buf_input"]
     for i, s in enumerate(run.layers):
@@ -42,10 +35,8 @@ def activation_buffers(run, prefix):
 
 
 def error_widest(run):
-    """The widest tensor an error takes: the trained layers' inputs and outputs (every tensor when all train)."""
-    layers = run.layers[run.low:]
-    return max(([run.X.shape[1]] if run.low == 0 else []) + [math.prod(s.in_shape) for s in layers]
-               + [math.prod(s.out_shape) for s in layers])
+    """The widest tensor an error takes, as the accounting sizes the error ping-pong."""
+    return error_width(run.layers, run.X.shape[1], run.low)
 
 
 def frozen_arrays(run, prefix, rows):
