@@ -12,7 +12,8 @@ from test_cli_train import invoke, one_line_error
 from test_targets import write
 
 from fxtrain.experiments.running import cell_key
-from fxtrain.experiments.spec import load_spec, train_cell
+from fxtrain.experiments.spec import SETTINGS, load_spec, train_cell, train_config
+from fxtrain.training.config import TRAIN_DEFAULTS
 from fxtrain.experiments.sweep import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,20 @@ def test_key_covers_every_setting_and_the_version(monkeypatch):
     before = cell_key(a)
     monkeypatch.setattr(running, "__version__", "9.9.9")
     assert cell_key(a) != before
+
+
+# a value other than the default for every training setting of a spec (lr_decay_tau is the sweep's own)
+OTHER = {"method": "bc", "bits": 4, "seed": 3, "lr": "0.125", "batch": 32, "epochs": 2, "arch": "dense:16,dense:10",
+         "data": "moons", "momentum": "0.5", "optimizer": "momentum", "train_layers": 1}
+
+
+def test_every_setting_of_a_cell_reaches_its_training_config():
+    """A spec key that the config dropped would run every cell with the default, silently."""
+    assert set(OTHER) == set(SETTINGS) - {"lr_decay_tau"}
+    cfg = train_config(train_cell(OTHER))
+    for key, value in OTHER.items():
+        assert getattr(cfg, key) == value, key
+        assert getattr(cfg, key) != TRAIN_DEFAULTS[key], key
 
 
 def test_sweep_writes_records_summary_and_resumes_only_the_rest(tmp_path):

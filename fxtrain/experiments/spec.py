@@ -132,7 +132,7 @@ def train_config(cell):
     return TrainConfig(arch=None if cell["arch"] == "default" else cell["arch"], method=cell["method"],
                        bits=cell["bits"], epochs=cell["epochs"], batch=cell["batch"], lr=str(cell["lr"]),
                        seed=cell["seed"], data=cell["data"], momentum=str(cell["momentum"]),
-                       optimizer=cell["optimizer"])
+                       optimizer=cell["optimizer"], train_layers=cell["train_layers"])
 
 
 def grid_size(grid, where="spec"):
