@@ -167,3 +167,24 @@ def test_runtime_soft_float_costs_bc_more_on_a_core_without_fpu(run_quick):
     # bc's float update is priced as soft-float on the M0+ (no FPU) and as hardware on the M4
     assert ratio("cortex-m0plus") > 2 * ratio("cortex-m4")
     assert all(float(r["simulator s/epoch (measured)"]) > 0 for r in rows)
+
+
+def test_adapt_fine_tuning_recovers_the_second_sensor_and_a_frozen_trunk_is_cheaper(run_quick):
+    rows, _, recs, output = run_quick("adapt")
+    assert "shifted 1 pixel right" in output and "no flash wait states" in output
+    by = {(r["method"], r["bits"], r["train"]): r for r in rows}
+    assert set(by) == {(m, b, t) for m, b in (("sr", "8"), ("r", "8"), ("bc", "8"), ("float", "f32"))
+                       for t in ("last 1", "all 3")}
+    for key in [("float", "f32", "last 1"), ("float", "f32", "all 3"), ("sr", "8", "last 1"), ("sr", "8", "all 3")]:
+        assert float(by[key]["after mean"]) > float(by[key]["before mean"]) + 0.2, key
+    for m in ("sr", "r", "bc"):
+        last, full = by[(m, "8", "last 1")], by[(m, "8", "all 3")]
+        # the frozen trunk's weights leave SRAM for flash, and its backward pass is not run
+        assert int(last["sram_bytes"]) + int(last["sram_saved_bytes"]) == int(full["sram_bytes"])
+        assert int(last["sram_saved_bytes"]) > 0 and int(full["sram_saved_bytes"]) == 0
+        for t in ("cortex-m0plus", "cortex-m4"):
+            assert 0 < float(last[f"{t} cycles/sample"]) < float(full[f"{t} cycles/sample"]), (m, t)
+    assert all(r[f"{t} cycles/sample"] == "" for r in rows if r["method"] == "float" for t in ("cortex-m0plus",))
+    # the second sensor reads brighter than the first: values above the source's scale saturate, and are counted
+    assert all(int(r["saturated"]) > 0 for r in rows)
+    assert all(rec["status"] == "ok" and rec["report"]["measure_error"] is None for rec in recs)

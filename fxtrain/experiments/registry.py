@@ -13,6 +13,8 @@ EXPERIMENTS = {
     "optimizer": ("exp_optimizer", "bc: SGD, Robbins-Monro SGD, momentum, Adam; sr: SGD, Robbins-Monro SGD, "
                                    "momentum"),
     "runtime": ("exp_optimizer", "simulator seconds per epoch, and estimated seconds on three Cortex-M cores"),
+    "adapt": ("exp_adapt", "fine-tune a float-pretrained conv net to a second sensor: sr, r, bc, float x bits x "
+                           "last 1, 2 or all layers; accuracy before/after, SRAM, measured cycles per sample"),
     "anneal": ("exp_anneal", "sr, r, bc under a rate decaying inside the run (and constant): accuracy and "
                              "weights changed"),
 }

@@ -1,6 +1,6 @@
 """One cell: its key, running it without raising, and warming the kernels it needs.
 
-Each cell is a dict (``kind`` "train" or "convex" plus its settings, and for a
+Each cell is a dict (``kind`` "train", "convex" or "adapt" plus its settings, and for a
 training cell the content digest of its data). Its key is the first 16 hex digits
 of the sha256 of the cell and the fxtrain version, so a changed setting, a
 rewritten data file or a new version never reuses an old result. The sweep's serial
@@ -27,6 +27,9 @@ def _runner(kind):
     if kind == "convex":
         from .convex import run_convex_cell
         return run_convex_cell
+    if kind == "adapt":
+        from .adapt import run_adapt_cell
+        return run_adapt_cell
     from .cells import run_train_cell
     return run_train_cell
 
@@ -73,7 +76,8 @@ def warm_kernels(cells):
     """Compile (or load) in this process each kernel the cells need, and time each kind once.
 
     A training kind runs two epochs (the second, warm, is the one timed); a convex kind
-    runs one whole cell. The results are thrown away; a cell that cannot run is left to
+    runs one whole cell; an adapt cell (minutes, with its measurements) is not run twice and gives
+    no estimate. The results are thrown away; a cell that cannot run is left to
     fail in the sweep. Returns {kind: seconds per epoch (train) or per cell (convex)}.
     """
     from .cells import run_train_cell
@@ -87,7 +91,7 @@ def warm_kernels(cells):
         with contextlib.suppress(Exception):
             if cell["kind"] == "train":
                 timed[kind] = run_train_cell({**cell, "epochs": 2})[0]["history"][-1]["seconds"]
-            else:
+            elif cell["kind"] == "convex":
                 t0 = time.perf_counter()
                 run_convex_cell(cell)
                 timed[kind] = time.perf_counter() - t0
@@ -96,7 +100,10 @@ def warm_kernels(cells):
 
 def estimate_seconds(cells, timed, slots=1):
     """Seconds the ``cells`` should take from ``timed`` (:func:`warm_kernels`), spread over ``slots``
-    cells at a time (:func:`fxtrain.experiments.dask_exec.slots` for a scheduler)."""
-    total = sum(t * (c["epochs"] if c["kind"] == "train" else 1)
-                for c in cells if (t := timed.get(cell_kind(c))) is not None)
+    cells at a time (:func:`fxtrain.experiments.dask_exec.slots` for a scheduler); None when a cell's kind
+    has no timing (it failed to warm, or is an adapt cell)."""
+    times = [timed.get(cell_kind(c)) for c in cells]
+    if None in times:  # a cell that was not timed: no estimate rather than a wrong one
+        return None
+    total = sum(t * (c["epochs"] if c["kind"] == "train" else 1) for c, t in zip(cells, times))
     return total / min(max(slots, 1), max(len(cells), 1))
