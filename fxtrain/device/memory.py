@@ -117,10 +117,11 @@ def error_width(layers, n_features, low):
 
 
 def trunk_halves(layers, batch, low, vb=1):
-    """(bytes of one half, halves: 0, 1 or 2) of the frozen trunk's ping-pong: the outputs under the lowest
-    trained layer's input, each read once by the next forward step, so two word-aligned halves serve all."""
+    """Bytes of each half of the frozen trunk's ping-pong (none, one or two halves): the outputs under the
+    lowest trained layer's input, each read once by the next forward step. Output ``i`` goes to half
+    ``i % 2``, so each half is as wide as the widest output it takes, word-aligned."""
     sizes = [vb * batch * math.prod(s.out_shape) for s in layers[:max(low - 1, 0)]]
-    return (pad4(max(sizes)), min(len(sizes), 2)) if sizes else (0, 0)
+    return [pad4(max(sizes[h::2])) for h in range(min(len(sizes), 2))]
 
 
 def _activations(layers, batch, vb, low):
@@ -128,8 +129,8 @@ def _activations(layers, batch, vb, low):
     layer that trains and above, and its input), and the frozen trunk's ping-pong halves."""
     keep = [Buffer(f"act{i}", f"activations[{i}] {s.token()}", vb * batch * math.prod(s.out_shape))
             for i, s in enumerate(layers) if i >= low - 1]
-    half, halves = trunk_halves(layers, batch, low, vb)
-    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", halves * half)] if halves else []) + keep
+    halves = trunk_halves(layers, batch, low, vb)
+    return ([Buffer("trunk", "frozen trunk's activations (ping-pong)", sum(halves))] if halves else []) + keep
 
 
 def buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam=False, low=0):

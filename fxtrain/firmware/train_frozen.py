@@ -22,12 +22,12 @@ def frozen_counts(run):
 def activation_buffers(run, prefix):
     """(declarations, acts[] initialisers): the trunk's halves, then one buffer per kept output."""
     P = prefix.upper()
-    half, halves = trunk_halves(run.layers, run.cfg.batch, run.low)
-    text = (f"FX_WORD_ALIGNED int8_t {prefix}_buf_trunk[{halves} * {half}];\n" if halves else "")
+    halves = trunk_halves(run.layers, run.cfg.batch, run.low)
+    text = f"FX_WORD_ALIGNED int8_t {prefix}_buf_trunk[{' + '.join(map(str, halves))}];\n" if halves else ""
     acts = [f"{prefix}_buf_input"]
     for i, s in enumerate(run.layers):
         if i < run.low - 1:  # layer i writes one half and reads the other
-            acts.append(f"{prefix}_buf_trunk + {(i % 2) * half}")
+            acts.append(f"{prefix}_buf_trunk + {halves[0] if i % 2 else 0}")
             continue
         text += f"FX_WORD_ALIGNED int8_t {prefix}_buf_act{i}[{P}_BATCH * {math.prod(s.out_shape)}];\n"
         acts.append(f"{prefix}_buf_act{i}")
