@@ -1,12 +1,15 @@
 """Sensor windows: (N, T, C) NPZ files, fixed train/test splits, per-channel standardisation from the
-training windows only."""
+training windows only, and the constants travelling with a run."""
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from fxtrain.data import load_dataset, load_raw, quantize_inputs, stratified_split
 from fxtrain.errors import DataError
+from fxtrain.training.config import TrainConfig
+from fxtrain.training.job import output_folder, prepare, train_job
 
 T, C = 8, 3
 GAIN, OFFSET = np.array([1.0, 10.0, 0.1]), np.array([5.0, -2.0, 0.0])  # channels of very different spread
@@ -138,6 +141,34 @@ def test_bad_window_files_get_one_line(tmp_path, write, needle):
         load_dataset(str(tmp_path / "bad.npz"), 0)
     # one line saying what is wrong
     assert needle in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def _train(path, out):
+    run = prepare(TrainConfig(data=str(path), arch="dense:4,dense:3", epochs=1, batch=4))
+    with output_folder(out, run) as folder:
+        train_job(run, out=folder)
+    return run
+
+
+def test_mean_and_std_travel_with_the_run(split_file, tmp_path):
+    path, Xtr, ytr, Xte, yte = split_file
+    run = _train(path, tmp_path / "run")
+    with np.load(tmp_path / "run" / "model.npz") as z:
+        # model.npz holds the constants bit for bit
+        assert np.array_equal(z["input_mean"], run.data.mean) and np.array_equal(z["input_std"], run.data.std)
+    other = tmp_path / "other.npz"
+    np.savez(other, X_train=Xtr * 2 + 1, y_train=ytr, X_test=Xte, y_test=yte)
+    given = load_dataset(str(other), 0, standardise=(run.data.mean, run.data.std))
+    # given constants are used, not recomputed from the new windows
+    assert np.array_equal(given.mean, run.data.mean) and not np.array_equal(given.mean, load_dataset(str(other), 0).mean)
+    # --init from the run on other windows takes the run's constants and scale
+    init = prepare(TrainConfig(data=str(other), arch="dense:4,dense:3", epochs=1, batch=4, init=str(tmp_path / "run")))
+    assert np.array_equal(init.data.mean, run.data.mean) and init.data.scale == run.data.scale
+    # resumed after its data file changed, the run standardises as it did (the checkpoint's constants)
+    np.savez(path, X_train=Xtr * 2 + 1, y_train=ytr, X_test=Xte, y_test=yte)
+    cfg = replace(run.cfg, epochs=2)
+    resumed = prepare(cfg, resume=str(tmp_path / "run"))
+    assert np.array_equal(resumed.data.mean, run.data.mean) and np.array_equal(resumed.data.std, run.data.std)
 
 
 def test_given_constants_must_fit_the_data(split_file, tmp_path):
