@@ -1,5 +1,5 @@
 """Sensor windows: (N, T, C) NPZ files, fixed train/test splits, per-channel standardisation from the
-training windows only, and the constants travelling with a run."""
+training windows only, the shipped BasicMotions, and the constants travelling with a run."""
 import hashlib
 from dataclasses import replace
 
@@ -114,6 +114,19 @@ def test_image_and_flat_npz_are_not_standardised(tmp_path):
         scale = np.abs(X[tr]).max()
         assert d.mean is None and d.scale == scale and d.input_shape == shape[1:]
         assert np.array_equal(d.X_train, quantize_inputs(X[tr], scale))
+
+
+def test_basicmotions_ships_with_its_own_split():
+    d = load_dataset("basicmotions", 0)
+    assert d.X_train.shape == (40, 1, 100, 6) and d.X_test.shape == (40, 1, 100, 6) and d.n_classes == 4
+    # ten windows of each activity in each half, the archive's split whatever the seed
+    assert np.bincount(d.y_train).tolist() == [10] * 4 and np.bincount(d.y_test).tolist() == [10] * 4
+    assert np.array_equal(load_dataset("basicmotions", 9).X_test, d.X_test)
+    from fxtrain.data import BASICMOTIONS_FILE, data_digest
+    with np.load(BASICMOTIONS_FILE) as z:
+        assert z["classes"].tolist() == ["Badminton", "Running", "Standing", "Walking"]
+        assert np.array_equal(d.mean, z["X_train"].mean(axis=(0, 1)))
+    assert data_digest("basicmotions") == "builtin:basicmotions"
 
 
 def _ragged(path):

@@ -1,9 +1,10 @@
 """Data sets: load, validate, split and quantise to int8 with a power-of-two exponent.
 
 Sources: ``digits`` (the 8x8 handwritten digits, shipped inside the package; see
-``docs/data.md``), the synthetic ``moons`` and ``spirals`` (generated from the seed),
-or a user file: CSV with the label in the last column, or NPZ with arrays ``X`` and
-``y`` or a fixed split (see :mod:`.files`).
+``docs/data.md``), ``basicmotions`` (smartwatch IMU windows from the UEA archive,
+shipped, with the archive's own train/test split), the synthetic ``moons`` and
+``spirals`` (generated from the seed), or a user file: CSV with the label in the last
+column, or NPZ with arrays ``X`` and ``y`` or a fixed split (see :mod:`.files`).
 Sensor windows (``X`` [n, T, C]) are standardised per channel (:mod:`.windows`).
 """
 import functools
@@ -22,9 +23,10 @@ from .synthetic import make_moons, make_spirals
 from .windows import channel_stats, check_stats, standardise as standardised
 
 INPUT_EXPONENT = -7  # inputs are scaled into [-1, 1) and stored as Q7
-BUILTIN = ("digits", "moons", "spirals")
+BUILTIN = ("digits", "moons", "spirals", "basicmotions")
 TEST_FRACTION = 0.2
 DIGITS_FILE = Path(__file__).resolve().parent / "digits.npz"
+BASICMOTIONS_FILE = Path(__file__).resolve().parent / "basicmotions.npz"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ def _read(source, seed):
     if source in ("moons", "spirals"):
         X, y = make_moons(seed=seed) if source == "moons" else make_spirals(seed=seed)
         return X, y.astype(np.float64), (2,), None
+    if source == "basicmotions":
+        return read_file(BASICMOTIONS_FILE)
     if not Path(source).exists():
         raise DataError(f"data '{source}' is neither a file nor one of {', '.join(BUILTIN)}")
     return read_file(source)
@@ -142,7 +146,7 @@ def saturated_inputs(X, scale):
 def load_dataset(source, seed, scale=None, standardise=None):
     """Load, validate, split and quantise a data set.
 
-    The split is the source's own when it has one (an NPZ with ``X_train``..., used
+    The split is the source's own when it has one (``basicmotions``, an NPZ with ``X_train``..., used
     as given, in order), else stratified by the seed (:func:`stratified_split`). Sensor windows are
     first standardised per channel with constants from the training windows (:mod:`.windows`). The
     scale is then max|X_train|, one number for all features, so zero stays zero and every method sees
