@@ -42,11 +42,22 @@ def build_report(run):
 
 
 def _input_report(data):
-    """The input scale, and how many input values it saturated (only a scale inherited from other data can)."""
+    """The input scale, how many input values it saturated (only a scale inherited from other data can),
+    and for sensor windows the per-channel standardisation."""
     out = {"input_scale": data.scale}
     if data.saturated:
         out["input_saturations"] = data.saturated
+    if data.mean is not None:
+        out["input_mean"], out["input_std"] = data.mean.tolist(), data.std.tolist()
     return out
+
+
+def model_standardisation(arrays):
+    """(mean, std) of a run's model arrays (None when it was not trained on sensor windows): a run started
+    from it (``--init``) standardises its data with them, as its first layer expects."""
+    if "input_mean" not in arrays:
+        return None
+    return np.asarray(arrays["input_mean"], np.float64), np.asarray(arrays["input_std"], np.float64)
 
 
 def model_arrays(run):
@@ -57,6 +68,8 @@ def model_arrays(run):
     out["bits"], out["input_exponent"] = np.array(run.cfg.bits), np.array(run.data.e_x)
     out["input_shape"], out["n_classes"] = np.array(run.data.input_shape), np.array(run.data.n_classes)
     out["input_scale"] = np.array(run.data.scale)  # what --init and export quantise this run's data with
+    if run.data.mean is not None:  # windows: the per-channel constants applied before that scale
+        out["input_mean"], out["input_std"] = run.data.mean, run.data.std
     w_off = b_off = 0
     for i, s in enumerate(run.layers):
         out[f"layer{i}_kind"] = np.array(s.layer_kind.name)

@@ -49,6 +49,8 @@ def save_checkpoint(run, out_dir, history_hash):
     meta = {"format": FORMAT, "config": asdict(run.cfg), "arch": run.arch, "epoch": run.state.epoch,
             "history_sha256": history_hash, "fxtrain_version": __version__,
             "input_scale": run.data.scale, "fitted_grid": run.state.fitted_grid}
+    if run.data.mean is not None:  # JSON floats round-trip exactly: a resumed run standardises as before
+        meta["input_mean"], meta["input_std"] = run.data.mean.tolist(), run.data.std.tolist()
     arrays = dict(run.state.arrays(), meta=np.array(json.dumps(meta)))
     write_bytes_atomic(Path(out_dir) / CHECKPOINT, npz_bytes(arrays))
 
@@ -165,6 +167,24 @@ def saved_input_scale(ckpt_dir):
     if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
         _fail(ckpt_dir, f"its input scale {scale!r} is not a positive number; train the run again from the start")
     return scale
+
+
+def saved_standardisation(ckpt_dir):
+    """(mean, std) float64 [C] the run in ``ckpt_dir`` standardised its sensor windows with (None for other
+    data), so a resumed run standardises its data exactly as before."""
+    meta, _ = _read(ckpt_dir)
+    mean, std = meta.get("input_mean"), meta.get("input_std")
+    if mean is None and std is None:
+        return None
+    try:
+        mean, std = np.array(mean, np.float64), np.array(std, np.float64)
+    except (TypeError, ValueError):  # not lists of numbers
+        mean = std = np.zeros(0)
+    if mean.ndim != 1 or mean.size == 0 or mean.shape != std.shape or not np.all(np.isfinite(mean)) \
+            or not np.all(np.isfinite(std) & (std > 0)):
+        _fail(ckpt_dir, "its input standardisation (one mean and one positive deviation per channel) is damaged; "
+                        "train the run again from the start")
+    return mean, std
 
 
 def resume(ckpt_dir, cfg, data):

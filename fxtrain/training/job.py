@@ -14,8 +14,9 @@ from .._files import (FolderLock, append_line, ensure_dir, npz_bytes, remove_fil
 from ..data import load_dataset
 from ..engine.network import arch_string
 from ..errors import OutputError
-from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays
-from .checkpoint import chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint, saved_input_scale
+from .artifacts import HISTORY, MODEL_FILE, REPORT_FILE, build_report, model_arrays, model_standardisation
+from .checkpoint import (chain, checkpoint_digest, history_line, resume as resume_run, save_checkpoint,
+                         saved_input_scale, saved_standardisation)
 from .run import Run, check_plan
 from .start import check_init_data, init_scale, read_init_run, start_from_run
 
@@ -24,13 +25,17 @@ def prepare(cfg, resume=None):
     """Check the settings, load the data and build the run (fresh, from ``cfg.init``'s weights, or resumed
     from ``resume``); writes nothing.
 
-    A run keeps the input scale it was built with: resumed, it reads it from its checkpoint; started
-    from another run (``--init``), it takes that run's, so the first layer sees inputs on the scale
-    its weights were made for.
+    A run keeps the input scale it was built with, and for sensor windows the per-channel mean and std
+    it standardised them with: resumed, it reads them from its checkpoint; started from another run
+    (``--init``), it takes that run's, so the first layer sees inputs on the scale its weights were
+    made for.
     """
     init = read_init_run(cfg.check().init) if cfg.init and not resume else None
-    scale = saved_input_scale(resume) if resume else init_scale(init) if init else None
-    data = load_dataset(cfg.data, cfg.seed, scale)
+    if resume:
+        scale, stats = saved_input_scale(resume), saved_standardisation(resume)
+    else:
+        scale, stats = (init_scale(init), model_standardisation(init)) if init else (None, None)
+    data = load_dataset(cfg.data, cfg.seed, scale, standardise=stats)
     if not resume:
         start = None
         if init:
