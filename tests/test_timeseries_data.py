@@ -6,6 +6,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fxtrain.firmware.calibration import from_run_dir
+
 from fxtrain.data import load_dataset, load_raw, quantize_inputs, stratified_split
 from fxtrain.errors import DataError
 from fxtrain.training.config import TrainConfig
@@ -177,6 +179,11 @@ def test_mean_and_std_travel_with_the_run(split_file, tmp_path):
     # --init from the run on other windows takes the run's constants and scale
     init = prepare(TrainConfig(data=str(other), arch="dense:4,dense:3", epochs=1, batch=4, init=str(tmp_path / "run")))
     assert np.array_equal(init.data.mean, run.data.mean) and init.data.scale == run.data.scale
+    # the export reloads the data with the run's constants, so it deploys on the inputs the run trained on
+    with output_folder(tmp_path / "init", init) as out:
+        train_job(init, out)
+    _, exported = from_run_dir(tmp_path / "init")
+    assert np.array_equal(exported.mean, run.data.mean) and np.array_equal(exported.X_test, init.data.X_test)
     # resumed after its data file changed, the run standardises as it did (the checkpoint's constants)
     np.savez(path, X_train=Xtr * 2 + 1, y_train=ytr, X_test=Xte, y_test=yte)
     cfg = replace(run.cfg, epochs=2)
@@ -192,3 +199,14 @@ def test_given_constants_must_fit_the_data(split_file, tmp_path):
         load_dataset("moons", 0, standardise=(np.zeros(2), np.ones(2)))
     with pytest.raises(DataError, match="not positive"):
         load_dataset(path, 0, standardise=(np.zeros(3), np.array([1.0, 0.0, 1.0])))
+
+
+def test_data_help_names_every_built_in_set():
+    """The CLI's help is written without numpy, so it cannot read BUILTIN; this keeps the two in step."""
+    from click.testing import CliRunner
+
+    from fxtrain.cli import cli
+    from fxtrain.data import BUILTIN
+    for command in ("train", "import"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert all(name in text for name in BUILTIN), command

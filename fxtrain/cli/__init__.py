@@ -78,7 +78,8 @@ def train(**kw):
 @cli.command("import")
 @click.argument("model", type=click.Path())
 @click.option("--data", required=True, metavar="DATA",
-              help="The data the model reads as the file holds it: digits, moons, spirals, or a CSV or NPZ file.")
+              help="The data the model reads as the file holds it: digits, moons, spirals, basicmotions, or a CSV or "
+                   "NPZ file.")
 @click.option("--bits", type=Bits(), required=True, help="Weight bit width: 1, 2, 3, 4, 6, 8, 12 or 16.")
 @train_options("method", "batch", "lr", "seed", "train_layers")
 @click.option("--out", type=click.Path(file_okay=False), required=True,

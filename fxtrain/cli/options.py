@@ -25,8 +25,9 @@ _OPTIONS = {
     "seed": lambda: click.option("--seed", type=Seed(), default=D["seed"], show_default=True,
                                  help="Seeds the generator (0 .. 2^32-1): same seed, same bits, on every machine."),
     "data": lambda: click.option("--data", default=D["data"], show_default=True, metavar="DATA",
-                                 help="digits, moons, spirals, or a file: CSV (label in the last column) "
-                                      "or NPZ (X, y)."),
+                                 help="digits, moons, spirals, basicmotions, or a file: CSV (label in the last column) "
+                                      "or NPZ (X and y, or X_train, y_train, X_test, y_test; "
+                                      "X of shape (N, T, C) is sensor windows)."),
     "momentum": lambda: click.option(
         "--momentum", type=Momentum(), default=D["momentum"], show_default=True,
         help="The momentum optimizer's beta, 1-2^-j (0.5, 0.75, 0.875, ...); goes with --optimizer momentum."),

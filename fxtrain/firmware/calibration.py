@@ -17,7 +17,7 @@ from ..engine.network import parse_arch
 from ..engine.numbers import EXPORT_MAX_BITS, INT8_MAX, INT8_MIN, INT32_MAX, WEIGHT_BITS, qmax
 from ..errors import ConfigError
 from ..layers import by_name
-from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays
+from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays, model_standardisation
 from .reference import DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward, predict
 from .rounding import TFLM_S0_LIMIT, check_rounding
 
@@ -199,7 +199,8 @@ def from_run_dir(run_dir, rounding="cmsis"):
     arrays, report, cfg = load_run_dir(run_dir)
     check_exportable(str(arrays["method"]), int(arrays["bits"]))
     # the run's own input scale (an imported run's, or one inherited through --init), not the data's
-    data = load_dataset(cfg["data"], cfg["seed"], float(arrays["input_scale"]) if "input_scale" in arrays else None)
+    data = load_dataset(cfg["data"], cfg["seed"], float(arrays["input_scale"]) if "input_scale" in arrays else None,
+                        standardise=model_standardisation(arrays))
     try:
         layers = parse_arch(str(arrays["arch"]), data.input_shape, data.n_classes)
         meta = {"method": str(arrays["method"]), "bits": int(arrays["bits"]), "arch": str(arrays["arch"]),
