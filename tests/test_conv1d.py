@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 import fxtrain
 from cli_helpers import invoke, one_line_error
 from fxtrain.engine.bounds import plan_accumulators
-from fxtrain.engine.draws import draw_buffer, fill_draws
+from fxtrain.engine.draws import fill_draws
 from fxtrain.engine.epoch import IntParams, Net
 from fxtrain.engine.fixedpoint import new_rng, sr_div
 from fxtrain.engine.gap import channel_sums, gap_backward_int

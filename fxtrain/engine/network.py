@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
-from ..layers import ARCH_HELP, KINDS, LayerSpec, by_code, parse_token, size as _size
+from ..layers import ARCH_HELP, KINDS, LayerSpec, by_code, parse_token, size as _size  # noqa: F401 (re-exported)
 from ..layers import conv as _conv, dense as _dense, gap as _gap, pool as _pool
 from .fixedpoint import xorshift32
 from .numbers import qmax

@@ -10,7 +10,7 @@ Each dispatch on ``d[KIND]`` (codes from :mod:`fxtrain.layers`) ends in
 
 ``spatial`` and ``fast`` are compile-time constants: these passes are inlined into the
 epoch, where they are closure constants, so numba prunes the branches that cannot run.
-For a net of dense layers only it never compiles the conv and pool kernels; with
+For a net of dense layers only it never compiles the conv, pool and gap kernels; with
 ``fast`` false (small nets) it compiles the integer passes from the type-generic
 reference loops and the serial-draw rounding, which cost a fraction of the compile
 time of the packed sweeps and bulk draws (:mod:`fxtrain.engine.gemm`,

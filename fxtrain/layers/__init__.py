@@ -4,7 +4,9 @@ Every stage that handles a layer asks its kind (``spec.layer_kind``, :func:`by_c
 :func:`by_name`) instead of branching on it; :data:`fxtrain.layers.base.HOOKS` lists
 what a kind must answer and who asks. A code or name that is not registered is refused
 in one line. To add a kind: write its module beside these, add it to ``KINDS`` below,
-and give the runtimes its C section (docs/design.md, "How to add a layer kind").
+and give the runtimes its C section (docs/design.md, "How to add a layer kind"); until
+then its ``export_refusal`` names it and :func:`check_export` stops every export. A 1-D
+token (``conv1d``, ``pool1d``) is a kind's other spelling, parsed by its ``parse_1d``.
 """
 from ..errors import ConfigError
 from . import conv, dense, flatten, gap, pool

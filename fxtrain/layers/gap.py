@@ -12,6 +12,8 @@ import numpy as np
 from .base import LayerKind
 from .spec import LayerSpec
 
+SUM_LIMIT = 2**31 - 1  # a channel's sum of int8 inputs is int32 on every side, as in TFLite
+
 
 def average_round(sums, n):
     """TFLite's rounded average of int sums over ``n`` positions: to nearest, ties away from zero (int64)."""
@@ -30,6 +32,9 @@ class Gap(LayerKind):
         if shape[0] == 1 and shape[1] == 1:
             self.refuse(tok, f"gap averages the positions of a conv trunk's (h, w, c) output, but its input "
                         f"is flat (1x1x{shape[2]}); put gap right after the last conv or pool")
+        if 128 * shape[0] * shape[1] > SUM_LIMIT:
+            self.refuse(tok, f"a channel's sum over {shape[0]}x{shape[1]} positions could leave int32; "
+                        "pool the trunk down before gap")
         return LayerSpec(self.code, shape, (1, 1, shape[2]), kh=shape[0], kw=shape[1])
 
     def token(self, s):
