@@ -31,6 +31,27 @@ HOOKS = {
 }
 
 
+def _zero(self, s):
+    return 0
+
+
+def _none(self, *args, **kw):
+    return None
+
+
+def _no_buffers(self, s, batch):
+    return {}
+
+
+def _no_sram(self, need, l, s, batch, sub_byte, grad_chunk):
+    return 0, 0
+
+
+# A kind without weights answers these hooks alike; its class body binds them, so each stays its own:
+# ``n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS``.
+WEIGHTLESS = (_zero, _zero, _none, _no_buffers, _no_sram, _none)
+
+
 class LayerKind:
     """Base of every kind; each hook is described where :data:`HOOKS` names its caller.
 

@@ -9,7 +9,7 @@ in the input's exponent. The error sent below and its draws are in docs/design.m
 """
 import numpy as np
 
-from .base import LayerKind
+from .base import WEIGHTLESS, LayerKind
 from .spec import LayerSpec
 
 SUM_LIMIT = 2**31 - 1  # a channel's sum of int8 inputs is int32 on every side, as in TFLite
@@ -40,20 +40,8 @@ class Gap(LayerKind):
     def token(self, s):
         return "gap"
 
-    def n_weights(self, s):
-        return 0
-
-    def fan_out(self, s):
-        return 0  # each input error is the output's error divided, not a sum of products
-
-    def weight_shape(self, s):
-        return None
-
-    def engine_scratch(self, s, batch):
-        return {}
-
-    def sram_scratch(self, need, l, s, batch, sub_byte, grad_chunk):
-        return 0, 0
+    # no weights; fan_out 0: each input error is its output's error divided, not a sum of products
+    n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS
 
     def work(self, s, b):
         # no unit of its own (a new one would need a price in every profile): an add is priced as a
@@ -85,9 +73,6 @@ class Gap(LayerKind):
 
     def tflite(self, g, i, L, x):
         self.refuse("gap", self.export_refusal(None))
-
-    def onnx_weights(self, w, chw=None):
-        return None
 
     def export_refusal(self, s):
         return "global average pooling (not in the C runtimes or the TFLite writer yet)"

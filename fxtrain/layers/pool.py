@@ -7,7 +7,7 @@ goes back to the first maximum of each window. CMSIS-NN's counterpart is
 """
 import numpy as np
 
-from .base import LayerKind
+from .base import WEIGHTLESS, LayerKind
 from .spec import LayerSpec
 
 
@@ -44,20 +44,7 @@ class Pool(LayerKind):
             return f"pool:{s.kh}"
         return f"pool1d:{s.kw}" if s.kh == 1 and s.in_shape[0] == 1 else f"pool:{s.kh}x{s.kw}"
 
-    def n_weights(self, s):
-        return 0
-
-    def fan_out(self, s):
-        return 0
-
-    def weight_shape(self, s):
-        return None
-
-    def engine_scratch(self, s, batch):
-        return {}
-
-    def sram_scratch(self, need, l, s, batch, sub_byte, grad_chunk):
-        return 0, 0
+    n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS
 
     def work(self, s, b):
         compares = b * s.out_shape[0] * s.out_shape[1] * s.out_shape[2] * s.kh * s.kw
@@ -97,9 +84,6 @@ class Pool(LayerKind):
         g.op("MAX_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: p, 2: p, 3: p, 4: p,
                                        5: ("int8", g.activation(False))})
         return y
-
-    def onnx_weights(self, w, chw=None):
-        return None
 
     def export_refusal(self, s):
         return None if s.square else f"a {s.kh}x{s.kw} pooling window (the exports have square windows only)"
