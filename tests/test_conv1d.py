@@ -2,6 +2,7 @@
 pooling (gap), each held to a plain NumPy reference written here apart from the engine, and refused by
 every export in one line."""
 import math
+import shutil
 from fractions import Fraction
 
 import numpy as np
@@ -324,5 +325,9 @@ def test_measure_and_the_cli_refuse_too(runs, tmp_path):
     pytest.importorskip("unicorn")
     with pytest.raises(ConfigError, match="a 1x3 kernel .*not supported yet"):
         fxtrain.measure(runs["nonsquare"], "cortex-m4", steps=1)
+    if shutil.which("arm-none-eabi-gcc"):  # simulate --measured refuses before it trains
+        with pytest.raises(ConfigError, match="layer 0 \\(conv1d:8:5:valid\\): a 1x5 kernel"):
+            fxtrain.simulate("cortex-m4", arch="conv1d:8:5,pool1d:2,conv1d:16:5,gap,dense:4", epochs=1,
+                             data=windows(tmp_path / "w.npz"), measured=True)
     one_line_error(invoke("export", runs["gap"], "--out", tmp_path / "fw"), "global average pooling",
                    "not supported yet")
