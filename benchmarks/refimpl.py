@@ -24,7 +24,7 @@ class NumpyNet:
         for s in layers:
             fan = max(s.fan_in, 1)
             lim = np.sqrt(6.0 / fan)
-            shape = (s.out_shape[2], s.k, s.k, s.in_shape[2]) if s.kind == CONV else (s.out_shape[2], fan)
+            shape = (s.out_shape[2], s.kh, s.kw, s.in_shape[2]) if s.kind == CONV else (s.out_shape[2], fan)
             self.W.append(rng.uniform(-lim, lim, shape).astype(np.float32) if s.n_weights else None)
             self.b.append(np.zeros(s.out_shape[2], np.float32) if s.n_weights else None)
 
@@ -37,12 +37,12 @@ class NumpyNet:
                 cache.append(x)
                 x = x @ W.T + b
             elif s.kind == CONV:
-                cols = _im2col(x, s.k, s.pad)
+                cols = _im2col(x, s.kh, s.kw, s.pad_h, s.pad_w)
                 cache.append((cols, x.shape))
                 x = (cols @ W.reshape(len(W), -1).T + b).reshape(len(x), *s.out_shape)
             else:
-                idx, x = _pool_fwd(x, s.k)
-                cache.append((idx, s.in_shape))
+                idx, x = _pool_fwd(x, s.kh, s.kw)
+                cache.append((idx, s.in_shape, s.kh, s.kw))
             if s.relu:
                 x = np.maximum(x, np.float32(0))
             cache[-1] = (cache[-1], x if s.relu else None)
@@ -70,7 +70,7 @@ class NumpyNet:
                 cols, xshape = c
                 e2 = err.reshape(-1, W.shape[0])
                 gW = (e2.T @ cols).reshape(W.shape)
-                below = _col2im(e2 @ W.reshape(len(W), -1), xshape, s.k, s.pad) if i > 0 else None
+                below = _col2im(e2 @ W.reshape(len(W), -1), xshape, s.kh, s.kw, s.pad_h, s.pad_w) if i > 0 else None
             W -= self.step * gW
             self.b[i] -= self.step * e2.sum(axis=0)
             err = below
@@ -85,50 +85,48 @@ class NumpyNet:
         return float(np.mean(self.forward(X)[0].argmax(axis=1) == Y))
 
 
-def _im2col(x, k, pad):
-    """[n, h, w, c] -> [n * oh * ow, k * k * c] patches in (ky, kx, c) order, as the weights."""
-    if pad:
-        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    win = sliding_window_view(x, (k, k), axis=(1, 2))  # [n, oh, ow, c, k, k]
+def _im2col(x, kh, kw, ph, pw):
+    """[n, h, w, c] -> [n * oh * ow, kh * kw * c] patches in (ky, kx, c) order, as the weights."""
+    x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    win = sliding_window_view(x, (kh, kw), axis=(1, 2))  # [n, oh, ow, c, kh, kw]
     n, oh, ow, c = win.shape[:4]
-    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, k * k * c)
+    return np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, kh * kw * c)
 
 
-def _col2im(dcols, xshape, k, pad):
+def _col2im(dcols, xshape, kh, kw, ph, pw):
     """Adjoint of :func:`_im2col`: add each patch's gradient back onto the input grid."""
     n, h, w, c = xshape
-    hp, wp = h + 2 * pad, w + 2 * pad
-    oh, ow = hp - k + 1, wp - k + 1
-    d = dcols.reshape(n, oh, ow, k, k, c)
+    hp, wp = h + 2 * ph, w + 2 * pw
+    oh, ow = hp - kh + 1, wp - kw + 1
+    d = dcols.reshape(n, oh, ow, kh, kw, c)
     dx = np.zeros((n, hp, wp, c), np.float32)
-    for ky in range(k):
-        for kx in range(k):
+    for ky in range(kh):
+        for kx in range(kw):
             dx[:, ky:ky + oh, kx:kx + ow, :] += d[:, :, :, ky, kx, :]
-    return dx[:, pad:pad + h, pad:pad + w, :]
+    return dx[:, ph:ph + h, pw:pw + w, :]
 
 
-def _pool_windows(x, p):
+def _pool_windows(x, ph, pw):
     n, h, w, c = x.shape
-    hp, wp = h // p, w // p
-    return x[:, :hp * p, :wp * p].reshape(n, hp, p, wp, p, c).transpose(0, 1, 3, 5, 2, 4).reshape(
-        n, hp, wp, c, p * p)
+    hp, wp = h // ph, w // pw
+    return x[:, :hp * ph, :wp * pw].reshape(n, hp, ph, wp, pw, c).transpose(0, 1, 3, 5, 2, 4).reshape(
+        n, hp, wp, c, ph * pw)
 
 
-def _pool_fwd(x, p):
-    win = _pool_windows(x, p)
+def _pool_fwd(x, ph, pw):
+    win = _pool_windows(x, ph, pw)
     idx = win.argmax(axis=-1)  # first maximum, as fxtrain routes the error
     return idx, np.take_along_axis(win, idx[..., None], axis=-1)[..., 0]
 
 
-def _pool_bwd(err, idx, in_shape):
+def _pool_bwd(err, idx, in_shape, ph, pw):
     err = err.reshape(idx.shape)
     n, (hp, wp, c) = len(err), err.shape[1:]
-    p = in_shape[0] // hp
-    d = np.zeros((n, hp, wp, c, p * p), np.float32)
+    d = np.zeros((n, hp, wp, c, ph * pw), np.float32)
     np.put_along_axis(d, idx[..., None], err[..., None], axis=-1)
-    d = d.reshape(n, hp, wp, c, p, p).transpose(0, 1, 4, 2, 5, 3).reshape(n, hp * p, wp * p, c)
+    d = d.reshape(n, hp, wp, c, ph, pw).transpose(0, 1, 4, 2, 5, 3).reshape(n, hp * ph, wp * pw, c)
     out = np.zeros((n, *in_shape), np.float32)
-    out[:, :hp * p, :wp * p] = d
+    out[:, :hp * ph, :wp * pw] = d
     return out
 
 
@@ -159,9 +157,9 @@ class TorchNet:
                     flat = True
                 mods.append(nn.Linear(s.fan_in, s.out_shape[2]))
             elif s.kind == CONV:
-                mods.append(nn.Conv2d(s.in_shape[2], s.out_shape[2], s.k, padding=s.pad))
+                mods.append(nn.Conv2d(s.in_shape[2], s.out_shape[2], (s.kh, s.kw), padding=(s.pad_h, s.pad_w)))
             else:
-                mods.append(nn.MaxPool2d(s.k))
+                mods.append(nn.MaxPool2d((s.kh, s.kw)))
             if s.relu:
                 mods.append(nn.ReLU())
         self.torch, self.batch = torch, batch

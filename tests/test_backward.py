@@ -27,12 +27,13 @@ def gen(seed):
 
 def row(kind, in_shape, out_shape, k=0, pad=0):
     """The desc row the flat kernels read for one layer (weights from offset 0)."""
-    return build_desc([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)])[0]
+    return build_desc([LayerSpec(kind, in_shape, out_shape, kh=k, kw=k, pad_h=pad, pad_w=pad)])[0]
 
 
 def work(kind, in_shape, out_shape, nb, k=0, pad=0):
     """The integer kernels' work buffers for one layer at batch ``nb``."""
-    layout = work_layout([LayerSpec(kind, in_shape, out_shape, k=k, pad=pad)], nb, np.int32, np.int32)
+    spec = LayerSpec(kind, in_shape, out_shape, kh=k, kw=k, pad_h=pad, pad_w=pad)
+    layout = work_layout([spec], nb, np.int32, np.int32)
     return {name: np.zeros(shape, dtype) for name, (shape, dtype) in layout.items()}
 
 

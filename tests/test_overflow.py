@@ -13,7 +13,7 @@ from fxtrain.training.run import Run
 
 
 def test_conv_gradient_at_batch_256_on_28x28_is_exact():
-    d = build_desc([LayerSpec(CONV, (28, 28, 1), (26, 26, 1), k=3)])[0]
+    d = build_desc([LayerSpec(CONV, (28, 28, 1), (26, 26, 1), kh=3, kw=3)])[0]
     x, err = np.full(256 * 28 * 28, 127, np.int8), np.full(256 * 26 * 26, 127, np.int8)
     layers = parse_arch("conv:1:3,dense:2", (28, 28, 1), 2)
     grad = np.zeros(9, plan_accumulators(layers, 8, 256, 1).grad_dtype)

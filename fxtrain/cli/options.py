@@ -7,7 +7,8 @@ from .types import Bits, LearningRate, Momentum, PositiveInt, Seed
 _OPTIONS = {
     "arch": lambda: click.option(
         "--arch", default=D["arch"], metavar="ARCH",
-        help="Layers, e.g. 'dense:32,dense:10' (default) or 'conv:8:3,pool:2,dense:10'. "
+        help="Layers, e.g. 'dense:32,dense:10' (default) or 'conv:8:3,pool:2,dense:10', and on windows "
+             "(1, T, C) 'conv1d:8:5,pool1d:2,gap,dense:4' (conv:F:KHxKW: a non-square kernel). "
              "ReLU follows every hidden layer; the input shape comes from the data."),
     "method": lambda: click.option(
         "--method", type=click.Choice(METHODS), default=D["method"], show_default=True,

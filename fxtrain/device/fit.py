@@ -35,9 +35,10 @@ def widened(arch, width, shape):
     """``arch`` with every hidden dense width (or, with none, every conv's filters) set to ``width``."""
     layers = parse_arch(arch, shape[0], shape[1])
     tokens = [s.token() for s in layers]
-    hidden = [i for i, s in enumerate(layers[:-1]) if s.token().startswith("dense:")]
+    # a weighted kind's token holds its width second: dense:N, conv:F:..., conv1d:F:...
+    hidden = [i for i, s in enumerate(layers[:-1]) if s.layer_kind.weighted and s.layer_kind.flat_input]
     if not hidden:
-        hidden = [i for i, s in enumerate(layers) if s.token().startswith("conv:")]
+        hidden = [i for i, s in enumerate(layers) if s.layer_kind.weighted and not s.layer_kind.flat_input]
     for i in hidden:
         parts = tokens[i].split(":")
         parts[1] = str(width)

@@ -37,7 +37,8 @@ INT64_SAFE = 2**62
 
 @dataclass(frozen=True)
 class LayerBounds:
-    """Worst-case magnitudes of one layer's sums (0 for a pool layer, which sums nothing)."""
+    """Worst-case magnitudes of one layer's sums (0 for a layer without weights: a pool sums nothing, and
+    gap's sums, at most 128 * h * w, are held to int32 when it is parsed)."""
     forward: int
     input_error: int
     weight_grad: int

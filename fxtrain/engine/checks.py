@@ -47,7 +47,7 @@ def check_int(net, p, method):
 
 
 def spatial_net(net):
-    """True if the net has a conv or pool layer: the kernels a dense-only net never compiles."""
+    """True if the net has a conv, pool or gap layer: the kernels a dense-only net never compiles."""
     return bool((net.desc[:, KIND] != DENSE).any())
 
 

@@ -6,7 +6,7 @@ Order of generator draws within an epoch (the C runtime follows it):
    the first: one draw per error value sent to the layer below, then (``sr``
    only) one per weight in weight order and one per bias.
 
-Each compiled epoch is a closure whose method, net kind (conv/pool or dense only),
+Each compiled epoch is a closure whose method, net kind (conv/pool/gap or dense only),
 momentum and kernel family are compile-time constants, so numba prunes the branches
 that cannot run: the code compiled for ``sr`` and ``r`` holds no float instruction.
 The kernel family (:func:`fxtrain.engine.checks.fast_kernels`) is the packed sweeps
@@ -107,7 +107,7 @@ def _update_bc_layer(d, l, p, e_w, rule, grad, e_g, counts):
 
 
 def _integer_epoch(method, spatial, momentum, fast):
-    """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv or pool layers;
+    """The jitted epoch of one integer method (``SR``, ``R`` or ``BC``); ``spatial``: conv, pool or gap layers;
     ``momentum``: the params hold a velocity; ``fast``: packed sweeps and bulk draws (:func:`fast_kernels`)."""
 
     @njit(cache=True)
@@ -160,7 +160,7 @@ def _integer_epoch(method, spatial, momentum, fast):
 
 
 def _float_epoch(spatial):
-    """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool layers."""
+    """The jitted float32 reference epoch for a net with (``spatial``) or without conv/pool/gap layers."""
 
     @njit(cache=True)
     def epoch_float(desc, p, X, Y, step, beta, adam, batch, low, ws):

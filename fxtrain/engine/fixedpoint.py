@@ -77,6 +77,21 @@ def sr_shift(x, s, r):
 
 
 @njit(cache=True)
+def sr_div(x, n, r):
+    """Stochastic rounding of ``x / n`` (``n >= 1``, not only a power of two) with the 32-bit draw ``r``:
+    ``floor(x/n + r/2**32)``, in integers.
+
+    With ``q = floor(x/n)`` and ``rem = x - q*n`` in [0, n), that floor is ``q + 1`` exactly when
+    ``floor(r*n / 2**32) >= n - rem``, else ``q``: the probability of rounding up is rem/n to within
+    2**-32 (exactly, for n a power of two), so the mean is x/n to that precision. Needs
+    ``|x| < 2**62`` and ``n < 2**31`` (``r*n`` stays below 2**63).
+    """
+    x, n = np.int64(x), np.int64(n)
+    q = x // n  # floor division, also for negative x
+    return q + ((np.int64(r) * n) >> 32 >= n - (x - q * n))
+
+
+@njit(cache=True)
 def sat(x, lo, hi):
     """Clamp ``x`` to ``[lo, hi]``."""
     if x < lo:

@@ -19,14 +19,14 @@ from numba import njit
 
 from .gemm import PAIR, PAIR_MIN_WIDTH, QUAD, dot_gemm, pack_words, transpose, word_gemm
 from .simd import QUAD_LANES
-from .network import DENSE, IN_C, IN_H, IN_W, KIND, KSIZE, N_IN, N_OUT, OUT_H, OUT_W, POOL, RELU, W_OFF
+from .network import DENSE, GAP, IN_C, IN_H, IN_W, KH, KIND, KW, N_IN, N_OUT, OUT_H, OUT_W, POOL, RELU, W_OFF
 
 # ---------------------------------------------------------------- dense, integer
 
 
 @njit(cache=True)
 def inputs_nonneg(desc, X, out):
-    """out[l] = True where layer l's input is never negative: ReLU outputs (and pools of them),
+    """out[l] = True where layer l's input is never negative: ReLU outputs (and pools and averages of them),
     and the data ``X`` itself if it has no negative value. Such inputs can be packed in quads."""
     lo = 0
     for v in X.ravel():
@@ -35,7 +35,8 @@ def inputs_nonneg(desc, X, out):
         if l == 0:
             out[l] = lo >= 0
         else:
-            out[l] = desc[l - 1, RELU] != 0 or (desc[l - 1, KIND] == POOL and out[l - 1])
+            below = desc[l - 1, KIND]
+            out[l] = desc[l - 1, RELU] != 0 or ((below == POOL or below == GAP) and out[l - 1])
 
 
 @njit(cache=True, inline='always')
@@ -140,24 +141,24 @@ def dense_backward(d, x, err, w, nb, grad, back, want_back):
                     b[i] = tb(b[i] + e * tb(wr[i]))
 
 
-# ---------------------------------------------------------------- max pool (stride = size)
+# ---------------------------------------------------------------- max pool (stride = window)
 
 
 @njit(cache=True)
 def pool_forward(d, x, nb, out):
-    """Max over disjoint p x p windows, per channel; a ragged last row or column is dropped."""
-    h, wd, c, p = d[IN_H], d[IN_W], d[IN_C], d[KSIZE]
+    """Max over disjoint kh x kw windows, per channel; a ragged last row or column is dropped."""
+    h, wd, c, ph, pw = d[IN_H], d[IN_W], d[IN_C], d[KH], d[KW]
     oh, ow = d[OUT_H], d[OUT_W]
     for n in range(nb):
         for py in range(oh):
             for px in range(ow):
                 o = out[((n * oh + py) * ow + px) * c:((n * oh + py) * ow + px + 1) * c]
-                first = x[((n * h + py * p) * wd + px * p) * c:][:c]
+                first = x[((n * h + py * ph) * wd + px * pw) * c:][:c]
                 for ch in range(c):  # an element loop: an array copy would link numba's float error formatting
                     o[ch] = first[ch]
-                for ky in range(p):
-                    for kx in range(p):
-                        v = x[((n * h + py * p + ky) * wd + px * p + kx) * c:][:c]
+                for ky in range(ph):
+                    for kx in range(pw):
+                        v = x[((n * h + py * ph + ky) * wd + px * pw + kx) * c:][:c]
                         for ch in range(c):
                             o[ch] = max(o[ch], v[ch])
 
@@ -169,19 +170,19 @@ def pool_backward(d, x, err, nb, out):
     All channels of a window at once: the running maximum and its offset per channel
     are vector selects, where a scan per channel mispredicted on every new maximum.
     """
-    h, wd, c, p = d[IN_H], d[IN_W], d[IN_C], d[KSIZE]
+    h, wd, c, ph, pw = d[IN_H], d[IN_W], d[IN_C], d[KH], d[KW]
     oh, ow = d[OUT_H], d[OUT_W]
     out[:nb * h * wd * c] = 0
     top, at = np.empty(c, x.dtype), np.empty(c, np.int64)
     for n in range(nb):
         for py in range(oh):
             for px in range(ow):
-                first = ((n * h + py * p) * wd + px * p) * c
+                first = ((n * h + py * ph) * wd + px * pw) * c
                 for ch in range(c):
                     top[ch] = x[first + ch]
                     at[ch] = 0
-                for ky in range(p):
-                    for kx in range(p):
+                for ky in range(ph):
+                    for kx in range(pw):
                         off = (ky * wd + kx) * c
                         for ch in range(c):  # indices, not slices: a slice per window costs two refcount updates
                             v = x[first + off + ch]

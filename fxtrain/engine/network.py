@@ -6,24 +6,27 @@ sees it as one int64 table ``desc[layer, field]`` plus flat weight and bias
 arrays, the same flat layout a C training runtime declares, so one jitted call
 can run any architecture without Python objects in the loop.
 """
+import dataclasses
 import math
 
 import numpy as np
 from numba import njit
 
 from ..errors import ConfigError
-from ..layers import ARCH_HELP, KINDS, LayerSpec, by_code, parse_token, size as _size
-from ..layers import conv as _conv, dense as _dense, pool as _pool
+from ..layers import ARCH_HELP, KINDS, LayerSpec, by_code, parse_token, size as _size  # noqa: F401 (re-exported)
+from ..layers import conv as _conv, dense as _dense, gap as _gap, pool as _pool
 from .fixedpoint import xorshift32
 from .numbers import qmax
 
 # The kinds' codes, as the jitted passes compare them (the registry, fxtrain.layers, owns them).
-DENSE, CONV, POOL = _dense.KIND.code, _conv.KIND.code, _pool.KIND.code
+DENSE, CONV, POOL, GAP = _dense.KIND.code, _conv.KIND.code, _pool.KIND.code, _gap.KIND.code
 KIND_NAMES = {k.code: k.name for k in KINDS}
-# Columns of the desc table: shapes are (h, w, c), a dense layer sees (1, 1, features);
-# N_IN / N_OUT are values per sample, N_W the layer's weight count.
-KIND, IN_H, IN_W, IN_C, OUT_H, OUT_W, OUT_C, KSIZE, PAD, RELU, W_OFF, B_OFF, N_IN, N_OUT, N_W = range(15)
-N_FIELDS = 15
+# Columns of the desc table: shapes are (h, w, c), a dense layer sees (1, 1, features); a conv kernel
+# or a pool window is KH rows by KW columns, a conv pads PAD_H rows above and below, PAD_W columns
+# left and right; N_IN / N_OUT are values per sample, N_W the layer's weight count. KW and PAD_W came
+# last, so the columns before them kept their numbers.
+KIND, IN_H, IN_W, IN_C, OUT_H, OUT_W, OUT_C, KH, PAD_H, RELU, W_OFF, B_OFF, N_IN, N_OUT, N_W, KW, PAD_W = range(17)
+N_FIELDS = 17
 # Biases sit on a grid 2**8 finer than the weights: a bias step as coarse as a
 # weight step would freeze the biases of low-bit nets.
 BIAS_EXTRA_BITS = 8
@@ -47,7 +50,7 @@ def parse_arch(arch, input_shape, n_classes):
     for tok in arch.split(","):
         if not tok.strip():
             raise ConfigError(f"arch '{arch}' has an empty token; {ARCH_HELP}")
-        spec = parse_token(tok, shape)
+        spec = parse_token(tok, shape, layers[-1].layer_kind if layers else None)
         if spec is not None:  # flatten adds no layer
             layers.append(spec)
             shape = spec.out_shape
@@ -57,8 +60,7 @@ def parse_arch(arch, input_shape, n_classes):
         raise ConfigError(f"arch '{arch}' ends with {layers[-1].token()} but the data has {n_classes} classes; "
                           f"end it with dense:{n_classes}")
     last_weighted = max(i for i, s in enumerate(layers) if s.n_weights)
-    return [LayerSpec(s.kind, s.in_shape, s.out_shape, s.k, s.pad,
-                      relu=(s.n_weights > 0 and i != last_weighted)) for i, s in enumerate(layers)]
+    return [dataclasses.replace(s, relu=(s.n_weights > 0 and i != last_weighted)) for i, s in enumerate(layers)]
 
 
 def arch_string(layers):
@@ -74,7 +76,8 @@ def build_desc(layers):
         desc[i, KIND] = by_code(s.kind).code  # refuses a code no kind registered
         desc[i, IN_H:IN_C + 1] = s.in_shape
         desc[i, OUT_H:OUT_C + 1] = s.out_shape
-        desc[i, KSIZE], desc[i, PAD], desc[i, RELU] = s.k, s.pad, int(s.relu)
+        desc[i, KH], desc[i, KW], desc[i, PAD_H], desc[i, PAD_W] = s.kh, s.kw, s.pad_h, s.pad_w
+        desc[i, RELU] = int(s.relu)
         desc[i, W_OFF], desc[i, B_OFF] = w_off, b_off
         desc[i, N_IN], desc[i, N_OUT], desc[i, N_W] = _size(s.in_shape), _size(s.out_shape), s.n_weights
         w_off += s.n_weights

@@ -10,7 +10,7 @@ Each dispatch on ``d[KIND]`` (codes from :mod:`fxtrain.layers`) ends in
 
 ``spatial`` and ``fast`` are compile-time constants: these passes are inlined into the
 epoch, where they are closure constants, so numba prunes the branches that cannot run.
-For a net of dense layers only it never compiles the conv and pool kernels; with
+For a net of dense layers only it never compiles the conv, pool and gap kernels; with
 ``fast`` false (small nets) it compiles the integer passes from the type-generic
 reference loops and the serial-draw rounding, which cost a fraction of the compile
 time of the packed sweeps and bulk draws (:mod:`fxtrain.engine.gemm`,
@@ -20,8 +20,9 @@ import numpy as np
 from numba import njit
 
 from .conv import conv_backward, conv_backward_int, conv_forward, conv_forward_int
+from .gap import gap_backward_float, gap_backward_int, gap_forward_float, gap_forward_int
 from .kernels import dense_backward, dense_backward_int, dense_forward, dense_forward_int, pool_backward, pool_forward
-from .network import B_OFF, CONV, DENSE, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
+from .network import B_OFF, CONV, DENSE, GAP, KIND, N_IN, N_OUT, OUT_C, POOL, RELU
 from .bulk import requant_sr_bulk
 from .requant import (SAT_ACT, SAT_BIAS, add_terms, bias_gradient, bias_terms, relu_mask, requant_round, requant_sr,
                       tensor_shift)
@@ -113,8 +114,11 @@ def forward_int(net, p, ws, nb, counts, spatial, fast):
     for l in range(desc.shape[0]):
         d = desc[l]
         if spatial:
-            if d[KIND] == POOL:
-                pool_forward(d, acts[l], nb, acts[l + 1])
+            if d[KIND] == POOL or d[KIND] == GAP:  # the output keeps the input's exponent
+                if d[KIND] == POOL:
+                    pool_forward(d, acts[l], nb, acts[l + 1])
+                else:
+                    gap_forward_int(d, acts[l], nb, acc, acts[l + 1])
                 e_act[l + 1] = e_act[l]
                 continue
         n = nb * d[N_OUT]
@@ -142,6 +146,8 @@ def backward_int(net, p, l, ws, err, e_err, err_below, nb, below, spatial, fast)
         if d[KIND] == POOL:
             pool_backward(d, acts[l], err, nb, err_below)
             return e_err, 0
+        if d[KIND] == GAP:  # one draw per value below, serially in both kernel families; nothing saturates
+            return e_err - gap_backward_int(d, err, nb, rng, err_below), 0
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])
     mac_backward_int(d, l, acts[l], err, p.wq, ws, nb, back, below, spatial, fast)
@@ -166,6 +172,9 @@ def forward_float(desc, wf, bf, acts, nb, spatial):
             if d[KIND] == POOL:
                 pool_forward(d, acts[l], nb, y)
                 continue
+            if d[KIND] == GAP:
+                gap_forward_float(d, acts[l], nb, y)
+                continue
         mac_forward(d, acts[l], wf, nb, y, spatial)
         n_out, bo = d[OUT_C], d[B_OFF]
         for r in range(nb * d[N_OUT] // n_out):
@@ -181,6 +190,9 @@ def backward_float(desc, l, wf, acts, err, err_below, grad, gbias, nb, below, sp
     if spatial:
         if d[KIND] == POOL:
             pool_backward(d, acts[l], err, nb, err_below)
+            return
+        if d[KIND] == GAP:
+            gap_backward_float(d, err, nb, err_below)
             return
     if d[RELU] != 0:
         relu_mask(err, acts[l + 1], nb * d[N_OUT])

@@ -16,7 +16,7 @@ from ..engine.fixedpoint import bitlen, round_shift, sat
 from ..engine.network import parse_arch
 from ..engine.numbers import EXPORT_MAX_BITS, INT8_MAX, INT8_MIN, INT32_MAX, WEIGHT_BITS, qmax
 from ..errors import ConfigError
-from ..layers import by_name
+from ..layers import by_name, check_export
 from ..training.artifacts import REPORT_FILE, load_run_dir, model_arrays, model_standardisation
 from .reference import DeployedModel, DeployLayer, accumulator_max, check_input, frozen, layer_forward, predict
 from .rounding import TFLM_S0_LIMIT, check_rounding
@@ -179,6 +179,7 @@ def _specs(layers, arrays, bits):
 
 
 def _calibrated(layers, arrays, data, meta, rounding):
+    check_export(layers)  # every inference export (C, TFLite) and the deployed accuracy come through here
     X = data.X_train
     if layers[0].layer_kind.flat_input:
         X = X.reshape(len(X), -1)  # a dense first layer reads the HWC-flattened input

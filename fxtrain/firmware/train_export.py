@@ -21,6 +21,7 @@ from ..device.memory import GRAD_CHUNK, acc_bytes, row_bytes, scratch_lengths, w
 from ..device.profiles import load_target
 from ..engine.numbers import qmax, storage_bits
 from ..errors import ConfigError, TargetError
+from ..layers import check_export
 from ..limits import RECORD_BYTES
 from ..training.artifacts import REPORT_FILE, check_run_dir
 from ..training.checkpoint import checkpoint_digest
@@ -59,7 +60,9 @@ def load_training_run(run_dir):
         raise ConfigError(f"run folder '{run_dir}' trains with Adam, which the device's training step does not "
                           "have (its float moments are the simulator's only); train with --optimizer sgd or "
                           "momentum to export, verify or measure it")
-    return prepare(cfg, resume=run_dir)
+    run = prepare(cfg, resume=run_dir)
+    check_export(run.layers)  # export --train-step, verify --train-step and measure come through here
+    return run
 
 
 # fx_layer (fx_train_runtime.h) field by field, in declaration order with its C type: the one list

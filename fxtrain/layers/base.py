@@ -26,7 +26,30 @@ HOOKS = {
     "cmsis_buffer_bytes": "firmware/codegen.py: CMSIS-NN's work buffer",
     "tflite": "tflite/flatbuffer.py: the TFLite operators",
     "onnx_weights": "importing/graph.py: an ONNX weight tensor (NCHW order) in the kind's own order",
+    "export_refusal": "layers/__init__.py check_export (the C, train-step and TFLite exports): why they cannot "
+                      "hold the layer yet, or None",
 }
+
+
+def _zero(self, s):
+    return 0
+
+
+def _none(self, *args, **kw):
+    return None
+
+
+def _no_buffers(self, s, batch):
+    return {}
+
+
+def _no_sram(self, need, l, s, batch, sub_byte, grad_chunk):
+    return 0, 0
+
+
+# A kind without weights answers these hooks alike; its class body binds them, so each stays its own:
+# ``n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS``.
+WEIGHTLESS = (_zero, _zero, _none, _no_buffers, _no_sram, _none)
 
 
 class LayerKind:
@@ -35,12 +58,15 @@ class LayerKind:
     Class attributes: ``name`` (the arch token and the name in model files), ``code`` (the
     int the jitted engine and the C runtimes dispatch on: ``FX_KIND_<NAME>`` in C),
     ``weighted`` (has weights and biases), ``flat_input`` (reads its input as one vector),
-    ``syntax`` (the token's form for help texts) and ``c_snippets`` (its sections of
-    ``templates/layers.h.in``, which the inference runtime's generated header fills).
+    ``syntax`` (the token's form for help texts), ``c_snippets`` (its sections of
+    ``templates/layers.h.in``, which the inference runtime's generated header fills),
+    ``one_d`` and ``syntax_1d`` (the head and form of the kind's 1-D token, read by ``parse_1d``,
+    if it has one) and ``closes_trunk`` (only flat-input kinds may follow it).
     """
-    name = code = syntax = None
+    name = code = syntax = one_d = syntax_1d = None
     weighted = True
     flat_input = False
+    closes_trunk = False
     c_snippets = ()
 
     def refuse(self, tok, why):
@@ -56,6 +82,23 @@ class LayerKind:
         if v <= 0:
             self.refuse(tok, f"sizes must be positive, got {v}")
         return v
+
+    def window_field(self, tok, text):
+        """A window written ``K`` (K x K) or ``KHxKW`` in an arch token: (rows, columns)."""
+        sizes = text.split("x")
+        if len(sizes) > 2:
+            self.refuse(tok, f"'{text}' is not a size K or KHxKW")
+        kh = self.int_field(tok, sizes[0])
+        return kh, self.int_field(tok, sizes[-1])
+
+    def check_1d(self, tok, shape):
+        """Refuse, for a 1-D token, an input that is not a height-1 window (1, T, C) of T >= 2 steps."""
+        if shape[0] == 1 and shape[1] == 1:
+            self.refuse(tok, f"{self.one_d} needs a window input (1, T, C); the data here is flat. Use dense "
+                        "layers, or NPZ windows with X of shape [n, T, C] (or [n, 1, T, C])")
+        if shape[0] != 1:
+            self.refuse(tok, f"{self.one_d} reads a height-1 window (1, T, C), but the input is "
+                        f"{shape[0]}x{shape[1]}x{shape[2]} image data; use {self.syntax} on images")
 
     def deploy_error(self, i, why):
         return ConfigError(f"layer {i}: {why}")

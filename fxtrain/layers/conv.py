@@ -1,8 +1,11 @@
-"""``conv:F:K[:same|:valid]``: F filters of K x K over an (h, w, c) input, stride 1.
+"""``conv:F:K[:same|:valid]``: F filters of K x K over an (h, w, c) input, stride 1; ``conv:F:KHxKW``
+a non-square kernel of KH rows and KW columns; ``conv1d:F:K[:same|:valid]`` the 1 x K conv over a
+height-1 window (1, T, C), the same layer.
 
-"same" pads K//2 zeros on every side (odd K only). Weights are ``[out][ky][kx][in]``; a
-weight row is one filter. CMSIS-NN's counterpart is ``arm_convolve_HWC_q7_basic``,
-TFLite's CONV_2D.
+"same" pads KH//2 rows and KW//2 columns of zeros on each side (odd KH and KW only). Weights
+are ``[out][ky][kx][in]``; a weight row is one filter. CMSIS-NN's counterpart is
+``arm_convolve_HWC_q7_basic`` (``_nonsquare`` for KH != KW), TFLite's CONV_2D; the exports
+hold square kernels only so far (:meth:`Conv.export_refusal`).
 """
 import numpy as np
 
@@ -12,45 +15,63 @@ from .spec import LayerSpec, pad4, size
 
 def valid_taps(s):
     """Kernel positions a conv layer visits per sample: out_c * sum over outputs of in-bounds taps."""
-    def axis(n_out, n_in):
-        return sum(sum(1 for k in range(s.k) if 0 <= o + k - s.pad < n_in) for o in range(n_out))
-    return axis(s.out_shape[0], s.in_shape[0]) * axis(s.out_shape[1], s.in_shape[1]) * s.out_shape[2]
+    def axis(n_out, n_in, k, pad):
+        return sum(sum(1 for j in range(k) if 0 <= o + j - pad < n_in) for o in range(n_out))
+    return (axis(s.out_shape[0], s.in_shape[0], s.kh, s.pad_h) * axis(s.out_shape[1], s.in_shape[1], s.kw, s.pad_w)
+            * s.out_shape[2])
 
 
 class Conv(LayerKind):
     name, code, syntax = "conv", 1, "conv:FILTERS:K[:same|:valid]"
+    one_d, syntax_1d = "conv1d", "conv1d:FILTERS:K[:same|:valid]"
     c_snippets = ("conv_defs", "conv_call", "conv_packed_call", "conv_rounded_call")
 
     def parse(self, tok, args, shape):
         if len(args) not in (2, 3):
             return None
+        f, (kh, kw) = self.int_field(tok, args[0]), self.window_field(tok, args[1])
+        return self._spec(tok, f, kh, kw, args[2:], shape, f"kernel {args[1]}")
+
+    def parse_1d(self, tok, args, shape):
+        """``conv1d:F:K[:mode]``: the conv of kernel 1 x K on a height-1 window."""
+        if len(args) not in (2, 3):
+            return None
+        self.check_1d(tok, shape)
         f, k = self.int_field(tok, args[0]), self.int_field(tok, args[1])
-        mode = args[2] if len(args) == 3 else "valid"
-        if mode not in ("same", "valid") or (mode == "same" and k % 2 == 0):
+        return self._spec(tok, f, 1, k, args[2:], shape, f"kernel {k}")
+
+    def _spec(self, tok, f, kh, kw, mode, shape, kernel):
+        mode = mode[0] if mode else "valid"
+        if mode not in ("same", "valid") or (mode == "same" and (kh % 2 == 0 or kw % 2 == 0)):
             self.refuse(tok, "padding must be 'valid' or 'same' (same needs an odd kernel)")
         if shape[0] == 1 and shape[1] == 1:
             self.refuse(tok, "conv needs image input (h, w, c); the data here is flat. "
                         "Use dense layers, or NPZ data with X of shape [n, h, w, c]")
-        pad = k // 2 if mode == "same" else 0
-        oh, ow = shape[0] + 2 * pad - k + 1, shape[1] + 2 * pad - k + 1
+        pad_h, pad_w = (kh // 2, kw // 2) if mode == "same" else (0, 0)
+        oh, ow = shape[0] + 2 * pad_h - kh + 1, shape[1] + 2 * pad_w - kw + 1
         if oh <= 0 or ow <= 0:
-            self.refuse(tok, f"kernel {k} is larger than the {shape[0]}x{shape[1]} input")
-        return LayerSpec(self.code, shape, (oh, ow, f), k=k, pad=pad)
+            self.refuse(tok, f"{kernel} is larger than the {shape[0]}x{shape[1]} input")
+        return LayerSpec(self.code, shape, (oh, ow, f), kh=kh, kw=kw, pad_h=pad_h, pad_w=pad_w)
 
     def token(self, s):
-        return f"conv:{s.out_shape[2]}:{s.k}:{'same' if s.pad else 'valid'}"
+        f, mode = s.out_shape[2], "same" if s.pad_h or s.pad_w else "valid"
+        if s.kh == s.kw:
+            return f"conv:{f}:{s.kh}:{mode}"  # as before non-square kernels: run folders and digests keep it
+        if s.kh == 1 and s.in_shape[0] == 1:
+            return f"conv1d:{f}:{s.kw}:{mode}"
+        return f"conv:{f}:{s.kh}x{s.kw}:{mode}"
 
     def n_weights(self, s):
-        return s.out_shape[2] * s.k * s.k * s.in_shape[2]
+        return s.out_shape[2] * s.kh * s.kw * s.in_shape[2]
 
     def fan_out(self, s):
-        return s.out_shape[2] * s.k * s.k
+        return s.out_shape[2] * s.kh * s.kw
 
     def weight_shape(self, s):
-        return (s.out_shape[2], s.k, s.k, s.in_shape[2])
+        return (s.out_shape[2], s.kh, s.kw, s.in_shape[2])
 
     def engine_scratch(self, s, batch):
-        kk, pos = s.k * s.k * s.in_shape[2], batch * s.positions
+        kk, pos = s.kh * s.kw * s.in_shape[2], batch * s.positions
         wide = batch * size(s.out_shape)
         return {"words": (kk + 1) // 2 * pos, "wide": wide, "cols": kk * pos}
 
@@ -70,10 +91,10 @@ class Conv(LayerKind):
                 "backward": {"back_tap": taps, "back_mac": rest}, "gradient": {"grad_tap": taps, "grad_mac": rest}}
 
     def train_row(self, s):
-        return dict(kh=s.k, kw=s.k, pad_h=s.pad, pad_w=s.pad, fan_in=s.fan_in)
+        return dict(kh=s.kh, kw=s.kw, pad_h=s.pad_h, pad_w=s.pad_w, fan_in=s.fan_in)
 
     def deploy_params(self, s):
-        return dict(kernel=s.k, pad=s.pad, pool=0)
+        return dict(kernel=s.kh, pad=s.pad_h, pool=0)  # square only: check_export refused the others
 
     def deploy_geometry(self, i, spec, in_shape, w):
         k, pad = int(spec.get("kernel", 0)), int(spec.get("pad", 0))
@@ -117,6 +138,9 @@ class Conv(LayerKind):
     def onnx_weights(self, w, chw=None):
         """ONNX's (O, I, kH, kW) weights as fxtrain's [out][ky][kx][in]."""
         return w.transpose(0, 2, 3, 1)
+
+    def export_refusal(self, s):
+        return None if s.square else f"a {s.kh}x{s.kw} kernel (the exports have square kernels only)"
 
 
 KIND = Conv()

@@ -1,55 +1,60 @@
-"""``pool:P``: max pooling over P x P windows, stride P (a ragged edge is dropped).
+"""``pool:P``: max pooling over P x P windows, stride P (a ragged edge is dropped); ``pool:PHxPW`` over
+PH x PW windows, stride PH down and PW across; ``pool1d:P`` the 1 x P pool of a height-1 window (1, T, C).
 
 No weights, no bias, no activation: the output keeps its input's exponent, and the error
 goes back to the first maximum of each window. CMSIS-NN's counterpart is
-``arm_maxpool_q7_HWC``, TFLite's MAX_POOL_2D.
+``arm_maxpool_q7_HWC``, TFLite's MAX_POOL_2D; the exports hold square windows only so far.
 """
 import numpy as np
 
-from .base import LayerKind
+from .base import WEIGHTLESS, LayerKind
 from .spec import LayerSpec
 
 
 class Pool(LayerKind):
     name, code, syntax = "pool", 2, "pool:P"
+    one_d, syntax_1d = "pool1d", "pool1d:P"
     weighted = False
     c_snippets = ("pool_defs", "pool_call")
 
     def parse(self, tok, args, shape):
         if len(args) != 1:
             return None
+        ph, pw = self.window_field(tok, args[0])
+        if shape[0] < ph or shape[1] < pw:
+            hint = f"; on a height-1 window (1, T, C) use pool1d:{pw}" if shape[0] == 1 and shape[1] >= pw else ""
+            self.refuse(tok, f"pool {args[0]} is larger than the {shape[0]}x{shape[1]} input{hint}")
+        return self._spec(shape, ph, pw)
+
+    def parse_1d(self, tok, args, shape):
+        """``pool1d:P``: the pool of window 1 x P on a height-1 window."""
+        if len(args) != 1:
+            return None
+        self.check_1d(tok, shape)
         p = self.int_field(tok, args[0])
-        if shape[0] < p or shape[1] < p:
-            self.refuse(tok, f"pool {p} is larger than the {shape[0]}x{shape[1]} input")
-        return LayerSpec(self.code, shape, (shape[0] // p, shape[1] // p, shape[2]), k=p)
+        if shape[1] < p:
+            self.refuse(tok, f"pool1d {p} is longer than the window of {shape[1]} steps")
+        return self._spec(shape, 1, p)
+
+    def _spec(self, shape, ph, pw):
+        return LayerSpec(self.code, shape, (shape[0] // ph, shape[1] // pw, shape[2]), kh=ph, kw=pw)
 
     def token(self, s):
-        return f"pool:{s.k}"
+        if s.kh == s.kw:
+            return f"pool:{s.kh}"
+        return f"pool1d:{s.kw}" if s.kh == 1 and s.in_shape[0] == 1 else f"pool:{s.kh}x{s.kw}"
 
-    def n_weights(self, s):
-        return 0
-
-    def fan_out(self, s):
-        return 0
-
-    def weight_shape(self, s):
-        return None
-
-    def engine_scratch(self, s, batch):
-        return {}
-
-    def sram_scratch(self, need, l, s, batch, sub_byte, grad_chunk):
-        return 0, 0
+    n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS
 
     def work(self, s, b):
-        compares = b * s.out_shape[0] * s.out_shape[1] * s.out_shape[2] * s.k * s.k
+        compares = b * s.out_shape[0] * s.out_shape[1] * s.out_shape[2] * s.kh * s.kw
         return {"macs": 0, "forward": {"pool": compares}, "backward": {"pool_back": compares}, "gradient": {}}
 
     def train_row(self, s):
-        return dict(kh=s.k, kw=s.k, pad_h=s.pad, pad_w=s.pad, fan_in=0)
+        return dict(kh=s.kh, kw=s.kw, pad_h=0, pad_w=0, fan_in=0)
 
     def deploy_params(self, s):
-        return dict(kernel=0, pad=s.pad, pool=s.k)
+        return dict(kernel=0, pad=0, pool=s.kh)  # square only: check_export refused the others
 
     def deploy_geometry(self, i, spec, in_shape, w):
         pool = int(spec.get("pool", 0))
@@ -80,8 +85,8 @@ class Pool(LayerKind):
                                        5: ("int8", g.activation(False))})
         return y
 
-    def onnx_weights(self, w, chw=None):
-        return None
+    def export_refusal(self, s):
+        return None if s.square else f"a {s.kh}x{s.kw} pooling window (the exports have square windows only)"
 
 
 KIND = Pool()

@@ -10,13 +10,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: its kind's code, shapes, kernel or window ``k``, zero padding ``pad`` and ReLU."""
+    """One layer: its kind's code, shapes, kernel or window ``kh x kw`` (rows x columns), zero padding
+    ``pad_h`` rows above and below and ``pad_w`` columns left and right, and ReLU."""
     kind: int
     in_shape: tuple
     out_shape: tuple
-    k: int = 0
-    pad: int = 0
+    kh: int = 0
+    kw: int = 0
+    pad_h: int = 0
+    pad_w: int = 0
     relu: bool = False
+
+    @property
+    def square(self):
+        """The window is K x K with the same padding on every side (all the C and TFLite exports know)."""
+        return self.kh == self.kw and self.pad_h == self.pad_w
 
     @property
     def layer_kind(self):
