@@ -89,7 +89,7 @@ def simulate(target, arch=None, method="sr", bits=8, epochs=30, batch=16, lr="0.
     run, fit = plan(cfg, target)
     if measured and not note:  # measure would refuse the net after training it: refuse it first
         from .layers import check_export
-        check_export(run.layers)
+        check_export(run.layers, "train-step")
     with tempfile.TemporaryDirectory(prefix="fxtrain-simulate-") as tmp:
         keep = out if (out or not measured or note) else Path(tmp) / "run"
         with output_folder(keep, run) as folder:

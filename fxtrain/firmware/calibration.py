@@ -179,7 +179,7 @@ def _specs(layers, arrays, bits):
 
 
 def _calibrated(layers, arrays, data, meta, rounding):
-    check_export(layers)  # every inference export (C, TFLite) and the deployed accuracy come through here
+    check_export(layers, "inference")  # every inference export (C, TFLite) and the deployed accuracy come here
     X = data.X_train
     if layers[0].layer_kind.flat_input:
         X = X.reshape(len(X), -1)  # a dense first layer reads the HWC-flattened input

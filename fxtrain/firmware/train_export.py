@@ -61,7 +61,7 @@ def load_training_run(run_dir):
                           "have (its float moments are the simulator's only); train with --optimizer sgd or "
                           "momentum to export, verify or measure it")
     run = prepare(cfg, resume=run_dir)
-    check_export(run.layers)  # export --train-step, verify --train-step and measure come through here
+    check_export(run.layers, "train-step")  # export --train-step, verify --train-step and measure come through here
     return run
 
 

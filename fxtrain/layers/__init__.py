@@ -22,7 +22,7 @@ ARCH_HELP = (f"tokens are {', '.join(t for k in KINDS for t in (k.syntax, k.synt
              f"{flatten.SYNTAX}, separated by commas, e.g. 'conv:8:3,pool:2,dense:10' or "
              "'conv1d:8:5,pool1d:2,gap,dense:4'")
 
-__all__ = ["ARCH_HELP", "HOOKS", "KINDS", "LayerKind", "LayerSpec", "by_code", "by_name", "check_export", "pad4",
+__all__ = ["ARCH_HELP", "HOOKS", "KINDS", "LayerKind", "LayerSpec", "by_code", "by_name", "check_export", "EXPORT_PATHS", "pad4",
            "parse_token", "size"]
 
 
@@ -59,11 +59,17 @@ def parse_token(tok, shape, after=None):
     return spec
 
 
-def check_export(layers):
-    """Raise ConfigError, in one line, naming the first of ``layers`` that the C export (inference and
-    --train-step) and the TFLite export cannot hold yet; every export path asks here before it writes."""
+# the export paths a kind may not hold yet, and what a refusal calls each
+EXPORT_PATHS = {"inference": "the C inference export (and the deployed accuracy)",
+                "train-step": "the C training step (export --train-step, verify --train-step, measure)",
+                "tflite": "the TFLite export"}
+
+
+def check_export(layers, path):
+    """Raise ConfigError, in one line, naming the first of ``layers`` that export ``path`` (a key of
+    :data:`EXPORT_PATHS`) cannot hold yet; every export path asks here before it writes."""
     for i, s in enumerate(layers):
-        why = s.layer_kind.export_refusal(s)
+        why = s.layer_kind.export_refusal(s, path)
         if why:
-            raise ConfigError(f"layer {i} ({s.token()}): {why}: its C and TFLite export is not supported yet; "
-                              "such a net trains and evaluates in the simulator only")
+            raise ConfigError(f"layer {i} ({s.token()}): {why}: {EXPORT_PATHS[path]} does not hold it yet, "
+                              "so its export is not supported yet; such a net trains and evaluates in the simulator")

@@ -26,8 +26,8 @@ HOOKS = {
     "cmsis_buffer_bytes": "firmware/codegen.py: CMSIS-NN's work buffer",
     "tflite": "tflite/flatbuffer.py: the TFLite operators",
     "onnx_weights": "importing/graph.py: an ONNX weight tensor (NCHW order) in the kind's own order",
-    "export_refusal": "layers/__init__.py check_export (the C, train-step and TFLite exports): why they cannot "
-                      "hold the layer yet, or None",
+    "export_refusal": "layers/__init__.py check_export(layers, path): why export path (inference, "
+                      "train-step or tflite) cannot hold the layer yet, or None",
 }
 
 

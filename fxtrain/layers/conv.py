@@ -139,7 +139,7 @@ class Conv(LayerKind):
         """ONNX's (O, I, kH, kW) weights as fxtrain's [out][ky][kx][in]."""
         return w.transpose(0, 2, 3, 1)
 
-    def export_refusal(self, s):
+    def export_refusal(self, s, path):
         return None if s.square else f"a {s.kh}x{s.kw} kernel (the exports have square kernels only)"
 
 

@@ -88,7 +88,7 @@ class Dense(LayerKind):
         c, h, width = chw
         return w.reshape(w.shape[0], c, h, width).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
 
-    def export_refusal(self, s):
+    def export_refusal(self, s, path):
         return None
 
 

@@ -66,15 +66,15 @@ class Gap(LayerKind):
         return average_round(sums, n).astype(np.int8).reshape(x.shape[0], 1, 1, c)
 
     def c_defs(self, L):
-        self.refuse("gap", self.export_refusal(None))
+        self.refuse("gap", self.export_refusal(None, "inference"))
 
     def cmsis_buffer_bytes(self, L):
         return 0
 
     def tflite(self, g, i, L, x):
-        self.refuse("gap", self.export_refusal(None))
+        self.refuse("gap", self.export_refusal(None, "inference"))
 
-    def export_refusal(self, s):
+    def export_refusal(self, s, path):
         return "global average pooling (not in the C runtimes or the TFLite writer yet)"
 
 

@@ -85,7 +85,7 @@ class Pool(LayerKind):
                                        5: ("int8", g.activation(False))})
         return y
 
-    def export_refusal(self, s):
+    def export_refusal(self, s, path):
         return None if s.square else f"a {s.kh}x{s.kw} pooling window (the exports have square windows only)"
 
 
