@@ -58,7 +58,7 @@ def _row(method, bits, n, recs, targets):
     reps = [r["report"] for r in recs]
     row = {"method": method, "bits": "f32" if method == "float" else bits, "train": layers_label(n),
            **{f"{field} {part}": stats([rep[field] for rep in reps])[part]
-              for field in ("before", "after", "source_after") for part in ("mean", "std")},
+              for field in ("before", "after", "source_before", "source_after") for part in ("mean", "std")},
            "seeds": len(reps), "sram_bytes": reps[0]["sram_bytes"], "sram_saved_bytes": reps[0]["sram_saved_bytes"],
            "saturated": reps[0]["saturated"]}
     measured = next((rep["cycles_per_sample"] for rep in reps if rep["cycles_per_sample"]), {})
@@ -75,7 +75,8 @@ def analyze(name, plan, records):
     targets = plan.grid["measured on"]
     rows = [_row(*key, recs, targets) for key, recs in _group(records).items()]
     table = [{"method": r["method"], "bits": r["bits"], "train": r["train"], "target before": _cell(r, "before"),
-              "target after": _cell(r, "after"), "source after": _cell(r, "source_after"),
+              "target after": _cell(r, "after"), "source before": _cell(r, "source_before"),
+              "source after": _cell(r, "source_after"),
               "SRAM B": r["sram_bytes"], "saved B": r["sram_saved_bytes"],
               **{t: "-" if r[f"{t} cycles/sample"] is None else f"{r[f'{t} cycles/sample']:,}" for t in targets}}
              for r in rows]
@@ -102,8 +103,8 @@ def analyze(name, plan, records):
                             "cycles per sample", lines))
     notes = [f"target = the digits through a second sensor: gain U{GAIN} and offset U{OFFSET} per pixel (fixed), "
              f"shifted {SHIFT} pixel right; values above the source's input scale (16) saturate, counted in the CSV",
-             "before: the quantized pretrained net on the target's test split; after: adapted; source after: the "
-             "source's test split (the same images, first sensor) after adapting, what adapting forgot",
+             "before: the quantized pretrained net on the target's test split; after: adapted; source before/after: the "
+             "source's test split (the same images, first sensor) before and after adapting: what adapting forgot",
              "cycles per sample: fxtrain measure (2 steps under Unicorn) / batch, seed 0; float has no C runtime; "
              "the cost model has no flash wait states, so the frozen layers' flash-resident weights cost as SRAM"]
     notes += [f"not measured: {r['report']['measure_error']}" for r in records
