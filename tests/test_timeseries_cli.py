@@ -57,3 +57,13 @@ def test_bad_time_series_inputs_are_one_line(tmp_path, make):
 def test_pool1d_on_images_is_one_line(tmp_path):
     one_line_error(invoke("train", "--arch", "conv:4:3,pool1d:2,dense:10", "--epochs", "1"),
                    "pool1d reads a height-1 window")
+
+
+def test_a_batch_that_leaves_windows_out_says_how_many(tmp_path):
+    X, y = _windows(n=40)
+    np.savez(tmp_path / "d.npz", X=X, y=y)  # the stratified 80/20 split: 14, 13, 13 -> 11 + 10 + 10 = 31 to train
+    args = ("train", "--data", tmp_path / "d.npz", "--arch", ARCH_1D, "--epochs", "1")
+    out = invoke(*args, "--batch", "12").output
+    assert "batch 12 leaves 7 of the 31 training samples out of each epoch" in out
+    # 1 of 31 left out at batch 10 is below the share worth a line
+    assert "leaves" not in invoke(*args, "--batch", "10").output

@@ -100,10 +100,22 @@ def _input_note(report):
             "from saturated at +-127"] if n else []
 
 
+BATCH_NOTE_SHARE = 0.05  # said when an epoch leaves out this share of the samples or more (digits: 14 of 1,438 is not)
+
+
+def _batch_note(cfg, n_train):
+    """A line on the training samples each epoch leaves out when the batch does not divide them, when they are
+    a noticeable share (a small data set such as basicmotions: 8 of 40 at batch 16), or nothing."""
+    left = n_train % cfg.batch
+    return [f"batch {cfg.batch} leaves {left} of the {n_train} training samples out of each epoch (the last "
+            f"{left} of that epoch's shuffle); a batch that divides {n_train} uses them all"] if left >= BATCH_NOTE_SHARE * n_train else []
+
+
 def train_text(res):
     cfg, report = res.run.cfg, res.report
     sat = saturation_text(res.history, res.run.acc_plan)
     return "\n".join([history_table(res.history), *([sat] if sat else []), *_input_note(report),
+                      *_batch_note(cfg, len(res.run.data.y_train)),
                       f"{cfg.method} {cfg.bits}-bit {report['arch']}: test accuracy {report['test_accuracy']:.4f}, "
                       f"{report['n_weights']} weights"
                       + (f"; wrote {res.out}/model.npz and report.json" if res.out else "")])
