@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..layers import by_name
 from .packing import PACK_BITS, pack_weights
 from .reference import predict
-from .templates import fill, render
+from .templates import fill, render, snippets
 
 RUNTIME = "fx_runtime.h"
 LAYERS = "layers.h.in"
@@ -60,6 +60,8 @@ def model_hash(model):
     for L in model.layers:
         h.update(repr((L.kind, L.in_shape, L.out_shape, L.bias_shift, L.out_shift, L.relu, L.kernel, L.pad,
                        L.pool, L.bits, L.in_exponent, L.out_exponent)).encode())
+        if not L.square:  # a square layer hashes as before non-square windows
+            h.update(repr((L.kernel_w, L.pad_w, L.pool_w)).encode())
         for a in (L.weights, L.bias):
             if a is not None:
                 h.update(np.ascontiguousarray(a).tobytes())
@@ -131,6 +133,14 @@ def _summary(model, digest, pack):
     return "\n".join(f" * {s}" for s in lines)
 
 
+def _snippet(L, role):
+    """The snippet of ``L``'s kind for ``role`` ("defs", "call", ...): its non-square variant
+    ``KIND_nonsquare_ROLE`` where ``L`` is not square and the template has one."""
+    name = f"{L.kind}_{role}"
+    return f"{L.kind}_nonsquare_{role}" if not L.square and f"{L.kind}_nonsquare_{role}" in snippets(LAYERS) \
+        else name
+
+
 def _names(i, prefix):
     return {"i": i, "M": f"{prefix.upper()}_L{i}_", "lp": f"{prefix}_l{i}", "P": prefix.upper()}
 
@@ -148,16 +158,16 @@ def _layer_defs(i, L, prefix, pack):
             else model_array("int8_t", f"{names['lp']}_w", L.weights, prefix)
         v.update(bits=L.bits if packed else 8, bias_shift=L.bias_shift, out_shift=L.out_shift,
                  weights=weights, bias=model_array("int8_t", f"{names['lp']}_b", L.bias, prefix))
-    return fill(LAYERS, f"{L.kind}_defs", **v)
+    return fill(LAYERS, _snippet(L, "defs"), **v)
 
 
 def _layer_call(i, L, prefix, pack, src, dst, rounding):
     """C statements running layer i from ``src`` into ``dst``."""
     v = dict(_names(i, prefix), src=src, dst=dst)
-    call = f"{L.kind}_packed_call" if _is_packed(L, pack) else f"{L.kind}_call"
+    call = "packed_call" if _is_packed(L, pack) else "call"
     if rounding != "cmsis" and by_name(L.kind).weighted:
-        call = f"{L.kind}_rounded_call"  # packed or int8 alike: the weights go in as bytes
-    text = fill(LAYERS, call, **v) + fill(LAYERS, "check", **v)
+        call = "rounded_call"  # packed or int8 alike: the weights go in as bytes
+    text = fill(LAYERS, _snippet(L, call), **v) + fill(LAYERS, "check", **v)
     return text + (fill(LAYERS, "relu", **v) if L.relu else "")
 
 
