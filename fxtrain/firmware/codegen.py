@@ -6,10 +6,12 @@ each file atomically:
 - ``PREFIX_model.h``: banner, weights and q7 biases, ``#define``s, ``PREFIX_predict``;
 - ``fx_runtime.h``: copied from ``firmware_export/``;
 - ``PREFIX_vectors.h``: test inputs, expected int8 outputs and classes;
-- ``main.c``: runs the vectors, prints ``V <idx> <cls> <out...>`` lines and ``DONE <n>``.
+- ``main.c``: runs the vectors, prints ``V <idx> <cls> <out...>`` lines and ``DONE <n>``;
+- ``PREFIX_input.h`` (sensor windows only): the per-channel mean and std and the input scale, as
+  double data for the firmware's front end, with the formula that turns raw values into the input.
 
-Nothing generated contains a ``float``/``double`` or a float literal; every header
-passes :func:`assert_no_float` before it is written.
+Nothing else generated contains a ``float``/``double`` or a float literal; every header of
+the integer path passes :func:`assert_no_float` before it is written.
 """
 import hashlib
 import re
@@ -232,7 +234,20 @@ def write_export(out_dir, files, manifest, kept=None):
     return sorted(str(out_dir / n) for n in [*files, MANIFEST])
 
 
-def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
+def c_double(v):
+    """A float64 as a C double literal that reads back to the same value (Python's shortest repr)."""
+    return repr(float(v))
+
+
+def render_input_header(standardisation, prefix="fx"):
+    """Text of ``PREFIX_input.h``: a windowed run's (mean float64 [C], std float64 [C], scale) as the
+    firmware's front end applies them; data in double, outside the integer path (not scanned for floats)."""
+    mean, std, scale = standardisation
+    return render("input.h.in", prefix=prefix, P=prefix.upper(), channels=len(mean),
+                  mean=", ".join(map(c_double, mean)), std=", ".join(map(c_double, std)), scale=c_double(scale))
+
+
+def export_model(model, out_dir, prefix="fx", pack=False, vectors=None, standardisation=None):
     """Write the C sources of ``model`` into ``out_dir``.
 
     Parameters
@@ -243,6 +258,8 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     pack : pack weights of 1, 2 or 4 bits LSB-first (others stay int8).
     vectors : (X int8 [N, *input_shape], out int8 [N, n_out], cls [N]), or just X (the
         expected outputs then come from ``reference.predict``), or None (no vectors, no main.c).
+    standardisation : (mean float64 [C], std float64 [C], scale) of a sensor-window run, or None; written
+        as ``PREFIX_input.h`` (float data for the front end, which the integer headers do not include).
 
     Returns
     -------
@@ -262,6 +279,8 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     for name, text in texts.items():
         if name.endswith(".h"):
             assert_no_float(text, name)
+    if standardisation is not None:
+        texts[f"{prefix}_input.h"] = render_input_header(standardisation, prefix)
     manifest = {"fxtrain_version": __version__, "model_hash": model_hash(model), "prefix": prefix,
                 "format": "c", "rounding": model.rounding}
     paths = write_export(out_dir, {name: text.encode("utf-8") for name, text in texts.items()}, manifest)
