@@ -188,7 +188,9 @@ def render_model_header(model, prefix="fx", pack=False):
                   n_buf=n_buf, buf_size=buf,
                   cmsis_buffer=max(cmsis_buffer_bytes(L) for L in model.layers),
                   layers="".join(_layer_defs(i, L, prefix, pack) for i, L in enumerate(model.layers)),
-                  buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)),
+                  # a one-layer model writes straight into out: no buffer to name (-Werror=unused-variable)
+                  buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)) if n > 1
+                  else "    (void)scratch;\n",
                   calls="".join(calls))
 
 
