@@ -390,7 +390,7 @@ static inline int32_t fx_conv_window(const int8_t *in, uint32_t h, uint32_t w, u
  * with `bits` bits each (8 = int8), output HWC [oh][ow][c_out] where
  * oh = h + 2 pad_h - kh + 1 and ow = w + 2 pad_w - kw + 1; per axis, pad = 0 is "valid",
  * pad = k/2 (odd k) is "same"; requantised by `rounding`. out must not alias in.
- * A 1-D conv over a (T, C) window is kh = 1, h = 1.
+ * A 1-D conv over a (T, C) window is the case kh = h = 1 (one row).
  */
 static inline fx_status fx_conv_hwc_nonsquare_packed_r(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
                                                        const uint8_t *wt, uint32_t bits, uint32_t c_out,

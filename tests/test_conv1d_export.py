@@ -10,7 +10,7 @@ import pytest
 import fxtrain
 from fxtrain.errors import ModelError
 from fxtrain.firmware.calibration import calibrate, from_run_dir
-from fxtrain.firmware.codegen import export_model
+from fxtrain.firmware.codegen import assert_no_float, export_model
 from fxtrain.firmware.reference import predict
 from fxtrain.firmware.verify import verify_host
 from fxtrain.layers.gap import average_round
@@ -49,6 +49,9 @@ def test_c_export_is_bit_exact_on_host_and_qemu_m4(run, tmp_path):
     # the 1-D layers run fxtrain's kernels, and the header says what CMSIS-NN can take
     assert "fx_conv_hwc_nonsquare_q7" in header and "fx_maxpool_hwc_nonsquare_q7" in header
     assert "fx_avgpool_global_q7" in header and "arm_convolve_HWC_q7_basic_nonsquare" in header
+    # the integer path has no float anywhere, comments included; the input constants live apart
+    for name in ("fx_model.h", "fx_runtime.h", "fx_vectors.h"):
+        assert_no_float((tmp_path / "c" / name).read_text(), name, comments=True)
 
 
 def test_tflm_is_byte_identical_on_test_windows_and_random_inputs(run, tmp_path):
