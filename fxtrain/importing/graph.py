@@ -159,8 +159,8 @@ def read_graph(model, consts, model_input):
     """The :class:`ImportedNet` of ``model`` (``consts``: its initializers; ``model_input``: its input)."""
     dims = model_input.dims
     # NCT windows (torch's Conv1d): the height-1 image (c, 1, t), fxtrain's (1, T, C) window in NCHW order
-    t = Tensor(model_input.name, (dims[0], 1, dims[1]), one_d=True) if len(dims) == 2 else Tensor(model_input.name,
-                                                                                                   dims)
+    one_d = len(dims) == 2
+    t = Tensor(model_input.name, (dims[0], 1, dims[1]) if one_d else dims, one_d=one_d)
     walk = Walk(dict(consts), model_input.batch, t, consumed={n for node in model.graph.node for n in node.input})
     nodes = list(model.graph.node)
     for i, node in enumerate(nodes):
@@ -172,7 +172,8 @@ def read_graph(model, consts, model_input):
         raise ModelError(f"the graph's output(s) {outputs} are not the end of its chain ('{walk.tensor.name}'); "
                          "fxtrain imports a model with one output, its last node's")
     if walk.tensor.spatial:
-        raise ModelError("the graph ends on a (c, h, w) or (c, t) tensor; fxtrain's last layer is dense (Gemm or MatMul)")
+        raise ModelError("the graph ends on a (c, h, w) or (c, t) tensor; fxtrain's last layer is dense "
+                         "(Gemm or MatMul)")
     check_relus(walk.layers)
     return ImportedNet(walk.layers, model_input, walk.input_nhwc, walk.logits or walk.tensor.name)
 

@@ -60,7 +60,8 @@ class Gap(LayerKind):
     def deploy_geometry(self, i, spec, in_shape, w):
         self.check_spatial(i, in_shape)
         if 128 * in_shape[0] * in_shape[1] > SUM_LIMIT:
-            raise self.deploy_error(i, f"gap's channel sums over {in_shape[0]}x{in_shape[1]} positions could leave int32")
+            raise self.deploy_error(i, f"gap's channel sums over {in_shape[0]}x{in_shape[1]} positions could "
+                                       "leave int32")
         return in_shape, (1, 1, in_shape[2]), dict(kernel=0, pad=0, pool=0)
 
     def reference(self, layer, x):
