@@ -110,6 +110,25 @@ def test_a_non_square_2d_conv_and_pool_export_bit_exact(tmp_path):
     assert "FX_L0_KW 3" in (tmp_path / "cmsis" / "fx_model.h").read_text()
 
 
+@needs_gcc
+@pytest.mark.parametrize("pack,rounding", [(True, "cmsis"), (True, "tflm"), (False, "cmsis")])
+def test_a_packed_non_square_conv_calibrated_by_hand_is_bit_exact(pack, rounding, tmp_path):
+    from c_helpers import rand_weights
+    rng = np.random.default_rng(3)
+    shape = (5, 6, 2)
+    specs = [dict(kind="conv", weights=rand_weights(rng, (4, 1, 3, 2), 4), kernel=1, kernel_w=3, pad=0, pad_w=1,
+                  relu=True, bits=4, w_exponent=-3, bias=rng.integers(-2**10, 2**10, 4), b_exponent=-14),
+             dict(kind="pool", pool=2, pool_w=3),
+             dict(kind="dense", weights=rand_weights(rng, (3, 2 * 2 * 4), 4), relu=False, bits=4, w_exponent=-3,
+                  bias=rng.integers(-2**10, 2**10, 3), b_exponent=-14)]
+    X = rng.integers(-128, 128, (200, *shape)).astype(np.int8)
+    model = calibrate(specs, X, -7, rounding=rounding)
+    assert [L.out_shape for L in model.layers] == [(5, 6, 4), (2, 2, 4), (3,)]
+    export_model(model, tmp_path / "c", pack=pack, vectors=X)
+    # 4-bit weights packed two to a byte (or int8), each rounding rule: every byte on the host
+    assert verify_host(tmp_path / "c")["n_mismatch"] == 0
+
+
 def test_exports_carry_the_runs_input_constants(run, tmp_path):
     arrays = np.load(run / "model.npz")
     mean, std, scale = arrays["input_mean"], arrays["input_std"], float(arrays["input_scale"])
