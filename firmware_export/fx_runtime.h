@@ -356,26 +356,27 @@ static inline uint32_t fx_conv_out_dim(uint32_t h, uint32_t k, uint32_t pad)
     return h + 2u * pad >= k ? h + 2u * pad - k + 1u : 0u;
 }
 
-/* One conv output: the k x k x c_in window at (oy, ox) against filter o; padding is zero. */
+/* One conv output: the kh x kw x c_in window at (oy, ox) against filter o; padding is zero. */
 static inline int32_t fx_conv_window(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
-                                     const uint8_t *wt, uint32_t bits, uint32_t k, uint32_t pad,
-                                     uint32_t oy, uint32_t ox, uint32_t o, int32_t acc)
+                                     const uint8_t *wt, uint32_t bits, uint32_t kh, uint32_t kw,
+                                     uint32_t pad_h, uint32_t pad_w, uint32_t oy, uint32_t ox, uint32_t o,
+                                     int32_t acc)
 {
     uint32_t ky, kx, c;
-    for (ky = 0; ky < k; ky++) {
-        int32_t iy = (int32_t)(oy + ky) - (int32_t)pad;
+    for (ky = 0; ky < kh; ky++) {
+        int32_t iy = (int32_t)(oy + ky) - (int32_t)pad_h;
         if (iy < 0 || iy >= (int32_t)h) {
             continue; /* zero padding adds nothing */
         }
-        for (kx = 0; kx < k; kx++) {
-            int32_t ix = (int32_t)(ox + kx) - (int32_t)pad;
+        for (kx = 0; kx < kw; kx++) {
+            int32_t ix = (int32_t)(ox + kx) - (int32_t)pad_w;
             const int8_t *px;
             uint32_t wi;
             if (ix < 0 || ix >= (int32_t)w) {
                 continue;
             }
             px = in + ((uint32_t)iy * w + (uint32_t)ix) * c_in;
-            wi = ((o * k + ky) * k + kx) * c_in;
+            wi = ((o * kh + ky) * kw + kx) * c_in;
             for (c = 0; c < c_in; c++) {
                 acc += (int32_t)px[c] * fx_weight(wt, wi + c, bits);
             }
@@ -385,38 +386,62 @@ static inline int32_t fx_conv_window(const int8_t *in, uint32_t h, uint32_t w, u
 }
 
 /*
- * 2-D convolution, stride 1, HWC input [h][w][c_in], weights [c_out][k][k][c_in]
+ * 2-D convolution, stride 1, HWC input [h][w][c_in], weights [c_out][kh][kw][c_in]
  * with `bits` bits each (8 = int8), output HWC [oh][ow][c_out] where
- * oh = h + 2 pad - k + 1; pad = 0 is "valid", pad = k/2 (odd k) is "same";
- * requantised by `rounding`. out must not alias in.
+ * oh = h + 2 pad_h - kh + 1 and ow = w + 2 pad_w - kw + 1; per axis, pad = 0 is "valid",
+ * pad = k/2 (odd k) is "same"; requantised by `rounding`. out must not alias in.
+ * A 1-D conv over a (T, C) window is the case kh = h = 1 (one row).
  */
-static inline fx_status fx_conv_hwc_packed_r(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
-                                             const uint8_t *wt, uint32_t bits, uint32_t c_out, uint32_t k,
-                                             uint32_t pad, const int8_t *bias, uint32_t bias_shift,
-                                             uint32_t out_shift, uint32_t rounding, int8_t *out)
+static inline fx_status fx_conv_hwc_nonsquare_packed_r(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
+                                                       const uint8_t *wt, uint32_t bits, uint32_t c_out,
+                                                       uint32_t kh, uint32_t kw, uint32_t pad_h, uint32_t pad_w,
+                                                       const int8_t *bias, uint32_t bias_shift,
+                                                       uint32_t out_shift, uint32_t rounding, int8_t *out)
 {
-    uint32_t oh = fx_conv_out_dim(h, k, pad), ow = fx_conv_out_dim(w, k, pad);
+    uint32_t oh = fx_conv_out_dim(h, kh, pad_h), ow = fx_conv_out_dim(w, kw, pad_w);
     uint32_t oy, ox, o;
     fx_status st = fx_check_layer(in, wt, bias, out, bits, bias_shift, out_shift, rounding);
     if (st != FX_OK) {
         return st;
     }
-    if (pad != 0u && (pad != k / 2u || k % 2u == 0u)) {
+    if ((pad_h != 0u && (pad_h != kh / 2u || kh % 2u == 0u)) ||
+        (pad_w != 0u && (pad_w != kw / 2u || kw % 2u == 0u))) {
         return FX_ERR_PAD;
     }
-    if (c_in == 0u || c_out == 0u || k == 0u || oh == 0u || ow == 0u) {
+    if (c_in == 0u || c_out == 0u || kh == 0u || kw == 0u || oh == 0u || ow == 0u) {
         return FX_ERR_SHAPE;
     }
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             for (o = 0; o < c_out; o++) {
                 int32_t acc = fx_acc_init_r(bias[o], bias_shift, out_shift, rounding);
-                acc = fx_conv_window(in, h, w, c_in, wt, bits, k, pad, oy, ox, o, acc);
+                acc = fx_conv_window(in, h, w, c_in, wt, bits, kh, kw, pad_h, pad_w, oy, ox, o, acc);
                 out[(oy * ow + ox) * c_out + o] = fx_requant_r(acc, out_shift, rounding);
             }
         }
     }
     return FX_OK;
+}
+
+/* fx_conv_hwc_nonsquare_packed_r with int8 weights and CMSIS-NN's rounding: the
+ * arm_convolve_HWC_q7_basic_nonsquare arithmetic. */
+static inline fx_status fx_conv_hwc_nonsquare_q7(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
+                                                 const int8_t *wt, uint32_t c_out, uint32_t kh, uint32_t kw,
+                                                 uint32_t pad_h, uint32_t pad_w, const int8_t *bias,
+                                                 uint32_t bias_shift, uint32_t out_shift, int8_t *out)
+{
+    return fx_conv_hwc_nonsquare_packed_r(in, h, w, c_in, (const uint8_t *)wt, 8u, c_out, kh, kw, pad_h, pad_w,
+                                          bias, bias_shift, out_shift, FX_ROUNDING_CMSIS, out);
+}
+
+/* The square case, k x k with pad on every side. */
+static inline fx_status fx_conv_hwc_packed_r(const int8_t *in, uint32_t h, uint32_t w, uint32_t c_in,
+                                             const uint8_t *wt, uint32_t bits, uint32_t c_out, uint32_t k,
+                                             uint32_t pad, const int8_t *bias, uint32_t bias_shift,
+                                             uint32_t out_shift, uint32_t rounding, int8_t *out)
+{
+    return fx_conv_hwc_nonsquare_packed_r(in, h, w, c_in, wt, bits, c_out, k, k, pad, pad, bias, bias_shift,
+                                          out_shift, rounding, out);
 }
 
 /* fx_conv_hwc_packed_r with CMSIS-NN's rounding. */
@@ -451,34 +476,70 @@ static inline void fx_relu_q7(int8_t *x, uint32_t n)
 }
 
 /*
- * Max pooling p x p, stride p, HWC [h][w][c] -> [h/p][w/p][c] (floor: a ragged
- * last row or column is dropped). The exponent is unchanged. out must not alias in.
+ * Max pooling ph x pw, stride ph down and pw across, HWC [h][w][c] -> [h/ph][w/pw][c]
+ * (floor: a ragged last row or column is dropped). The exponent is unchanged.
+ * out must not alias in. arm_maxpool_q7_HWC has square windows only.
  */
-static inline fx_status fx_maxpool_hwc_q7(const int8_t *in, uint32_t h, uint32_t w, uint32_t c,
-                                          uint32_t p, int8_t *out)
+static inline fx_status fx_maxpool_hwc_nonsquare_q7(const int8_t *in, uint32_t h, uint32_t w, uint32_t c,
+                                                    uint32_t ph, uint32_t pw, int8_t *out)
 {
     uint32_t oh, ow, oy, ox, ch, dy, dx;
     if (in == NULL || out == NULL) {
         return FX_ERR_NULL;
     }
-    if (p == 0u || c == 0u || h < p || w < p) {
+    if (ph == 0u || pw == 0u || c == 0u || h < ph || w < pw) {
         return FX_ERR_SHAPE;
     }
-    oh = h / p;
-    ow = w / p;
+    oh = h / ph;
+    ow = w / pw;
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             for (ch = 0; ch < c; ch++) {
                 int8_t m = -128;
-                for (dy = 0; dy < p; dy++) {
-                    for (dx = 0; dx < p; dx++) {
-                        int8_t v = in[((oy * p + dy) * w + ox * p + dx) * c + ch];
+                for (dy = 0; dy < ph; dy++) {
+                    for (dx = 0; dx < pw; dx++) {
+                        int8_t v = in[((oy * ph + dy) * w + ox * pw + dx) * c + ch];
                         m = v > m ? v : m;
                     }
                 }
                 out[(oy * ow + ox) * c + ch] = m;
             }
         }
+    }
+    return FX_OK;
+}
+
+/* Max pooling p x p, stride p (arm_maxpool_q7_HWC's arithmetic on a square input). */
+static inline fx_status fx_maxpool_hwc_q7(const int8_t *in, uint32_t h, uint32_t w, uint32_t c,
+                                          uint32_t p, int8_t *out)
+{
+    return fx_maxpool_hwc_nonsquare_q7(in, h, w, c, p, p, out);
+}
+
+/*
+ * Global average pooling, HWC [h][w][c] -> [c], in the input's exponent, with TFLite's
+ * int8 AVERAGE_POOL_2D rounding (fxtrain/layers/gap.py average_round): over n = h * w
+ * positions, the channel's int32 sum S gives (S + n/2) / n for S > 0, (S - n/2) / n
+ * otherwise, C division truncating toward zero: to nearest, ties away from zero.
+ * CMSIS-NN's legacy arm_avepool_q7_HWC rounds otherwise, so it is no equivalent.
+ * The sum is int32 while 128 * n < 2^31 (calibration refuses more). out must not alias in.
+ */
+static inline fx_status fx_avgpool_global_q7(const int8_t *in, uint32_t h, uint32_t w, uint32_t c, int8_t *out)
+{
+    uint32_t n = h * w, i, ch;
+    if (in == NULL || out == NULL) {
+        return FX_ERR_NULL;
+    }
+    if (n == 0u || c == 0u || n > 16777215u) {
+        return FX_ERR_SHAPE;
+    }
+    for (ch = 0; ch < c; ch++) {
+        int32_t acc = 0;
+        for (i = 0; i < n; i++) {
+            acc += (int32_t)in[i * c + ch];
+        }
+        acc = acc > 0 ? (acc + (int32_t)(n / 2u)) / (int32_t)n : (acc - (int32_t)(n / 2u)) / (int32_t)n;
+        out[ch] = (int8_t)fx_sat(acc, -128, 127);
     }
     return FX_OK;
 }

@@ -96,8 +96,8 @@ def _calibrate_layer(i, spec, in_shape, e_in, x, rounding):
     given = spec.get("in_shape")
     if given is not None and int(np.prod(given)) != int(np.prod(in_shape)):
         raise ConfigError(f"layer {i}: spec says input {tuple(given)}, the previous layer gives {in_shape}")
-    in_shape, out_shape, k, pad, pool = kind.deploy_geometry(i, spec, in_shape, w)
-    geo = dict(kind=kind.name, in_shape=in_shape, out_shape=out_shape, kernel=k, pad=pad, pool=pool)
+    in_shape, out_shape, window = kind.deploy_geometry(i, spec, in_shape, w)
+    geo = dict(kind=kind.name, in_shape=in_shape, out_shape=out_shape, **window)
     if not kind.weighted:
         return DeployLayer(weights=None, bias=None, bias_shift=0, out_shift=0, relu=False,
                            in_exponent=e_in, out_exponent=e_in, **geo)
@@ -123,10 +123,12 @@ def calibrate(layer_specs, X_cal, input_exponent, meta=None, rounding="cmsis"):
     Parameters
     ----------
     layer_specs : list of dict
-        From the training side, in order: ``kind`` ("dense" | "conv" | "pool"),
+        From the training side, in order: ``kind`` ("dense" | "conv" | "pool" | "gap"),
         ``weights`` (int8 within the ``bits`` range; dense ``[out][in]``, conv
-        ``[out][k][k][in]``), ``w_exponent``, ``bias`` (int32 ``[out]``, or None),
-        ``b_exponent``, ``relu``, ``kernel``, ``pad`` (0 or k//2), ``pool``, ``bits``.
+        ``[out][kh][kw][in]``), ``w_exponent``, ``bias`` (int32 ``[out]``, or None),
+        ``b_exponent``, ``relu``, ``kernel``, ``pad`` (0 or k//2), ``pool``, ``bits``; a
+        non-square conv adds ``kernel_w`` and ``pad_w``, a non-square pool ``pool_w`` (the
+        columns'; ``kernel``, ``pad`` and ``pool`` are then the rows').
         ``in_shape`` is optional; its size must match what the previous layer gives.
     X_cal : int8 ndarray, shape ``[N, *input_shape]``, exponent ``input_exponent``.
     input_exponent : int

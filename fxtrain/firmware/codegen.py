@@ -6,10 +6,12 @@ each file atomically:
 - ``PREFIX_model.h``: banner, weights and q7 biases, ``#define``s, ``PREFIX_predict``;
 - ``fx_runtime.h``: copied from ``firmware_export/``;
 - ``PREFIX_vectors.h``: test inputs, expected int8 outputs and classes;
-- ``main.c``: runs the vectors, prints ``V <idx> <cls> <out...>`` lines and ``DONE <n>``.
+- ``main.c``: runs the vectors, prints ``V <idx> <cls> <out...>`` lines and ``DONE <n>``;
+- ``PREFIX_input.h`` (sensor windows only): the per-channel mean and std and the input scale, as
+  double data for the firmware's front end, with the formula that turns raw values into the input.
 
-Nothing generated contains a ``float``/``double`` or a float literal; every header
-passes :func:`assert_no_float` before it is written.
+Nothing else generated contains a ``float``/``double`` or a float literal; every header of
+the integer path passes :func:`assert_no_float` before it is written.
 """
 import hashlib
 import re
@@ -22,7 +24,7 @@ from ..errors import ConfigError
 from ..layers import by_name
 from .packing import PACK_BITS, pack_weights
 from .reference import predict
-from .templates import fill, render
+from .templates import fill, render, snippets
 
 RUNTIME = "fx_runtime.h"
 LAYERS = "layers.h.in"
@@ -60,6 +62,8 @@ def model_hash(model):
     for L in model.layers:
         h.update(repr((L.kind, L.in_shape, L.out_shape, L.bias_shift, L.out_shift, L.relu, L.kernel, L.pad,
                        L.pool, L.bits, L.in_exponent, L.out_exponent)).encode())
+        if not L.square:  # a square layer hashes as before non-square windows
+            h.update(repr((L.kernel_w, L.pad_w, L.pool_w)).encode())
         for a in (L.weights, L.bias):
             if a is not None:
                 h.update(np.ascontiguousarray(a).tobytes())
@@ -131,6 +135,14 @@ def _summary(model, digest, pack):
     return "\n".join(f" * {s}" for s in lines)
 
 
+def _snippet(L, role):
+    """The snippet of ``L``'s kind for ``role`` ("defs", "call", ...): its non-square variant
+    ``KIND_nonsquare_ROLE`` where ``L`` is not square and the template has one."""
+    name = f"{L.kind}_{role}"
+    return f"{L.kind}_nonsquare_{role}" if not L.square and f"{L.kind}_nonsquare_{role}" in snippets(LAYERS) \
+        else name
+
+
 def _names(i, prefix):
     return {"i": i, "M": f"{prefix.upper()}_L{i}_", "lp": f"{prefix}_l{i}", "P": prefix.upper()}
 
@@ -148,16 +160,16 @@ def _layer_defs(i, L, prefix, pack):
             else model_array("int8_t", f"{names['lp']}_w", L.weights, prefix)
         v.update(bits=L.bits if packed else 8, bias_shift=L.bias_shift, out_shift=L.out_shift,
                  weights=weights, bias=model_array("int8_t", f"{names['lp']}_b", L.bias, prefix))
-    return fill(LAYERS, f"{L.kind}_defs", **v)
+    return fill(LAYERS, _snippet(L, "defs"), **v)
 
 
 def _layer_call(i, L, prefix, pack, src, dst, rounding):
     """C statements running layer i from ``src`` into ``dst``."""
     v = dict(_names(i, prefix), src=src, dst=dst)
-    call = f"{L.kind}_packed_call" if _is_packed(L, pack) else f"{L.kind}_call"
+    call = "packed_call" if _is_packed(L, pack) else "call"
     if rounding != "cmsis" and by_name(L.kind).weighted:
-        call = f"{L.kind}_rounded_call"  # packed or int8 alike: the weights go in as bytes
-    text = fill(LAYERS, call, **v) + fill(LAYERS, "check", **v)
+        call = "rounded_call"  # packed or int8 alike: the weights go in as bytes
+    text = fill(LAYERS, _snippet(L, call), **v) + fill(LAYERS, "check", **v)
     return text + (fill(LAYERS, "relu", **v) if L.relu else "")
 
 
@@ -176,7 +188,9 @@ def render_model_header(model, prefix="fx", pack=False):
                   n_buf=n_buf, buf_size=buf,
                   cmsis_buffer=max(cmsis_buffer_bytes(L) for L in model.layers),
                   layers="".join(_layer_defs(i, L, prefix, pack) for i, L in enumerate(model.layers)),
-                  buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)),
+                  # a one-layer model writes straight into out: no buffer to name (-Werror=unused-variable)
+                  buffers="".join(fill(LAYERS, "buffer", j=j, P=prefix.upper()) for j in range(n_buf)) if n > 1
+                  else "    (void)scratch;\n",
                   calls="".join(calls))
 
 
@@ -222,7 +236,20 @@ def write_export(out_dir, files, manifest, kept=None):
     return sorted(str(out_dir / n) for n in [*files, MANIFEST])
 
 
-def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
+def c_double(v):
+    """A float64 as a C double literal that reads back to the same value (Python's shortest repr)."""
+    return repr(float(v))
+
+
+def render_input_header(standardisation, prefix="fx"):
+    """Text of ``PREFIX_input.h``: a windowed run's (mean float64 [C], std float64 [C], scale) as the
+    firmware's front end applies them; data in double, outside the integer path (not scanned for floats)."""
+    mean, std, scale = standardisation
+    return render("input.h.in", prefix=prefix, P=prefix.upper(), channels=len(mean),
+                  mean=", ".join(map(c_double, mean)), std=", ".join(map(c_double, std)), scale=c_double(scale))
+
+
+def export_model(model, out_dir, prefix="fx", pack=False, vectors=None, standardisation=None):
     """Write the C sources of ``model`` into ``out_dir``.
 
     Parameters
@@ -233,6 +260,8 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     pack : pack weights of 1, 2 or 4 bits LSB-first (others stay int8).
     vectors : (X int8 [N, *input_shape], out int8 [N, n_out], cls [N]), or just X (the
         expected outputs then come from ``reference.predict``), or None (no vectors, no main.c).
+    standardisation : (mean float64 [C], std float64 [C], scale) of a sensor-window run, or None; written
+        as ``PREFIX_input.h`` (float data for the front end, which the integer headers do not include).
 
     Returns
     -------
@@ -252,6 +281,8 @@ def export_model(model, out_dir, prefix="fx", pack=False, vectors=None):
     for name, text in texts.items():
         if name.endswith(".h"):
             assert_no_float(text, name)
+    if standardisation is not None:
+        texts[f"{prefix}_input.h"] = render_input_header(standardisation, prefix)
     manifest = {"fxtrain_version": __version__, "model_hash": model_hash(model), "prefix": prefix,
                 "format": "c", "rounding": model.rounding}
     paths = write_export(out_dir, {name: text.encode("utf-8") for name, text in texts.items()}, manifest)

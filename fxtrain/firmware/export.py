@@ -21,6 +21,12 @@ from .train_export import check_fits, export_training, load_training_run
 from .verify import image_fit, verify_host, verify_qemu
 
 
+def standardisation(data):
+    """(mean float64 [C], std float64 [C], input scale) of a sensor-window data set, else None: what the
+    device applies to raw values before it quantises them (every export carries them)."""
+    return None if data.mean is None else (data.mean, data.std, data.scale)
+
+
 def export_settings(to, rounding, pack, train_step=False):
     """``(to, rounding)`` with the defaults filled in: "cmsis" for C; a .tflite always runs "tflm".
 
@@ -77,7 +83,8 @@ def export_run(run_dir, out, prefix="fx", target=None, pack=False, n_vectors=32,
         sram = scratch_bytes(model) + math.prod(model.input_shape) + model.n_classes
         check_target(flash_bytes(model, pack), sram, target, "" if pack else "; try --pack")
     X = data.X_test[:n_vectors].reshape(-1, *model.input_shape)
-    summary = export_model(model, out, prefix=prefix, pack=pack, vectors=X if len(X) else None)
+    summary = export_model(model, out, prefix=prefix, pack=pack, vectors=X if len(X) else None,
+                           standardisation=standardisation(data))
     summary.update(deployed_test_accuracy=deployed_accuracy(model, data), test_accuracy=report["test_accuracy"],
                    packed=pack, to="c", rounding=rounding, train_files=[])
     if run is not None:

@@ -13,7 +13,8 @@ accumulator (without ``NN_ROUND``) is rounded by TensorFlow Lite Micro's rule
 
 Activations are int8 with one exponent per layer: the value of ``q`` is ``q * 2**e``.
 Layers are ``dense`` (weights ``[out][in]``), ``conv`` (weights ``[out][ky][kx][in]``,
-HWC input, stride 1, zero padding 0 or k//2) and ``pool`` (max p x p, stride p).
+HWC input, stride 1, zero padding 0 or k//2 per axis), ``pool`` (max ph x pw, stride the window) and
+``gap`` (TFLite's rounded average over all positions).
 A dense layer reads its input in HWC order, which is the implicit flatten.
 """
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ CHUNK = 256
 class DeployLayer:
     """One layer of a deployed network, as the C runtime runs it.
 
-    ``weights`` is int8 (``[out][in]`` for dense, ``[out][k][k][in]`` for conv) and
+    ``weights`` is int8 (``[out][in]`` for dense, ``[out][kh][kw][in]`` for conv) and
     ``bias`` int8 (q7) of length ``out``, read-only; both are ``None`` for pool.
     ``in_exponent``/``out_exponent`` are the exponents of the int8 activations.
     """
@@ -54,6 +55,30 @@ class DeployLayer:
     bits: int = 8
     in_exponent: int = 0
     out_exponent: int = 0
+    # a non-square conv or pool: kernel, pad or pool are then the rows', these the columns' (None: square)
+    kernel_w: int | None = None
+    pad_w: int | None = None
+    pool_w: int | None = None
+
+    @property
+    def kernel_hw(self):
+        """(rows, columns) of a conv kernel."""
+        return self.kernel, self.kernel if self.kernel_w is None else self.kernel_w
+
+    @property
+    def pad_hw(self):
+        """(rows, columns) of zero padding on each side."""
+        return self.pad, self.pad if self.pad_w is None else self.pad_w
+
+    @property
+    def pool_hw(self):
+        """(rows, columns) of a max-pool window, also its stride."""
+        return self.pool, self.pool if self.pool_w is None else self.pool_w
+
+    @property
+    def square(self):
+        """Every window is K x K with the same padding on each side (the text of earlier exports)."""
+        return self.kernel_w is None and self.pad_w is None and self.pool_w is None
 
 
 @dataclass(frozen=True, eq=False)

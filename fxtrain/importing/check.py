@@ -11,7 +11,10 @@ TOLERANCE = 1e-4  # float32: both sides sum the same products in other orders
 
 def onnx_dims(net, data_shape):
     """The per-sample shape the ONNX input must have to read samples of ``data_shape`` (fxtrain's (h, w, c)
-    or (features,)) as the file holds them: NCHW for a rank-4 input (NHWC after tf2onnx), else flat."""
+    or (features,)) as the file holds them: NCHW for a rank-4 input (NHWC after tf2onnx), NCT for a rank-3
+    input on (1, T, C) windows, else flat."""
+    if len(net.input.dims) == 2 and len(data_shape) == 3 and data_shape[0] == 1:
+        return data_shape[2], data_shape[1]
     if len(net.input.dims) == 3 and len(data_shape) == 3:
         h, w, c = data_shape
         return (h, w, c) if net.input_nhwc else (c, h, w)
@@ -29,11 +32,16 @@ def check_input_shape(net, data):
 
 def onnx_inputs(net, data, Xq):
     """The raw inputs the ONNX model reads for fxtrain's int8 samples ``Xq``: the engine's values
-    ``q * 2**e_x`` mapped back through the folded scale, in the model's layout, float32."""
+    ``q * 2**e_x`` mapped back through the folded scale (and, for windows, the per-channel standardisation),
+    in the model's layout, float32."""
     x = Xq.astype(np.float64) * 2.0 ** data.e_x * data.raw_per_unit
     n = len(Xq)
+    if data.mean is not None:
+        x = x.reshape(n, *data.input_shape) * data.std + data.mean  # channels last
     if len(net.input.dims) == 3 and not net.input_nhwc:
         x = x.reshape(n, *data.input_shape).transpose(0, 3, 1, 2)
+    elif len(net.input.dims) == 2:
+        x = x.reshape(n, *data.input_shape)[:, 0].transpose(0, 2, 1)  # (1, T, C) -> NCT
     return np.ascontiguousarray(x.reshape(n, *net.input.dims), dtype=np.float32)
 
 

@@ -17,21 +17,22 @@ from .fold import FOLD, constant_value, flattens, shape_of
 from .onnx_file import attributes
 from .ops import LAYER_OPS, Layer
 
-SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "MaxPool", "Flatten", "Reshape",
-             "Dropout", "Identity", "Transpose", "Softmax", "LogSoftmax")
+SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "MaxPool", "GlobalAveragePool",
+             "ReduceMean", "Flatten", "Reshape", "Dropout", "Identity", "Transpose", "Softmax", "LogSoftmax")
 NCHW_TO_NHWC, NHWC_TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 
 
 @dataclass
 class Tensor:
     """The runtime tensor the chain carries, per sample in ONNX's order: (c, h, w), or (h, w, c) when
-    ``nhwc``, or (features,). ``raw``: the layer whose output this is before anything but a fold (a BN or
+    ``nhwc``, or (features,); a 1-D (c, t) tensor is carried as (c, 1, t), ``one_d``. ``raw``: the layer whose output this is before anything but a fold (a BN or
     an Add may still fold into it). ``flat_from``: the (c, h, w) this flat tensor was flattened from."""
     name: str
     dims: tuple
     nhwc: bool = False
     raw: int = None
     flat_from: tuple = None
+    one_d: bool = False
 
     @property
     def spatial(self):
@@ -140,6 +141,8 @@ class Walk:
 
     def transpose(self, node, attrs):
         perm, t = list(attrs.get("perm", [])), self.tensor
+        if t.one_d:
+            self.refuse(node, f"perm {perm} of a (c, t) window: fxtrain takes no transpose of 1-D data")
         if perm == NHWC_TO_NCHW and t.spatial and not self.layers and not self.input_nhwc and not t.nhwc:
             # tf2onnx's leading transpose: the model's input is NHWC, fxtrain's own layout
             h, w, c = t.dims
@@ -154,7 +157,10 @@ class Walk:
 
 def read_graph(model, consts, model_input):
     """The :class:`ImportedNet` of ``model`` (``consts``: its initializers; ``model_input``: its input)."""
-    t = Tensor(model_input.name, model_input.dims)
+    dims = model_input.dims
+    # NCT windows (torch's Conv1d): the height-1 image (c, 1, t), fxtrain's (1, T, C) window in NCHW order
+    one_d = len(dims) == 2
+    t = Tensor(model_input.name, (dims[0], 1, dims[1]) if one_d else dims, one_d=one_d)
     walk = Walk(dict(consts), model_input.batch, t, consumed={n for node in model.graph.node for n in node.input})
     nodes = list(model.graph.node)
     for i, node in enumerate(nodes):
@@ -166,7 +172,8 @@ def read_graph(model, consts, model_input):
         raise ModelError(f"the graph's output(s) {outputs} are not the end of its chain ('{walk.tensor.name}'); "
                          "fxtrain imports a model with one output, its last node's")
     if walk.tensor.spatial:
-        raise ModelError("the graph ends on a (c, h, w) tensor; fxtrain's last layer is dense (Gemm or MatMul)")
+        raise ModelError("the graph ends on a (c, h, w) or (c, t) tensor; fxtrain's last layer is dense "
+                         "(Gemm or MatMul)")
     check_relus(walk.layers)
     return ImportedNet(walk.layers, model_input, walk.input_nhwc, walk.logits or walk.tensor.name)
 

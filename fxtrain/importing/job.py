@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import load_dataset
+from ..errors import ModelError
 from ..training.config import TRAIN_DEFAULTS, TrainConfig
 from ..training.job import output_folder, write_start
 from ..training.run import Run, check_plan
@@ -42,11 +43,26 @@ def read_model(path):
 
 def folded_start(net, data):
     """The net's weights flat in fxtrain's layout, the data's input scale folded into the first weighted
-    layer: the ONNX model reads raw values, fxtrain's engine ``raw / raw_per_unit``."""
+    layer: the ONNX model reads raw values, fxtrain's engine ``raw / raw_per_unit``. On sensor windows
+    raw = z * std_c + mean_c of the standardised z, so W'[o, .., c] = W * std_c and b' = b + sum W * mean_c."""
     weighted = [layer for layer in net.layers if layer.w is not None]
-    w = [layer.w.reshape(-1) for layer in weighted]
+    w, b = [layer.w for layer in weighted], [layer.b for layer in weighted]
+    if data.mean is not None:
+        w[0], b[0] = unstandardised(weighted[0], data)
     w[0] = w[0] * data.raw_per_unit  # pools before it commute with a positive scale
-    return Start(np.concatenate(w), np.concatenate([layer.b for layer in weighted]), data.scale)
+    return Start(np.concatenate([a.reshape(-1) for a in w]), np.concatenate(b), data.scale)
+
+
+def unstandardised(layer, data):
+    """(weights, bias) of the first weighted ``layer`` reading standardised z where the ONNX one reads raw
+    values: exact where every tap reads the window (a max pool before it commutes with z -> z * std + mean,
+    std > 0), not where a 'same' conv pads, since ONNX pads the raw value 0 and fxtrain pads z = 0."""
+    if layer.token.endswith(":same"):
+        raise ModelError(f"{layer.node} pads its input, but the first layer on windows must be 'valid' (no pads): "
+                         "the per-channel standardisation folds into it exactly only where no tap reads padding")
+    c = len(data.mean)
+    rows = layer.w.reshape(layer.w.shape[0], -1, c)  # the channel is the last axis of every fxtrain layout
+    return (rows * data.std).reshape(layer.w.shape), layer.b + (rows * data.mean).sum(axis=(1, 2))
 
 
 def import_model(model_path, data, bits, method="sr", batch=None, lr=None, seed=None, out=None, train_layers=None):

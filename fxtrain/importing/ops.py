@@ -1,4 +1,5 @@
-"""The ONNX ops that make a layer (Conv, Gemm, MatMul, MaxPool) or fold into the one before
+"""The ONNX ops that make a layer (Conv and MaxPool, 2-D or 1-D, GlobalAveragePool, Gemm, MatMul) or fold into
+the one before
 (BatchNormalization, a constant Add), each refusing in one line what the engine lacks.
 
 Each handler takes the :class:`fxtrain.importing.graph.Walk`, the node and its attributes,
@@ -14,7 +15,7 @@ from ..layers import by_name
 @dataclass
 class Layer:
     """One fxtrain layer read from the graph: its arch ``token``, its float64 weights in the kind's own
-    order and its biases (None for a pool), its ReLU, and the node it came from (for messages)."""
+    order and its biases (None for a pool or gap), its ReLU, and the node it came from (for messages)."""
     token: str
     w: np.ndarray
     b: np.ndarray
@@ -53,47 +54,55 @@ def _spatial_input(walk, node):
     return t
 
 
-def _conv_pad(walk, node, attrs, k):
-    """The zero padding of a square odd-or-even kernel ``k``: 0 (valid) or k // 2 with odd k (same)."""
+def _conv_pad(walk, node, attrs, kh, kw, rank):
+    """(pad_h, pad_w) of a kh x kw kernel: 0 (valid) or k // 2 with odd k (same), on both axes alike;
+    ``rank`` 1 for a 1-D conv (pads [p, p] on its one axis, kh = 1)."""
     mode = _text(attrs.get("auto_pad", "NOTSET"))
+    same, k = (kh // 2, kw // 2), [kw] if rank == 1 else [kh, kw]
     if mode in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [k // 2] * 4 if k % 2 else [-1]
+        pads = list(same[2 - rank:]) * 2 if kh % 2 and kw % 2 else [-1]
     elif mode == "VALID":
-        pads = [0] * 4
+        pads = [0] * 2 * rank
     else:
-        pads = list(attrs.get("pads", [0] * 4))
-    if len(set(pads)) != 1 or pads[0] not in (0, k // 2) or (pads[0] and k % 2 == 0):
+        pads = list(attrs.get("pads", [0] * 2 * rank))
+    if pads not in ([0] * 2 * rank, list(same[2 - rank:]) * 2) or (any(pads) and not (kh % 2 and kw % 2)):
         shown = mode if pads == [-1] else pads
         walk.refuse(node, f"padding {shown} with kernel {k}: fxtrain's conv pads 0 (valid) or k//2 on every "
                           "side with an odd kernel (same)")
-    return pads[0]
+    return same if any(pads) else (0, 0)
 
 
-def _check_conv_attrs(walk, node, attrs, kh, kw):
-    for name, want in (("group", 1), ("dilations", [1, 1]), ("strides", [1, 1])):
+def _check_conv_attrs(walk, node, attrs, rank):
+    for name, want in (("group", 1), ("dilations", [1] * rank), ("strides", [1] * rank)):
         value = attrs.get(name, want)
         if (list(value) if name != "group" else value) != want:
-            walk.refuse(node, f"{name} {value}: fxtrain's conv has {name} {want}")
-    if kh != kw or list(attrs.get("kernel_shape", [kh, kw])) != [kh, kw]:
-        walk.refuse(node, f"kernel {kh}x{kw}: fxtrain's conv kernel is square")
+            walk.refuse(node, f"{name} {list(value) if name != 'group' else value}: fxtrain's "
+                              f"{'1-D ' if rank == 1 else ''}conv has {name} {want}")
 
 
 def conv(walk, node, attrs):
     t = _spatial_input(walk, node)
     w = float_const(walk, node, 1, "weight")
-    if w is None or w.ndim != 4:
-        walk.refuse(node, f"a {w.ndim - 2 if w is not None else '?'}-D convolution; fxtrain's conv is 2-D")
+    rank = 0 if w is None else w.ndim - 2
+    if rank not in (1, 2) or (rank == 1) != t.one_d:
+        walk.refuse(node, f"a {rank if w is not None else '?'}-D convolution on a {'1' if t.one_d else '2'}-D "
+                          "input; fxtrain's conv is 2-D on images and 1-D on (C, T) windows")
+    if rank == 1:
+        w = w[:, :, None, :]  # (O, I, K) -> (O, I, 1, K): the 1 x K conv of a height-1 window
     o, c, kh, kw = w.shape
-    _check_conv_attrs(walk, node, attrs, kh, kw)
+    _check_conv_attrs(walk, node, attrs, rank)
+    if list(attrs.get("kernel_shape", [kh, kw][2 - rank:])) != [kh, kw][2 - rank:]:
+        walk.refuse(node, f"kernel_shape {list(attrs['kernel_shape'])} does not match its weights {w.shape}")
     if c != t.dims[0]:
         walk.refuse(node, f"weights for {c} input channels, but its input has {t.dims[0]}")
-    pad = _conv_pad(walk, node, attrs, kh)
-    oh, ow = t.dims[1] + 2 * pad - kh + 1, t.dims[2] + 2 * pad - kh + 1
+    ph, pw = _conv_pad(walk, node, attrs, kh, kw, rank)
+    oh, ow = t.dims[1] + 2 * ph - kh + 1, t.dims[2] + 2 * pw - kw + 1
     if oh <= 0 or ow <= 0:
-        walk.refuse(node, f"kernel {kh} is larger than its {t.dims[1]}x{t.dims[2]} input")
+        walk.refuse(node, f"kernel {kh}x{kw} is larger than its {t.dims[1]}x{t.dims[2]} input")
     b = float_const(walk, node, 2, "bias")
-    layer = Layer(f"conv:{o}:{kh}:{'same' if pad else 'valid'}", by_name("conv").onnx_weights(w),
-                  np.zeros(o) if b is None else b, walk.node_name(node))
+    mode = "same" if ph or pw else "valid"
+    token = f"conv1d:{o}:{kw}:{mode}" if rank == 1 else f"conv:{o}:{kh if kh == kw else f'{kh}x{kw}'}:{mode}"
+    layer = Layer(token, by_name("conv").onnx_weights(w), np.zeros(o) if b is None else b, walk.node_name(node))
     _add_layer(walk, layer, (o, oh, ow))
 
 
@@ -174,9 +183,10 @@ def batchnorm(walk, node, attrs):
 def maxpool(walk, node, attrs):
     t = _spatial_input(walk, node)
     k = list(attrs.get("kernel_shape", []))
+    rank = 1 if t.one_d else 2
     strides = list(attrs.get("strides", [1] * len(k)))
-    checks = ((len(k) == 2, f"kernel {k}: fxtrain pools 2-D windows"),
-              (len(set(k)) == 1, f"kernel {k}: fxtrain pools square windows"),
+    checks = ((len(k) == rank, f"kernel {k}: fxtrain pools {rank}-D windows on a {rank}-D input"),
+              (rank == 1 or len(set(k)) == 1, f"kernel {k}: fxtrain pools square windows of images"),
               (strides == k, f"strides {strides} with kernel {k}: fxtrain's pool has stride equal to its kernel"),
               (not any(attrs.get("pads", [])), f"pads {attrs.get('pads')}: fxtrain's pool has no padding"),
               (_text(attrs.get("auto_pad", "NOTSET")) in ("NOTSET", "VALID"),
@@ -186,11 +196,29 @@ def maxpool(walk, node, attrs):
     for ok, why in checks:
         if not ok:
             walk.refuse(node, why)
-    p = k[0]
-    if p > min(t.dims[1:]):
-        walk.refuse(node, f"pool {p} is larger than its {t.dims[1]}x{t.dims[2]} input")
-    _add_layer(walk, Layer(f"pool:{p}", None, None, walk.node_name(node)), (t.dims[0], t.dims[1] // p, t.dims[2] // p))
+    ph, pw = (1, k[0]) if rank == 1 else (k[0], k[0])
+    if ph > t.dims[1] or pw > t.dims[2]:
+        walk.refuse(node, f"pool {k} is larger than its {t.dims[1]}x{t.dims[2]} input")
+    token = f"pool1d:{pw}" if rank == 1 else f"pool:{ph}"
+    _add_layer(walk, Layer(token, None, None, walk.node_name(node)), (t.dims[0], t.dims[1] // ph, t.dims[2] // pw))
+
+
+def global_average(walk, node, attrs):
+    """GlobalAveragePool, or a ReduceMean over the spatial axes with keepdims (torch's AdaptiveAvgPool(1)):
+    fxtrain's gap."""
+    t = _spatial_input(walk, node)
+    if node.op_type == "ReduceMean":
+        axes = attrs.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = walk.consts.get(node.input[1])
+        spatial = {2} if t.one_d else {2, 3}
+        got = None if axes is None else {int(a) % (len(spatial) + 2) for a in np.asarray(axes).reshape(-1)}
+        if got != spatial or not attrs.get("keepdims", 1):
+            walk.refuse(node, f"axes {None if axes is None else sorted(got)}, keepdims {attrs.get('keepdims', 1)}: "
+                              f"fxtrain reads a ReduceMean over the spatial axes {sorted(spatial)} with keepdims 1 "
+                              "as global average pooling, no other")
+    _add_layer(walk, Layer("gap", None, None, walk.node_name(node)), (t.dims[0], 1, 1))
 
 
 LAYER_OPS = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "BatchNormalization": batchnorm,
-             "MaxPool": maxpool}
+             "MaxPool": maxpool, "GlobalAveragePool": global_average, "ReduceMean": global_average}

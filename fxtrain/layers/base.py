@@ -19,8 +19,9 @@ HOOKS = {
     "sram_scratch": "device/memory.py: the C training runtime's kernel scratch",
     "work": "device/work.py: units of work per phase for the cost model",
     "train_row": "firmware/train_export.py: the kind's fields of the C fx_layer row",
-    "deploy_geometry": "firmware/calibration.py: a deployed layer's shapes checked, its output shape",
-    "deploy_params": "firmware/calibration.py: the deploy spec's kernel, pad and pool",
+    "deploy_geometry": "firmware/calibration.py: a deployed layer's shapes checked; (in_shape, out_shape, its "
+                       "window fields: kernel, pad, pool and, non-square, kernel_w, pad_w, pool_w)",
+    "deploy_params": "firmware/calibration.py: the deploy spec's kernel, pad and pool (and *_w, non-square)",
     "reference": "firmware/reference.py: the reference inference",
     "c_defs": "firmware/codegen.py: the values of the kind's C template snippets",
     "cmsis_buffer_bytes": "firmware/codegen.py: CMSIS-NN's work buffer",

@@ -4,8 +4,8 @@ height-1 window (1, T, C), the same layer.
 
 "same" pads KH//2 rows and KW//2 columns of zeros on each side (odd KH and KW only). Weights
 are ``[out][ky][kx][in]``; a weight row is one filter. CMSIS-NN's counterpart is
-``arm_convolve_HWC_q7_basic`` (``_nonsquare`` for KH != KW), TFLite's CONV_2D; the exports
-hold square kernels only so far (:meth:`Conv.export_refusal`).
+``arm_convolve_HWC_q7_basic`` (``_nonsquare`` for KH != KW), TFLite's CONV_2D; the C inference and
+TFLite exports hold every kernel, the C training step square ones only so far (:meth:`Conv.export_refusal`).
 """
 import numpy as np
 
@@ -24,7 +24,8 @@ def valid_taps(s):
 class Conv(LayerKind):
     name, code, syntax = "conv", 1, "conv:FILTERS:K[:same|:valid]"
     one_d, syntax_1d = "conv1d", "conv1d:FILTERS:K[:same|:valid]"
-    c_snippets = ("conv_defs", "conv_call", "conv_packed_call", "conv_rounded_call")
+    c_snippets = ("conv_defs", "conv_call", "conv_packed_call", "conv_rounded_call", "conv_nonsquare_defs",
+                  "conv_nonsquare_call", "conv_nonsquare_packed_call", "conv_nonsquare_rounded_call")
 
     def parse(self, tok, args, shape):
         if len(args) not in (2, 3):
@@ -94,44 +95,52 @@ class Conv(LayerKind):
         return dict(kh=s.kh, kw=s.kw, pad_h=s.pad_h, pad_w=s.pad_w, fan_in=s.fan_in)
 
     def deploy_params(self, s):
-        return dict(kernel=s.kh, pad=s.pad_h, pool=0)  # square only: check_export refused the others
+        d = dict(kernel=s.kh, pad=s.pad_h, pool=0)
+        return d if s.square else dict(d, kernel_w=s.kw, pad_w=s.pad_w)  # a square spec keeps its old keys
 
     def deploy_geometry(self, i, spec, in_shape, w):
-        k, pad = int(spec.get("kernel", 0)), int(spec.get("pad", 0))
+        """(in_shape, out_shape, the DeployLayer's kernel and pad fields); ``kernel_w``/``pad_w`` default to square."""
+        kh, ph = int(spec.get("kernel", 0)), int(spec.get("pad", 0))
+        kw, pw = int(spec.get("kernel_w", kh)), int(spec.get("pad_w", ph))
         self.check_spatial(i, in_shape)
-        if w.ndim != 4 or w.shape[1] != k or w.shape[2] != k or w.shape[3] != in_shape[2]:
-            raise self.deploy_error(i, f"conv weights {w.shape} do not match k={k} and input {in_shape}")
-        if pad not in (0, k // 2) or (pad and k % 2 == 0):
-            raise self.deploy_error(i, f"pad must be 0 (valid) or k//2 with odd k (same), got {pad}")
-        if min(in_shape[:2]) + 2 * pad < k:
-            raise self.deploy_error(i, f"kernel {k} does not fit input {in_shape}")
-        h, w_in = in_shape[0], in_shape[1]
-        return in_shape, (h + 2 * pad - k + 1, w_in + 2 * pad - k + 1, int(w.shape[0])), k, pad, 0
+        if w.ndim != 4 or w.shape[1] != kh or w.shape[2] != kw or w.shape[3] != in_shape[2]:
+            raise self.deploy_error(i, f"conv weights {w.shape} do not match a {kh}x{kw} kernel and input {in_shape}")
+        for k, pad in ((kh, ph), (kw, pw)):
+            if pad not in (0, k // 2) or (pad and k % 2 == 0):
+                raise self.deploy_error(i, f"pad must be 0 (valid) or k//2 with odd k (same), got {pad}")
+        if in_shape[0] + 2 * ph < kh or in_shape[1] + 2 * pw < kw:
+            raise self.deploy_error(i, f"kernel {kh}x{kw} does not fit input {in_shape}")
+        out = (in_shape[0] + 2 * ph - kh + 1, in_shape[1] + 2 * pw - kw + 1, int(w.shape[0]))
+        geo = dict(kernel=kh, pad=ph, pool=0)
+        return in_shape, out, geo if (kh, ph) == (kw, pw) else dict(geo, kernel_w=kw, pad_w=pw)
 
     def reference(self, layer, x):
         """Sum of x*w per output, without bias: int64 ``[N, oh, ow, out]``."""
-        n, k, p = x.shape[0], layer.kernel, layer.pad
+        n, (kh, kw), (ph, pw) = x.shape[0], layer.kernel_hw, layer.pad_hw
         w = layer.weights.astype(np.int64)
-        xp = np.pad(x.astype(np.int64), ((0, 0), (p, p), (p, p), (0, 0)))
-        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))  # [N,oh,ow,c,k,k]
+        xp = np.pad(x.astype(np.int64), ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))  # [N,oh,ow,c,kh,kw]
         oh, ow, c = win.shape[1], win.shape[2], win.shape[3]
         # weights [o][ky][kx][c] -> [o][c][ky][kx] to match the window's axis order
-        cols = win.reshape(n * oh * ow, c * k * k)
+        cols = win.reshape(n * oh * ow, c * kh * kw)
         acc = cols @ w.transpose(0, 3, 1, 2).reshape(w.shape[0], -1).T
         return acc.reshape(n, oh, ow, w.shape[0])
 
     def c_defs(self, L):
+        (kh, kw), (ph, pw) = L.kernel_hw, L.pad_hw
         return dict(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2], out_h=L.out_shape[0],
-                    out_w=L.out_shape[1], out_c=L.out_shape[2], k=L.kernel, pad=L.pad)
+                    out_w=L.out_shape[1], out_c=L.out_shape[2], k=kh, pad=ph, kh=kh, kw=kw, pad_h=ph, pad_w=pw)
 
     def cmsis_buffer_bytes(self, L):
-        return 4 * L.in_shape[2] * L.kernel ** 2  # arm_convolve_HWC_q7_basic's im2col, two columns as q15
+        kh, kw = L.kernel_hw
+        # arm_convolve_HWC_q7_basic(_nonsquare)'s im2col, two columns as q15
+        return 4 * L.in_shape[2] * kh * kw
 
     def tflite(self, g, i, L, x):
         w, b = g.params(i, L, x)
         y = g.out(i, L, (1, *L.out_shape))
         # stride 1 written explicitly: the schema's default is 0 and flatbuffers drops defaults
-        g.op("CONV_2D", [x, w, b], [y], {0: ("int8", g.padding(L.pad)), 1: ("int32", 1), 2: ("int32", 1),
+        g.op("CONV_2D", [x, w, b], [y], {0: ("int8", g.padding(L.pad or L.pad_hw[1])), 1: ("int32", 1), 2: ("int32", 1),
                                          3: ("int8", g.activation(L.relu))})
         return y
 
@@ -140,6 +149,8 @@ class Conv(LayerKind):
         return w.transpose(0, 2, 3, 1)
 
     def export_refusal(self, s, path):
+        if path in ("inference", "tflite"):
+            return None
         return None if s.square else f"a {s.kh}x{s.kw} kernel (the exports have square kernels only)"
 
 

@@ -60,7 +60,7 @@ class Dense(LayerKind):
         in_shape = (size(in_shape),)
         if w.ndim != 2 or w.shape[1] != in_shape[0]:
             raise self.deploy_error(i, f"dense weights {w.shape} do not take {in_shape[0]} inputs")
-        return in_shape, (int(w.shape[0]),), 0, 0, 0
+        return in_shape, (int(w.shape[0]),), dict(kernel=0, pad=0, pool=0)
 
     def reference(self, layer, x):
         """Sum of x*w per output, without bias: int64 ``[N, out]``."""

@@ -5,7 +5,8 @@ follow it. The integer rule is TFLite's int8 AVERAGE_POOL_2D, exactly: with n = 
 the channel's int32 sum S, ``(S + n/2) / n`` for S >= 0 and ``(S - n/2) / n`` for S < 0,
 C division truncating toward zero and n/2 = n // 2 (to nearest, ties away from zero),
 in the input's exponent. The error sent below and its draws are in docs/design.md
-("Global average pooling"). The C and TFLite exports do not hold it yet.
+("Global average pooling"). The C inference runtime (``fx_avgpool_global_q7``) and the TFLite
+export (AVERAGE_POOL_2D) hold it; the C training step does not yet.
 """
 import numpy as np
 
@@ -25,6 +26,7 @@ class Gap(LayerKind):
     name, code, syntax = "gap", 3, "gap"
     weighted = False
     closes_trunk = True
+    c_snippets = ("gap_defs", "gap_call")
 
     def parse(self, tok, args, shape):
         if args:
@@ -57,7 +59,10 @@ class Gap(LayerKind):
 
     def deploy_geometry(self, i, spec, in_shape, w):
         self.check_spatial(i, in_shape)
-        return in_shape, (1, 1, in_shape[2]), 0, 0, 0
+        if 128 * in_shape[0] * in_shape[1] > SUM_LIMIT:
+            raise self.deploy_error(i, f"gap's channel sums over {in_shape[0]}x{in_shape[1]} positions could "
+                                       "leave int32")
+        return in_shape, (1, 1, in_shape[2]), dict(kernel=0, pad=0, pool=0)
 
     def reference(self, layer, x):
         """The averaged int8 output itself (TFLite's rule), ``[N, 1, 1, c]``."""
@@ -66,15 +71,23 @@ class Gap(LayerKind):
         return average_round(sums, n).astype(np.int8).reshape(x.shape[0], 1, 1, c)
 
     def c_defs(self, L):
-        self.refuse("gap", self.export_refusal(None, "inference"))
+        return dict(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2])
 
     def cmsis_buffer_bytes(self, L):
         return 0
 
     def tflite(self, g, i, L, x):
-        self.refuse("gap", self.export_refusal(None, "inference"))
+        # AVERAGE_POOL_2D over the whole (h, w): TFLM's int8 rule is average_round; the output keeps
+        # the input's scale and zero point, as TFLM requires
+        y = g.tensor(f"layer{i}_out", (1, *L.out_shape), g.exponent(x))
+        h, w = L.in_shape[:2]
+        g.op("AVERAGE_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: ("int32", w), 2: ("int32", h),
+                                           3: ("int32", w), 4: ("int32", h), 5: ("int8", g.activation(False))})
+        return y
 
     def export_refusal(self, s, path):
+        if path in ("inference", "tflite"):
+            return None
         return "global average pooling (not in the C runtimes or the TFLite writer yet)"
 
 

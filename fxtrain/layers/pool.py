@@ -3,7 +3,8 @@ PH x PW windows, stride PH down and PW across; ``pool1d:P`` the 1 x P pool of a 
 
 No weights, no bias, no activation: the output keeps its input's exponent, and the error
 goes back to the first maximum of each window. CMSIS-NN's counterpart is
-``arm_maxpool_q7_HWC``, TFLite's MAX_POOL_2D; the exports hold square windows only so far.
+``arm_maxpool_q7_HWC`` (square windows only), TFLite's MAX_POOL_2D; the C inference and TFLite
+exports hold every window, the C training step square ones only so far.
 """
 import numpy as np
 
@@ -15,7 +16,7 @@ class Pool(LayerKind):
     name, code, syntax = "pool", 2, "pool:P"
     one_d, syntax_1d = "pool1d", "pool1d:P"
     weighted = False
-    c_snippets = ("pool_defs", "pool_call")
+    c_snippets = ("pool_defs", "pool_call", "pool_nonsquare_defs", "pool_nonsquare_call")
 
     def parse(self, tok, args, shape):
         if len(args) != 1:
@@ -54,25 +55,29 @@ class Pool(LayerKind):
         return dict(kh=s.kh, kw=s.kw, pad_h=0, pad_w=0, fan_in=0)
 
     def deploy_params(self, s):
-        return dict(kernel=0, pad=0, pool=s.kh)  # square only: check_export refused the others
+        return dict(kernel=0, pad=0, pool=s.kh) if s.kh == s.kw else dict(kernel=0, pad=0, pool=s.kh, pool_w=s.kw)
 
     def deploy_geometry(self, i, spec, in_shape, w):
-        pool = int(spec.get("pool", 0))
+        """(in_shape, out_shape, the DeployLayer's pool fields); ``pool_w`` defaults to a square window."""
+        ph = int(spec.get("pool", 0))
+        pw = int(spec.get("pool_w", ph))
         self.check_spatial(i, in_shape)
-        if pool < 1 or pool > min(in_shape[:2]):
-            raise self.deploy_error(i, f"pool size {pool} does not fit input {in_shape}")
-        return in_shape, (in_shape[0] // pool, in_shape[1] // pool, in_shape[2]), 0, 0, pool
+        if min(ph, pw) < 1 or ph > in_shape[0] or pw > in_shape[1]:
+            raise self.deploy_error(i, f"pool size {ph}x{pw} does not fit input {in_shape}")
+        geo = dict(kernel=0, pad=0, pool=ph) if ph == pw else dict(kernel=0, pad=0, pool=ph, pool_w=pw)
+        return in_shape, (in_shape[0] // ph, in_shape[1] // pw, in_shape[2]), geo
 
     def reference(self, layer, x):
         """The pooled int8 output itself (nothing to requantise)."""
-        n, (h, w, c), p = x.shape[0], layer.in_shape, layer.pool
-        oh, ow = h // p, w // p
-        blocks = x[:, : oh * p, : ow * p, :].reshape(n, oh, p, ow, p, c)
+        n, (h, w, c), (ph, pw) = x.shape[0], layer.in_shape, layer.pool_hw
+        oh, ow = h // ph, w // pw
+        blocks = x[:, : oh * ph, : ow * pw, :].reshape(n, oh, ph, ow, pw, c)
         return blocks.max(axis=(2, 4)).astype(np.int8)
 
     def c_defs(self, L):
+        ph, pw = L.pool_hw
         return dict(in_h=L.in_shape[0], in_w=L.in_shape[1], in_c=L.in_shape[2], out_h=L.out_shape[0],
-                    out_w=L.out_shape[1], pool=L.pool)
+                    out_w=L.out_shape[1], pool=ph, pool_h=ph, pool_w=pw)
 
     def cmsis_buffer_bytes(self, L):
         return 0
@@ -80,12 +85,15 @@ class Pool(LayerKind):
     def tflite(self, g, i, L, x):
         # pooling keeps its input's scale and zero point, as TFLM requires
         y = g.tensor(f"layer{i}_out", (1, *L.out_shape), g.exponent(x))
-        p = ("int32", L.pool)
-        g.op("MAX_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: p, 2: p, 3: p, 4: p,
-                                       5: ("int8", g.activation(False))})
+        ph, pw = L.pool_hw
+        # Pool2DOptions: padding, stride_w, stride_h, filter_width, filter_height, activation
+        g.op("MAX_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: ("int32", pw), 2: ("int32", ph),
+                                       3: ("int32", pw), 4: ("int32", ph), 5: ("int8", g.activation(False))})
         return y
 
     def export_refusal(self, s, path):
+        if path in ("inference", "tflite"):
+            return None
         return None if s.square else f"a {s.kh}x{s.kw} pooling window (the exports have square windows only)"
 
 

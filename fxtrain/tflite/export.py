@@ -15,18 +15,20 @@ from .._version import __version__
 from .._files import npz_bytes
 from ..errors import ConfigError
 from ..firmware.calibration import deployed_accuracy, from_run_dir
-from ..firmware.codegen import ROUNDING_NOTES, model_hash, write_export
-from ..firmware.export import check_target
+from ..firmware.codegen import ROUNDING_NOTES, c_double, model_hash, write_export
+from ..firmware.export import check_target, standardisation
 from ..firmware.reference import predict
 from ..firmware.templates import render
 from ..training.artifacts import load_run_dir
-from .flatbuffer import CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, Graph, require_flatbuffers, tflite_bytes
+from .flatbuffer import AVERAGE_POOL_2D, CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE, Graph, require_flatbuffers, \
+    tflite_bytes
 from .tflm import MODEL_FILE, VECTORS_FILE, arena_bytes, require_tflm
 
 DATA_CC, DATA_H = "model_data.cc", "model_data.h"
 # TFLM's registration call for each builtin op, in the order the README lists them.
 RESOLVER = {FULLY_CONNECTED: ("FULLY_CONNECTED", "AddFullyConnected"), CONV_2D: ("CONV_2D", "AddConv2D"),
-            MAX_POOL_2D: ("MAX_POOL_2D", "AddMaxPool2D"), RESHAPE: ("RESHAPE", "AddReshape")}
+            MAX_POOL_2D: ("MAX_POOL_2D", "AddMaxPool2D"), AVERAGE_POOL_2D: ("AVERAGE_POOL_2D", "AddAveragePool2D"),
+            RESHAPE: ("RESHAPE", "AddReshape")}
 
 
 def _expected(model, X):
@@ -46,7 +48,16 @@ def _summary(model, digest):
     return "\n".join(f"// {s}" for s in lines)
 
 
-def _data_sources(model, blob, arena, prefix):
+def _standardisation(model, standardisation, prefix):
+    """model_data.h's lines of a sensor-window run's input constants (empty for other data)."""
+    if standardisation is None:
+        return ""
+    mean, std, scale = standardisation
+    return render("model_data_input.h.in", prefix=prefix, input_exponent=model.input_exponent, channels=len(mean),
+                  mean=", ".join(map(c_double, mean)), std=", ".join(map(c_double, std)), scale=c_double(scale))
+
+
+def _data_sources(model, blob, arena, prefix, standardisation=None):
     """Texts of model_data.h and model_data.cc."""
     codes = [c for c in RESOLVER if c in {op.code for op in Graph(model).ops}]
     body = ",\n".join("    " + ", ".join(f"0x{b:02x}" for b in blob[i:i + 12]) for i in range(0, len(blob), 12))
@@ -55,12 +66,13 @@ def _data_sources(model, blob, arena, prefix):
                     ops=", ".join(RESOLVER[c][0] for c in codes), n_ops=len(codes),
                     resolver="".join(f"//     resolver.{RESOLVER[c][1]}();\n" for c in codes),
                     input_shape=", ".join(map(str, (1, *model.input_shape))), input_exponent=model.input_exponent,
-                    output_shape=f"1, {model.n_classes}", output_exponent=model.output_exponent, **common)
+                    output_shape=f"1, {model.n_classes}", output_exponent=model.output_exponent,
+                    standardisation=_standardisation(model, standardisation, prefix), **common)
     source = render(DATA_CC + ".in", bytes=body, sha256=hashlib.sha256(blob).hexdigest(), **common)
     return header, source
 
 
-def tflite_files(model, prefix="fx", vectors=None, test=None):
+def tflite_files(model, prefix="fx", vectors=None, test=None, standardisation=None):
     """Every file of a TFLite export, computed and checked, nothing written.
 
     Parameters
@@ -69,6 +81,8 @@ def tflite_files(model, prefix="fx", vectors=None, test=None):
     prefix : C identifier for ``g_PREFIX_model_data`` and friends.
     vectors : int8 ndarray ``[N, *input_shape]`` (or None): export vectors, expected outputs by ``predict``.
     test : (X int8 ``[M, *input_shape]``, y int ``[M]``) or None: the test set.
+    standardisation : (mean float64 [C], std float64 [C], scale) of a sensor-window run, or None: written
+        into model_data.h and the manifest.
 
     Returns
     -------
@@ -84,12 +98,16 @@ def tflite_files(model, prefix="fx", vectors=None, test=None):
     tst = _expected(model, tx)
     probe = vec[0][0] if len(vec[0]) else np.zeros(model.input_shape, np.int8)
     arena = arena_bytes(blob, probe)
-    header, source = _data_sources(model, blob, arena, prefix)
+    header, source = _data_sources(model, blob, arena, prefix, standardisation)
     arrays = {"vec_x": vec[0], "vec_out": vec[1], "vec_cls": vec[2], "test_x": tst[0], "test_out": tst[1],
               "test_cls": tst[2], "test_y": np.asarray(ty, np.int64)}
     files = {MODEL_FILE: blob, DATA_H: header.encode(), DATA_CC: source.encode(), VECTORS_FILE: npz_bytes(arrays)}
     info = {"hash": model_hash(model), "tflite_bytes": len(blob), "arena_bytes": arena, "n_vectors": len(vec[0]),
             "n_test": len(tst[0])}
+    if standardisation is not None:
+        mean, std, scale = standardisation
+        info["input_standardisation"] = {"mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                                         "scale": float(scale)}
     return files, info
 
 
@@ -97,6 +115,8 @@ def write_files(out_dir, files, info, prefix):
     """Write ``files`` into ``out_dir`` (created if missing), then the manifest; returns the paths."""
     manifest = {"fxtrain_version": __version__, "model_hash": info["hash"], "prefix": prefix, "format": "tflite",
                 "rounding": "tflm", "arena_bytes": info["arena_bytes"]}
+    if "input_standardisation" in info:
+        manifest["input_standardisation"] = info["input_standardisation"]
     return write_export(out_dir, files, manifest)
 
 
@@ -112,7 +132,7 @@ def export_run(run_dir, out, prefix="fx", target=None, n_vectors=32):
     model, data = from_run_dir(run_dir, "tflm")
     _, report, _ = load_run_dir(run_dir)
     X = data.X_test.reshape(-1, *model.input_shape)
-    files, info = tflite_files(model, prefix, X[:n_vectors], (X, data.y_test))
+    files, info = tflite_files(model, prefix, X[:n_vectors], (X, data.y_test), standardisation(data))
     if target:
         # the whole flatbuffer sits in flash; the arena holds activations and TFLM's own state
         check_target(info["tflite_bytes"], info["arena_bytes"], target)

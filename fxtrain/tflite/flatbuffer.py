@@ -2,9 +2,10 @@
 
 TensorFlow is not needed: the few tables TFLM reads are written by hand, field by
 field, with the slot numbers of TFLite's ``schema.fbs`` (``tests/test_tflite.py``
-parses the result back with the generated schema). The graph uses four builtin
-ops: FULLY_CONNECTED, CONV_2D and MAX_POOL_2D (ReLU fused into the first two) and a
-RESHAPE where a dense layer follows a conv or pool (HWC flatten, as fxtrain reads it).
+parses the result back with the generated schema). The graph uses five builtin
+ops: FULLY_CONNECTED, CONV_2D (any KH x KW kernel), MAX_POOL_2D (any PH x PW window), AVERAGE_POOL_2D
+over the whole (h, w) for gap (ReLU fused into the first two), and a RESHAPE where a dense layer
+follows a conv or pool (HWC flatten, as fxtrain reads it).
 
 Every activation is int8 with scale ``2**e`` and zero point 0, weights are int8
 (every bit width <= 8 fits the container, TFLM has no sub-byte tensors), biases
@@ -26,9 +27,11 @@ SCHEMA_VERSION = 3
 BUFFER_ALIGN = 16  # TFLM and CMSIS-NN read weights with aligned loads
 # schema.fbs enums
 INT32, INT8 = 2, 9
-CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE = 3, 9, 17, 22
-OPTIONS = {CONV_2D: 1, MAX_POOL_2D: 5, FULLY_CONNECTED: 8, RESHAPE: 17}  # BuiltinOptions union tags
-OP_CODES = {"CONV_2D": CONV_2D, "FULLY_CONNECTED": FULLY_CONNECTED, "MAX_POOL_2D": MAX_POOL_2D, "RESHAPE": RESHAPE}
+AVERAGE_POOL_2D, CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, RESHAPE = 1, 3, 9, 17, 22
+# BuiltinOptions union tags (both pools take Pool2DOptions)
+OPTIONS = {AVERAGE_POOL_2D: 5, CONV_2D: 1, MAX_POOL_2D: 5, FULLY_CONNECTED: 8, RESHAPE: 17}
+OP_CODES = {"AVERAGE_POOL_2D": AVERAGE_POOL_2D, "CONV_2D": CONV_2D, "FULLY_CONNECTED": FULLY_CONNECTED,
+            "MAX_POOL_2D": MAX_POOL_2D, "RESHAPE": RESHAPE}
 SAME, VALID = 0, 1
 ACT_NONE, ACT_RELU = 0, 1
 # float32 holds 2**e exactly for a normal e; TFLM multiplies two scales in float32.
