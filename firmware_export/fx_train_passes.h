@@ -628,18 +628,16 @@ static FX_NOINLINE void fx_forward(const fx_net *net, uint32_t nb, int32_t count
         const fx_layer *L = &net->layers[l];
         uint32_t n = nb * L->n_out;
         int32_t clamped, clipped, s;
-        if (L->kind == FX_KIND_POOL) {
+        if (L->kind == FX_KIND_POOL || L->kind == FX_KIND_GAP) { /* the output keeps the input's exponent */
+            if (L->kind == FX_KIND_GAP) {
+                fx_gap_fwd(L, net->acts[l], nb, net->acts[l + 1]);
+            } else
 #if FX_DSP
             if (L->in_c % 4u == 0u) {
                 fx_pool_fwd_dsp(L, net->acts[l], nb, net->acts[l + 1]);
             } else
 #endif
             fx_pool_fwd(L, net->acts[l], nb, net->acts[l + 1]);
-            net->e_act[l + 1] = net->e_act[l];
-            continue;
-        }
-        if (L->kind == FX_KIND_GAP) { /* the output keeps the input's exponent, as pooling's */
-            fx_gap_fwd(L, net->acts[l], nb, net->acts[l + 1]);
             net->e_act[l + 1] = net->e_act[l];
             continue;
         }
