@@ -462,6 +462,84 @@ static inline void fx_pool_back(const fx_layer *L, const int8_t *x, const int8_t
     }
 }
 
+/* --------------------------------------------------------------------- gap */
+
+/* Global average pooling (gap.py), TFLite's int8 AVERAGE_POOL_2D: each channel's sum S over the
+ * n = h*w positions, (S + n/2) / n for S >= 0 and (S - n/2) / n below, C's division truncating (to
+ * nearest, ties away from zero). |S| <= 128 n < 2^31 (the parser holds n to it), so the rounding
+ * runs on the magnitude in 32 bits: one division per output (a UDIV where the core has one). The
+ * channel's sum stays in a register while its positions stream past, c bytes apart. */
+static FX_NOINLINE void fx_gap_fwd(const fx_layer *L, const int8_t *x, uint32_t nb, int8_t *y)
+{
+    const uint32_t c = L->in_c, n = L->in_h * L->in_w, half = n / 2u;
+    uint32_t s, ch, p;
+    for (s = 0; s < nb; s++, x += n * c, y += c) {
+        for (ch = 0; ch < c; ch++) {
+            const int8_t *v = x + ch;
+            int32_t sum = 0;
+            uint32_t q;
+            for (p = 0; p < n; p++, v += c) {
+                sum += *v;
+            }
+            q = ((sum < 0 ? 0u - (uint32_t)sum : (uint32_t)sum) + half) / n;
+            y[ch] = (int8_t)(sum < 0 ? -(int32_t)q : (int32_t)q);
+        }
+    }
+}
+
+/* floor(r * n / 2^32). ARMv6-M has no 32x32->64 multiply (gcc would call __aeabi_lmul for every
+ * value below gap): there two 16-bit products, exact for n < 2^16 (the floor of the low product's
+ * top half loses nothing the outer floor keeps); elsewhere one UMULL. */
+#ifndef FX_MULHI_SPLIT
+#if defined(__ARM_ARCH_6M__)
+#define FX_MULHI_SPLIT 1
+#else
+#define FX_MULHI_SPLIT 0
+#endif
+#endif
+static inline uint32_t fx_mulhi(uint32_t r, uint32_t n)
+{
+#if FX_MULHI_SPLIT
+    if (n < 65536u) {
+        return ((r >> 16) * n + (((r & 0xFFFFu) * n) >> 16)) >> 16;
+    }
+#endif
+    return (uint32_t)(((uint64_t)r * n) >> 32);
+}
+
+/* The error below gap (gap.py): each position of channel ch receives x / n stochastically rounded,
+ * x = e * 2^t with t = floor(log2 n), one draw per value in buffer order (sample, position,
+ * channel), by sr_div: with q = floor(x / n) and rem = x - q n, q + 1 exactly when
+ * floor(r n / 2^32) >= n - rem. q and n - rem depend on the sample and channel alone, so they are
+ * worked out once per sample into the accumulator (free in this pass: 2c words of it) and a value
+ * below costs a draw, a high product and a compare. |x| <= 128 n < 2^31; the result is within
+ * [-128, 127] (|x / n| <= |e|), so nothing saturates. Returns t, which the exponent loses. */
+static FX_NOINLINE int32_t fx_gap_back(const fx_net *net, const fx_layer *L, const int8_t *err, uint32_t nb,
+                                       int8_t *below)
+{
+    const uint32_t c = L->in_c, n = L->in_h * L->in_w;
+    const int32_t t = fx_bitlen64(n) - 1;
+    int32_t *q = (int32_t *)FX_ALIGNED(net->acc);
+    uint32_t *k = (uint32_t *)q + c, s, p, ch, r = *net->rng;
+    for (s = 0; s < nb; s++, err += c) {
+        for (ch = 0; ch < c; ch++) {
+            const int32_t x = (int32_t)err[ch] * (int32_t)(1u << t);
+            const uint32_t m = x < 0 ? 0u - (uint32_t)x : (uint32_t)x, qa = m / n, ra = m - qa * n;
+            /* floor for a negative x: one below the truncated quotient unless n divides it */
+            q[ch] = x >= 0 ? (int32_t)qa : -(int32_t)qa - (ra != 0u);
+            k[ch] = x >= 0 ? n - ra : (ra != 0u ? ra : n);
+        }
+        for (p = 0; p < n; p++, below += c) {
+            for (ch = 0; ch < c; ch++) {
+                r = fx_xorshift32(&r);
+                below[ch] = (int8_t)(q[ch] + (int32_t)(fx_mulhi(r, n) >= k[ch]));
+            }
+        }
+    }
+    *net->rng = r;
+    return t;
+}
+
 /* ------------------------------------------------------------- forward */
 
 /* acc[r][j] = layer L's bias term of channel j, for every position r: the sums start from it.
@@ -550,7 +628,10 @@ static FX_NOINLINE void fx_forward(const fx_net *net, uint32_t nb, int32_t count
         const fx_layer *L = &net->layers[l];
         uint32_t n = nb * L->n_out;
         int32_t clamped, clipped, s;
-        if (L->kind == FX_KIND_POOL) {
+        if (L->kind == FX_KIND_POOL || L->kind == FX_KIND_GAP) { /* the output keeps the input's exponent */
+            if (L->kind == FX_KIND_GAP) {
+                fx_gap_fwd(L, net->acts[l], nb, net->acts[l + 1]);
+            } else
 #if FX_DSP
             if (L->in_c % 4u == 0u) {
                 fx_pool_fwd_dsp(L, net->acts[l], nb, net->acts[l + 1]);
@@ -711,6 +792,9 @@ static FX_NOINLINE int32_t fx_backward(const fx_net *net, uint32_t l, int32_t e_
 #endif
         fx_pool_back(L, net->acts[l], err, nb, below);
         return e_err;
+    }
+    if (L->kind == FX_KIND_GAP) { /* draws whether or not a layer below trains, as the simulator */
+        return e_err - fx_gap_back(net, L, err, nb, below);
     }
     if (L->relu) {
         fx_relu_mask(net->acts[l + 1], nb * L->n_out, err);

@@ -59,6 +59,7 @@ extern "C" {
 #define FX_KIND_DENSE 0
 #define FX_KIND_CONV 1
 #define FX_KIND_POOL 2
+#define FX_KIND_GAP 3
 /* Saturation counter kinds (engine/requant.py SAT_*): one row of FX_N_SAT per layer. */
 #define FX_SAT_ACT 0
 #define FX_SAT_ERR 1

@@ -635,7 +635,7 @@ static inline void fx_step(const fx_net *net)
     for (l = net->n_layers; l-- > FX_LOW;) { /* the frozen layers under FX_LOW: forward only */
         int8_t *err = net->err + cur * half, *below = net->err + (1u - cur) * half;
         int32_t e_below = fx_backward(net, l, e_err, err, below, net->batch);
-        if (net->layers[l].kind != FX_KIND_POOL) {
+        if (net->layers[l].kind != FX_KIND_POOL && net->layers[l].kind != FX_KIND_GAP) { /* no weights */
             fx_update(net, l, e_err, err, net->batch);
         }
         e_err = e_below;

@@ -131,12 +131,13 @@ def test_training_runtime_constants_equal_python(tmp_path):
            '    printf("%d %d %d %d %d %d\\n", FX_SAT_ACT, FX_SAT_ERR, FX_SAT_BIAS, FX_SAT_MOM, FX_SAT_WEIGHT, '
            'FX_N_SAT);\n'
            '    printf("%d %d %d %d %d %d\\n", FX_METHOD_SR, FX_METHOD_R, FX_METHOD_BC, FX_KIND_DENSE, FX_KIND_CONV, '
-           'FX_KIND_POOL);\n    return 0;\n}\n')
+           'FX_KIND_POOL);\n    printf("%d\\n", FX_KIND_GAP);\n    return 0;\n}\n')
     from fxtrain.engine.epoch import SOFTMAX_EXPONENT
     want = [f"{bounds.BIAS_TERM_LIMIT} {updates.BINARY_FRAC_BITS} {updates.MOM_FRAC_BITS} {SOFTMAX_EXPONENT}",
             f"{numbers.FNV_OFFSET} {numbers.FNV_PRIME}",
             " ".join(map(str, [requant.SAT_ACT, requant.SAT_ERR, requant.SAT_BIAS, requant.SAT_MOM,
                                requant.SAT_WEIGHT, requant.N_SAT])),
-            " ".join(map(str, [updates.SR, updates.R, updates.BC, network.DENSE, network.CONV, network.POOL]))]
+            " ".join(map(str, [updates.SR, updates.R, updates.BC, network.DENSE, network.CONV, network.POOL])),
+            str(network.GAP)]
     # every constant the training runtime shares with the engine has the same value on both sides
     assert compile_and_run(src, tmp_path) == want

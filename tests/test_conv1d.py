@@ -1,8 +1,7 @@
 """Time series on the simulator: non-square conv and pool, the 1-D tokens (conv1d, pool1d) and global average
-pooling (gap), each held to a plain NumPy reference written here apart from the engine, and refused by the
-C training step in one line (the inference exports hold them: tests/test_conv1d_export.py)."""
+pooling (gap), each held to a plain NumPy reference written here apart from the engine; every export path takes
+them (the inference exports: tests/test_conv1d_export.py; the training step: tests/test_conv1d_device.py)."""
 import math
-import shutil
 from fractions import Fraction
 
 import numpy as np
@@ -307,23 +306,20 @@ def runs(tmp_path_factory):
     return out
 
 
-def test_the_training_step_export_refuses_in_one_line(runs, tmp_path):
-    for name, needle in (("nonsquare", "layer 0 (conv:4:1x3:valid): a 1x3 kernel"),
-                         ("gap", "layer 1 (gap): global average pooling")):
-        with pytest.raises(ConfigError) as exc:
-            fxtrain.export(runs[name], tmp_path / name, train_step=True)
-        msg = str(exc.value)
-        assert needle in msg and "export is not supported yet" in msg and "\n" not in msg, msg
-        assert not (tmp_path / name).exists()  # refused before anything is written
+def test_every_export_path_takes_them_from_the_cli(runs, tmp_path):
+    for name in runs:
+        for args in (("--train-step",), ("--to", "tflite")):
+            res = invoke("export", runs[name], *args, "--out", tmp_path / f"{name}{len(args)}")
+            assert res.exit_code == 0, res.output
 
 
-def test_measure_and_the_cli_refuse_too(runs, tmp_path):
-    pytest.importorskip("unicorn")
-    with pytest.raises(ConfigError, match="a 1x3 kernel .*not supported yet"):
-        fxtrain.measure(runs["nonsquare"], "cortex-m4", steps=1)
-    if shutil.which("arm-none-eabi-gcc"):  # simulate --measured refuses before it trains
-        with pytest.raises(ConfigError, match="layer 0 \\(conv1d:8:5:valid\\): a 1x5 kernel"):
-            fxtrain.simulate("cortex-m4", arch="conv1d:8:5,pool1d:2,conv1d:16:5,gap,dense:4", epochs=1,
-                             data=windows(tmp_path / "w.npz"), measured=True)
-    one_line_error(invoke("export", runs["gap"], "--train-step", "--out", tmp_path / "fw"),
-                   "global average pooling", "not supported yet")
+@pytest.mark.parametrize("path,args", [("train-step", ("--train-step",)), ("inference", ()),
+                                       ("tflite", ("--to", "tflite"))])
+def test_a_path_that_refuses_a_kind_says_so_in_one_line_and_writes_nothing(runs, tmp_path, monkeypatch, path, args):
+    """Each export path asks the kinds first (layers.check_export): a kind that one path cannot hold yet (here gap,
+    made to refuse) stops that path before it writes."""
+    from fxtrain.layers import gap
+    monkeypatch.setattr(type(gap.KIND), "export_refusal", lambda self, s, p: "a refusal" if p == path else None)
+    one_line_error(invoke("export", runs["gap"], *args, "--out", tmp_path / "fw"), "layer 1 (gap): a refusal",
+                   "does not hold it yet")
+    assert not (tmp_path / "fw").exists()

@@ -52,20 +52,22 @@ def test_every_kind_has_its_c_snippets_tflite_ops_and_c_code():
     from fxtrain.tflite.flatbuffer import OP_CODES
     layers_h = (RUNTIME / "templates" / "layers.h.in").read_text()
     runtime = (RUNTIME / "fx_train_runtime.h").read_text()
-    for kind in _exported_kinds():
+    for kind in _exported_kinds("inference"):
         for name in kind.c_snippets:
             assert f"//@ {name}\n" in layers_h, name
+    for kind in _exported_kinds("train-step"):
         # the C training runtime dispatches on the same code
         assert re.search(rf"#define FX_KIND_{kind.name.upper()} {kind.code}\b", runtime), kind.name
+    for kind in _exported_kinds("tflite"):
         # its TFLite operators are ones the writer has codes for
         assert set(_tflite_ops(kind)) <= set(OP_CODES) and _tflite_ops(kind)
-    # and C knows no kind the registry does not
-    assert len(re.findall(r"#define FX_KIND_\w+ \d+", runtime)) == len(_exported_kinds())
+    # and the training runtime knows no kind the registry does not
+    assert len(re.findall(r"#define FX_KIND_\w+ \d+", runtime)) == len(_exported_kinds("train-step"))
 
 
-def _exported_kinds():
-    """The kinds the C runtimes and the TFLite writer hold (the others are refused by every export)."""
-    return [k for k in KINDS if k.export_refusal(_sample(k), "train-step") is None]
+def _exported_kinds(path):
+    """The kinds export ``path`` (inference, train-step or tflite) holds; it refuses the others."""
+    return [k for k in KINDS if k.export_refusal(_sample(k), path) is None]
 
 
 class _Recorder:

@@ -4,8 +4,8 @@ height-1 window (1, T, C), the same layer.
 
 "same" pads KH//2 rows and KW//2 columns of zeros on each side (odd KH and KW only). Weights
 are ``[out][ky][kx][in]``; a weight row is one filter. CMSIS-NN's counterpart is
-``arm_convolve_HWC_q7_basic`` (``_nonsquare`` for KH != KW), TFLite's CONV_2D; the C inference and
-TFLite exports hold every kernel, the C training step square ones only so far (:meth:`Conv.export_refusal`).
+``arm_convolve_HWC_q7_basic`` (``_nonsquare`` for KH != KW), TFLite's CONV_2D; every export
+path (C inference, C training step, TFLite) holds every kernel.
 """
 import numpy as np
 
@@ -149,9 +149,7 @@ class Conv(LayerKind):
         return w.transpose(0, 2, 3, 1)
 
     def export_refusal(self, s, path):
-        if path in ("inference", "tflite"):
-            return None
-        return None if s.square else f"a {s.kh}x{s.kw} kernel (the exports have square kernels only)"
+        return None  # every export path holds it (inference, train-step, tflite)
 
 
 KIND = Conv()

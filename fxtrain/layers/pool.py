@@ -3,8 +3,8 @@ PH x PW windows, stride PH down and PW across; ``pool1d:P`` the 1 x P pool of a 
 
 No weights, no bias, no activation: the output keeps its input's exponent, and the error
 goes back to the first maximum of each window. CMSIS-NN's counterpart is
-``arm_maxpool_q7_HWC`` (square windows only), TFLite's MAX_POOL_2D; the C inference and TFLite
-exports hold every window, the C training step square ones only so far.
+``arm_maxpool_q7_HWC`` (square windows only), TFLite's MAX_POOL_2D; every export path
+(C inference, C training step, TFLite) holds every window.
 """
 import numpy as np
 
@@ -92,9 +92,7 @@ class Pool(LayerKind):
         return y
 
     def export_refusal(self, s, path):
-        if path in ("inference", "tflite"):
-            return None
-        return None if s.square else f"a {s.kh}x{s.kw} pooling window (the exports have square windows only)"
+        return None  # every export path holds it (inference, train-step, tflite)
 
 
 KIND = Pool()

@@ -23,7 +23,7 @@ class LayerSpec:
 
     @property
     def square(self):
-        """The window is K x K with the same padding on every side (all the C and TFLite exports know)."""
+        """The window is K x K with the same padding on every side (square kernels keep their old token text)."""
         return self.kh == self.kw and self.pad_h == self.pad_w
 
     @property

@@ -16,7 +16,8 @@ PARTS = {"fx_dense_fwd": "dense", "fx_conv_fwd": "conv", "fx_pool_fwd": "pool", 
          "fx_conv_back": "conv", "fx_pool_back": "pool", "fx_gradient_row": "gradient",
          "fx_gradient_operands": "gradient", "fx_gradient_conv": "gradient", "fx_gradient_rows": "gradient",
          "fx_update_row": "weights", "fx_bc_update_row": "weights", "fx_tensor_shift": "shift",
-         "fx_conv_fwd_dsp": "conv", "fx_pool_fwd_dsp": "pool", "fx_pool_back_dsp": "pool"}
+         "fx_conv_fwd_dsp": "conv", "fx_pool_fwd_dsp": "pool", "fx_pool_back_dsp": "pool",
+         "fx_gap_fwd": "gap", "fx_gap_back": "gap"}
 
 
 @dataclass
