@@ -180,8 +180,10 @@ def _specs(layers, arrays, bits):
     return specs
 
 
-def _calibrated(layers, arrays, data, meta, rounding):
-    check_export(layers, "inference")  # every inference export (C, TFLite) and the deployed accuracy come here
+def _calibrated(layers, arrays, data, meta, rounding, path="inference"):
+    # every inference export (C, TFLite) and the deployed accuracy come here; a TFLite export also asks its own path
+    for p in dict.fromkeys(("inference", path)):
+        check_export(layers, p)
     X = data.X_train
     if layers[0].layer_kind.flat_input:
         X = X.reshape(len(X), -1)  # a dense first layer reads the HWC-flattened input
@@ -195,9 +197,9 @@ def from_run(run, rounding="cmsis"):
     return _calibrated(run.layers, model_arrays(run), run.data, meta, rounding)
 
 
-def from_run_dir(run_dir, rounding="cmsis"):
-    """(DeployedModel, Dataset) for a saved run, deployed with ``rounding``; the data are
-    reloaded from its config."""
+def from_run_dir(run_dir, rounding="cmsis", path="inference"):
+    """(DeployedModel, Dataset) for a saved run, deployed with ``rounding`` for export ``path`` ("inference" or
+    "tflite": :func:`fxtrain.layers.check_export`); the data are reloaded from its config."""
     check_rounding(rounding)
     arrays, report, cfg = load_run_dir(run_dir)
     check_exportable(str(arrays["method"]), int(arrays["bits"]))
@@ -208,7 +210,7 @@ def from_run_dir(run_dir, rounding="cmsis"):
         layers = parse_arch(str(arrays["arch"]), data.input_shape, data.n_classes)
         meta = {"method": str(arrays["method"]), "bits": int(arrays["bits"]), "arch": str(arrays["arch"]),
                 "seed": cfg["seed"]}
-        return _calibrated(layers, arrays, data, meta, rounding), data
+        return _calibrated(layers, arrays, data, meta, rounding, path), data
     except KeyError as exc:
         raise ConfigError(f"run folder '{run_dir}': model.npz lacks {exc}; it is corrupted, train again") from None
 

@@ -129,7 +129,7 @@ def export_run(run_dir, out, prefix="fx", target=None, n_vectors=32):
     """
     require_flatbuffers()  # before any work: the writer needs flatbuffers, the arena measurement tflite-micro
     require_tflm()
-    model, data = from_run_dir(run_dir, "tflm")
+    model, data = from_run_dir(run_dir, "tflm", path="tflite")
     _, report, _ = load_run_dir(run_dir)
     X = data.X_test.reshape(-1, *model.input_shape)
     files, info = tflite_files(model, prefix, X[:n_vectors], (X, data.y_test), standardisation(data))
