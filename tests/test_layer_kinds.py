@@ -87,6 +87,9 @@ class _Recorder:
     def op(self, name, inputs, outputs, options):
         self.ops.append(name)
 
+    def pool(self, name, i, L, x, window):
+        self.ops.append(name)
+
 
 def _tflite_ops(kind):
     from fxtrain.firmware.reference import DeployLayer

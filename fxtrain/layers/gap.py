@@ -78,13 +78,8 @@ class Gap(LayerKind):
         return 0
 
     def tflite(self, g, i, L, x):
-        # AVERAGE_POOL_2D over the whole (h, w): TFLM's int8 rule is average_round; the output keeps
-        # the input's scale and zero point, as TFLM requires
-        y = g.tensor(f"layer{i}_out", (1, *L.out_shape), g.exponent(x))
-        h, w = L.in_shape[:2]
-        g.op("AVERAGE_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: ("int32", w), 2: ("int32", h),
-                                           3: ("int32", w), 4: ("int32", h), 5: ("int8", g.activation(False))})
-        return y
+        # AVERAGE_POOL_2D over the whole (h, w): TFLM's int8 rule is average_round
+        return g.pool("AVERAGE_POOL_2D", i, L, x, L.in_shape[:2])
 
     def export_refusal(self, s, path):
         return None  # every export path holds it (inference, train-step, tflite)

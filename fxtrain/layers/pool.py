@@ -83,13 +83,7 @@ class Pool(LayerKind):
         return 0
 
     def tflite(self, g, i, L, x):
-        # pooling keeps its input's scale and zero point, as TFLM requires
-        y = g.tensor(f"layer{i}_out", (1, *L.out_shape), g.exponent(x))
-        ph, pw = L.pool_hw
-        # Pool2DOptions: padding, stride_w, stride_h, filter_width, filter_height, activation
-        g.op("MAX_POOL_2D", [x], [y], {0: ("int8", g.padding(False)), 1: ("int32", pw), 2: ("int32", ph),
-                                       3: ("int32", pw), 4: ("int32", ph), 5: ("int8", g.activation(False))})
-        return y
+        return g.pool("MAX_POOL_2D", i, L, x, L.pool_hw)
 
     def export_refusal(self, s, path):
         return None  # every export path holds it (inference, train-step, tflite)

@@ -110,6 +110,16 @@ class Graph:
     def activation(relu):
         return ACT_RELU if relu else ACT_NONE
 
+    def pool(self, name, i, L, x, window):
+        """A MAX_POOL_2D or AVERAGE_POOL_2D of ``x`` over ``window`` (rows, columns), stride the window, valid
+        padding; the output keeps its input's scale and zero point, as TFLM requires of both."""
+        y = self.tensor(f"layer{i}_out", (1, *L.out_shape), self.exponent(x))
+        h, w = window
+        # Pool2DOptions: padding, stride_w, stride_h, filter_width, filter_height, activation
+        self.op(name, [x], [y], {0: ("int8", self.padding(False)), 1: ("int32", w), 2: ("int32", h),
+                                 3: ("int32", w), 4: ("int32", h), 5: ("int8", self.activation(False))})
+        return y
+
     def flatten(self, i, x):
         """A RESHAPE of ``x`` to (1, n): a dense layer after a spatial one."""
         flat = (1, int(np.prod(self.tensors[x].shape)))
