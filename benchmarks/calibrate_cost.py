@@ -2,13 +2,17 @@
 
 Usage: python benchmarks/calibrate_cost.py [--dir runs/calibration] [--steps 8] [--epochs 10] [--fit]
 
-Trains (once, into --dir) the calibration runs: the default arch and
-conv:4:3,pool:2,dense:10, each as sr, r and bc at 8 bits and sr at 4 and 1 bits
-(weights in sub-byte slots) for --epochs epochs, plus the held-out
-dense:64,dense:32,dense:10 (sr, bc at 8 bits, sr at 4 and 1) that the fit never
-sees, and sr runs at 1 and 30 epochs to show how the share of zero errors moves the
-backward pass. Every run is measured with `fxtrain measure` for --steps steps on the four
-cores, cached in --dir/measured.json.
+Trains (once, into --dir) the calibration runs: on digits the default arch and
+conv:4:3,pool:2,dense:10, and on basicmotions (batch 8) two 1-D nets whose convs take
+the portable path even on a DSP core (fan-in over 12), one pooling whole words of
+channels and one byte by byte; each as sr, r and bc at 8 bits and sr at 4 and 1 bits
+(weights in sub-byte slots) for --epochs epochs. Held out, never fitted:
+dense:64,dense:32,dense:10 and conv:3:3,pool:2,dense:10 (three filters, three channels:
+every row a tail of the dot product's blocks of four) on digits, and
+conv1d:6:3,pool1d:2,conv1d:12:3,gap,dense:4 on basicmotions (sr, bc at 8 bits, sr at 4 and 1). sr runs of the first two archs
+at 1 and 30 epochs show how the share of zero errors moves the backward pass. Every run
+is measured with `fxtrain measure` for --steps steps on the four cores, cached in
+--dir/measured.json.
 
 --fit prints each core's [unit_cycles] table: per unit of work (fxtrain/device/work.py),
 the price that best fits (non-negative least squares on relative error) the cycles of
@@ -24,13 +28,19 @@ import numpy as np
 from tabulate import tabulate
 
 import fxtrain
-from fxtrain.device.work import PHASES, work
-from fxtrain.engine.network import parse_arch
+from fxtrain.device.fit import fit_for
+from fxtrain.device.profiles import load_target
+from fxtrain.device.work import PHASES
 from fxtrain.measuring.measure import estimate
 
 CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
-FIT_ARCHS = {"default": "dense:32,dense:10", "conv": "conv:4:3,pool:2,dense:10"}
-HELD_OUT = {"mlp3": "dense:64,dense:32,dense:10"}
+# key: (arch, data, batch)
+FIT_ARCHS = {"default": ("dense:32,dense:10", "digits", 16), "conv": ("conv:4:3,pool:2,dense:10", "digits", 16),
+             "ts8": ("conv1d:8:5,pool1d:2,conv1d:16:5,gap,dense:4", "basicmotions", 8),
+             "ts5": ("conv1d:5:3,pool1d:2,conv1d:10:3,gap,dense:4", "basicmotions", 8)}
+HELD_OUT = {"mlp3": ("dense:64,dense:32,dense:10", "digits", 16),
+            "ts6": ("conv1d:6:3,pool1d:2,conv1d:12:3,gap,dense:4", "basicmotions", 8),
+            "conv3": ("conv:3:3,pool:2,dense:10", "digits", 16)}
 ARCHS = {**FIT_ARCHS, **HELD_OUT}
 
 
@@ -38,9 +48,9 @@ def runs(epochs):
     """(name, arch key, method, bits, epochs) of every calibration and report run."""
     out = [(f"{a}_{m}8_e{epochs}", a, m, 8, epochs) for a in FIT_ARCHS for m in ("sr", "r", "bc")]
     out += [(f"{a}_sr{b}_e{epochs}", a, "sr", b, epochs) for a in FIT_ARCHS for b in (4, 1)]
-    out += [(f"mlp3_{m}8_e{epochs}", "mlp3", m, 8, epochs) for m in ("sr", "bc")]
-    out += [(f"mlp3_sr{b}_e{epochs}", "mlp3", "sr", b, epochs) for b in (4, 1)]
-    out += [(f"{a}_sr8_e{e}", a, "sr", 8, e) for a in ARCHS for e in (1, 30) if e != epochs]
+    out += [(f"{a}_{m}8_e{epochs}", a, m, 8, epochs) for a in HELD_OUT for m in ("sr", "bc")]
+    out += [(f"{a}_sr{b}_e{epochs}", a, "sr", b, epochs) for a in HELD_OUT for b in (4, 1)]
+    out += [(f"{a}_sr8_e{e}", a, "sr", 8, e) for a in ("default", "conv", "mlp3") for e in (1, 30) if e != epochs]
     return out
 
 
@@ -51,7 +61,8 @@ def measured(folder, steps, epochs):
     for name, arch, method, bits, e in runs(epochs):
         run_dir = folder / name
         if not (run_dir / "report.json").is_file():
-            fxtrain.train(arch=ARCHS[arch], method=method, bits=bits, epochs=e, out=run_dir)
+            text, data, batch = ARCHS[arch]
+            fxtrain.train(arch=text, data=data, batch=batch, method=method, bits=bits, epochs=e, out=run_dir)
         for core in CORES:
             key = f"{core}|{steps}"
             if key in cache.get(name, {}):
@@ -79,6 +90,13 @@ SUB_BYTE = ("unpack", "repack")
 SLOT_PARTS = ("forward.dense", "forward.conv", "update.weights")
 
 
+def _work(rep, target):
+    """The cost model's {part: {unit: count}} of the measured run ``rep`` on ``target``."""
+    shape = (tuple(rep["input_shape"]), rep["n_classes"], rep["n_train"])
+    return fit_for(rep["arch"], rep["method"], rep["bits"], rep["batch"], shape, target, rep["momentum"],
+                   rep["lr"]).cost.work
+
+
 def _rows(cache, core, steps, epochs, packed):
     """[(units of a part, measured cycles)] of the fit runs at 8 bits, or at 4 and 1 bits."""
     rows = []
@@ -86,7 +104,7 @@ def _rows(cache, core, steps, epochs, packed):
         rep = cache.get(name, {}).get(f"{core}|{steps}")
         if arch not in FIT_ARCHS or e != epochs or rep is None or (bits < 8) != packed:
             continue
-        parts = work(parse_arch(ARCHS[arch], (8, 8, 1), 10), method, bits, 16, 1437, 64, 10)
+        parts = _work(rep, load_target(core))
         rows += [(parts.get(part, {}), got["cycles"]) for part, got in rep["parts"].items()
                  if got["cycles"] and (not packed or part in SLOT_PARTS)]
     return rows
@@ -98,11 +116,12 @@ def fit_core(cache, core, steps, epochs):
     rows = _rows(cache, core, steps, epochs, False)
     units = sorted({u for w, _ in rows for u in w})
     x = nnls(np.array([[w.get(u, 0) / cyc for u in units] for w, cyc in rows]), np.ones(len(rows)))
-    prices = {u: float(v) for u, v in zip(units, x) if v > 0}
+    # every unit the runs exercise gets its price, zero included: an unpriced unit would fall back to its proxy
+    prices = {u: float(v) for u, v in zip(units, x)}
     rows = _rows(cache, core, steps, epochs, True)
     rest = [1 - sum(n * prices.get(u, 0) for u, n in w.items() if u not in SUB_BYTE) / cyc for w, cyc in rows]
     x = nnls(np.array([[w.get(u, 0) / cyc for u in SUB_BYTE] for w, cyc in rows]), np.array(rest))
-    prices.update({u: float(v) for u, v in zip(SUB_BYTE, x) if v > 0})
+    prices.update({u: float(v) for u, v in zip(SUB_BYTE, x)})
     return {u: round(v, 1) for u, v in sorted(prices.items())}
 
 
@@ -137,9 +156,9 @@ def main():
         return
     names = [n for n, *_ in runs(args.epochs)]
     fit = [n for n in names if n.split("_")[0] in FIT_ARCHS and n.endswith(f"_e{args.epochs}")]
-    held = [n for n in names if n.startswith("mlp3") and n.endswith(f"_e{args.epochs}")]
+    held = [n for n in names if n.split("_")[0] in HELD_OUT and n.endswith(f"_e{args.epochs}")]
     other = [n for n in names if n not in fit and n not in held]
-    for title, group in (("fitted archs", fit), ("held-out arch", held), ("other training states", other)):
+    for title, group in (("fitted archs", fit), ("held-out archs", held), ("other training states", other)):
         print(f"\nestimate / measured, {title} ({args.steps} steps):\n" + ratio_table(cache, args.steps, group))
 
 

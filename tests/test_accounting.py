@@ -1,6 +1,7 @@
 """Device accounting, fit checks, `fxtrain simulate`, `fxtrain targets` and `fxtrain compare`."""
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -65,9 +66,9 @@ def test_operation_counts_are_the_units_the_cycles_price():
     # MACs: forward and gradient B*W_l per layer, input error the same without layer 0
     assert sr.int_macs_per_step == b * (2 * n_w + 32 * 10) == 80_896 and sr.wide_macs_per_step == 0
     # int ops, one a trip: a value scanned (forward outputs, errors below), an activation, a ReLU mask, an error
-    # sent below, a softmax output, a weight and a bias updated, an input byte copied
-    step = b * (42 + 32) + b * 42 + b * 32 + b * 32 + b * 10 + n_w + n_b + b * 64
-    assert sr.int_ops_per_step == step == 6_474
+    # sent below, a softmax output, a weight and a bias updated, an input byte copied, and the step's own loop
+    step = b * (42 + 32) + b * 42 + b * 32 + b * 32 + b * 10 + n_w + n_b + b * 64 + 1
+    assert sr.int_ops_per_step == step == 6_475
     # the epoch adds its shuffle, one trip a sample
     assert sr.int_ops_per_epoch == step * (1437 // 16) + 1437
     # momentum: 6 int ops a weight on top
@@ -115,8 +116,44 @@ def test_a_unit_without_a_fitted_price_is_priced_from_its_operations():
     assert unit_price(atmega, "update_bc") == mac * c.int_mac + ls * c.load_store + op * c.int_op
     # a fitted price wins: the M7's update_bc is fitted since bc runs on it under Unicorn
     assert unit_price(m7, "update_bc") == dict(m7.unit_cycles)["update_bc"]
-    # a conv layer past the first sends its error below in a loop no calibration run has: priced as the gradient's
-    assert unit_price(m7, "back_tap") == dict(m7.unit_cycles)["grad_tap"]
+    # a unit a profile leaves out is priced as the unit it stands in for, fitted or from its operations: the
+    # DSP column path (never counted on a core without one) as the portable conv, gap's sums as pooling's
+    m0 = load_target("cortex-m0plus")
+    assert "dsp_tap" not in dict(m0.unit_cycles) and unit_price(m0, "dsp_tap") == dict(m0.unit_cycles)["conv_tap"]
+    mac, ls, op = dict(atmega.unit_ops)["pool"]
+    assert "gap_add" not in dict(atmega.unit_ops)
+    assert unit_price(atmega, "gap_add") == mac * c.int_mac + ls * c.load_store + op * c.int_op
+
+
+@pytest.mark.parametrize("arch, shape", [("conv:4:3,pool:2,dense:10", DIGITS), ("conv:3:3,pool:2,dense:10", DIGITS),
+                                         ("conv1d:8:5,pool1d:2,conv1d:16:5,gap,dense:4", ((1, 100, 6), 4, 40))])
+@pytest.mark.parametrize("bits", [8, 4, 16])
+def test_a_dsp_core_counts_its_paths_under_their_own_units_and_the_same_work(arch, shape, bits):
+    m3, m4 = load_target("cortex-m3"), load_target("cortex-m4")
+    assert (m3.has_dsp, m4.has_dsp) == (False, True)
+    portable, dsp = (fit_for(arch, "sr", bits, 16, shape, t).cost for t in (m3, m4))
+    # only names differ: every MAC, op and byte is the same on both cores
+    assert dsp.int_macs_per_step == portable.int_macs_per_step and dsp.int_ops_per_step == portable.int_ops_per_step
+    assert dsp.buffers == portable.buffers
+    for part, units in portable.work.items():
+        assert sum(units.values()) == sum(dsp.work[part].values()), part
+    units = {u for units in dsp.work.values() for u in units}
+    dsp_only = {"dsp_tap", "dsp_mac", "dsp_scan", "dsp_act", "pool_word", "pool_back_word"}
+    assert not dsp_only & {u for units in portable.work.values() for u in units}
+    # the conv column path: 8-bit slots (16-bit weights take the portable loops), fan-in <= 12, filters in pairs
+    assert ("dsp_tap" in units) == (arch.startswith("conv:4:3") and bits <= 8)
+    # pooling a word of channels: 4 and 8 channels do, 3 do not
+    assert ("pool_word" in units) == (not arch.startswith("conv:3:3"))
+    # backward, a word of channels where the windows tile the input, else a 2x2 window written out
+    assert ("pool_back_2x2" in units) == arch.startswith("conv:3:3")
+    assert ("gap_add" in units) == ("gap" in arch)
+
+
+def test_the_conv_column_path_is_the_c_runtimes():
+    from fxtrain.layers.conv import DSP_COLUMN_TAPS
+    passes = (Path(__file__).parents[1] / "firmware_export" / "fx_train_passes.h").read_text()
+    # the accounting's choice of path is the runtime's own condition
+    assert (f"#define FX_CONV_DSP(L) ((L)->fan_in <= {DSP_COLUMN_TAPS}u && (L)->out_c % 2u == 0u)" in passes)
 
 
 def test_a_step_pays_its_phases_and_a_share_of_the_shuffle():

@@ -1,6 +1,8 @@
 """Hardware profiles: the shipped TOML files and the validator's one-line errors."""
 import pickle
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -204,9 +206,12 @@ def test_price_tables_are_checked_and_shown(tmp_path):
     from cli_helpers import invoke, one_line_error
     from fxtrain._files import data_dir
     text = (data_dir("targets") / "cortex-m4.toml").read_text().replace('name = "cortex-m4"', 'name = "mine"')
-    bad = write(tmp_path, text.replace("[unit_cycles]\nmac =", "[unit_cycles]\nmaac ="), "mine.toml")
+    assert "[unit_cycles]\nact =" in text
+    bad = write(tmp_path, text.replace("[unit_cycles]\nact =", "[unit_cycles]\nactt ="), "mine.toml")
     # a typo in the fitted table is one line naming the field and the near miss, like any other
-    one_line_error(invoke("targets", "show", bad), "unit_cycles.maac", "did you mean 'unit_cycles.mac'")
+    one_line_error(invoke("targets", "show", bad), "unit_cycles.actt", "did you mean 'unit_cycles.act'")
+    bad = write(tmp_path, re.sub(r"\[unit_cycles\]\nact = [\d.]+", "[unit_cycles]\nact = -1", text), "mine.toml")
+    one_line_error(invoke("targets", "show", bad), "unit_cycles.act", "non-negative")
     bad = write(tmp_path, text.replace("\nalu = 1", "\nalu = 0"), "mine.toml")
     one_line_error(invoke("targets", "show", bad), "instruction_cycles.alu", "positive")
     r = invoke("targets", "show", "cortex-m4")
@@ -227,3 +232,16 @@ def test_unit_ops_are_read_and_only_the_unmeasured_profiles_need_them(tmp_path):
         # a profile borrowing another core's mix says so in its source line
         assert bool(t.unit_ops) == (not t.unit_cycles), t.name
         assert not t.unit_ops or dict(t.source)["unit_ops"].startswith("Borrowed from the Cortex-M4"), t.name
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                    reason="arm-none-eabi-gcc not installed: apt-get install gcc-arm-none-eabi")
+def test_a_profile_has_the_dsp_paths_exactly_where_its_compiler_reports_them():
+    # the cost model counts the C runtime's DSP paths where the profile's ISA is ARMv7E-M; the runtime
+    # takes them where its cflags make the compiler define __ARM_FEATURE_DSP
+    for t in list_targets():
+        if not t.cflags:
+            continue
+        macros = subprocess.run(["arm-none-eabi-gcc", *t.cflags, "-dM", "-E", "-"], input="", text=True,
+                                capture_output=True, check=True).stdout
+        assert ("#define __ARM_FEATURE_DSP 1" in macros) == t.has_dsp, t.name

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from ..engine.bounds import plan_accumulators
 from .memory import buffers as declared_buffers
-from .work import MAC_UNITS, PHASES, STEP_PHASES, UNIT_FLOATS, UPDATE_UNITS, by_phase, unit_price, work
+from .work import MAC_UNITS, PHASES, STEP_PHASES, UNIT_FLOATS, UPDATE_UNITS, by_phase, dsp_paths, unit_price, work
 
 # Momentum per weight and step: sr/r's int16 velocity takes a decay shift, an add, a saturation and a
 # second rounding; bc's and float's float32 velocity 2 fmul and 1 fadd.
@@ -64,7 +64,8 @@ def _total(counts, keys):
 
 @dataclass(frozen=True)
 class Cost:
-    """Bytes, work and operations of one run configuration, independent of any chip.
+    """Bytes, work and operations of one run configuration, independent of any chip (a DSP core's
+    ``work`` names some units apart, with the same counts).
 
     ``buffers`` maps each SRAM buffer's name (its symbol suffix in the C runtime) to
     bytes, ``labels`` the same names to what a table shows. ``work`` is the step's
@@ -189,9 +190,10 @@ def _surcharges(parts, method, momentum, adam, plan):
 
 
 def account(layers, method, bits, batch, n_train, n_features, n_classes, *, momentum=False, step_m=1, adam=False,
-            low=0):
+            low=0, dsp=False):
     """The :class:`Cost` of training ``layers`` with ``method`` at ``bits`` bits; the layers under ``low`` are
-    frozen (their weights in flash, their forward pass alone).
+    frozen (their weights in flash, their forward pass alone); ``dsp``: the core has the DSP extension,
+    so the runtime's DSP paths are counted under their own units (the same counts, other prices).
 
     ``step_m`` is the integer mantissa of the per-sample step ``alpha / batch``.
     Momentum adds per weight and step MOMENTUM_INT_OPS (sr/r) or MOMENTUM_FLOPS (bc,
@@ -202,7 +204,8 @@ def account(layers, method, bits, batch, n_train, n_features, n_classes, *, mome
     plan = plan_accumulators(layers, bits, batch, step_m)
     declared = declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes, momentum, plan, adam,
                                 low)
-    parts = work(layers, method, bits, batch, n_train, n_features, n_classes, low)
+    paths = dsp_paths(dsp and method != "float", bits, plan.acc_wide)  # float has no C runtime
+    parts = work(layers, method, bits, batch, n_train, n_features, n_classes, low, paths)
     full = sum(b.bytes for b in declared_buffers(layers, method, bits, batch, n_train, n_features, n_classes,
                                                  momentum, plan, adam)) if low else None
     return Cost(buffers={b.name: b.bytes for b in declared}, flash=flash(layers, bits, method, n_train, n_features),

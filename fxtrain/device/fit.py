@@ -24,7 +24,8 @@ def fit_for(arch, method, bits, batch, shape, target, momentum=False, lr="0.0625
         n_features *= d
     step_m = step_fixed(*parse_lr(lr), batch)[0]
     return Fit(account(layers, method, bits, batch, n_train, n_features, n_classes,
-                       momentum=momentum, step_m=step_m, adam=adam, low=lowest_trained(layers, train_layers)), target)
+                       momentum=momentum, step_m=step_m, adam=adam, low=lowest_trained(layers, train_layers),
+                       dsp=target.has_dsp), target)
 
 
 def _fits(fit):

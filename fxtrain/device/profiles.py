@@ -52,9 +52,20 @@ _FPU_CLASSES = ("fpu_add", "fpu_mul", "fpu_mac", "fpu_div", "fpu_cvt", "fpu_move
 # measured instructions; a unit left out is priced through its proxy, or from [unit_ops].
 UNIT_NAMES = ("mac", "conv_tap", "pool", "scan", "act", "softmax", "relu", "err", "back_mac", "back_tap",
               "pool_back", "grad_mac", "grad_tap", "update_sr", "update_r", "update_bc", "bias", "unpack", "repack",
-              "copy", "shuffle")
-# A unit no calibration run exercises is priced as the unit whose loop it repeats.
-UNIT_PROXY = {"back_tap": "grad_tap"}
+              "copy", "step_loop", "shuffle", "dsp_tap", "dsp_mac", "dsp_scan", "dsp_act", "pool_word", "pool_back_word",
+              "pool_back_2x2", "gap_add", "gap_err")
+# A unit a profile does not price is priced as the unit whose loop it stands in for: the DSP
+# paths (counted on DSP cores only) as the portable loops they replace, gap's sums as pooling's.
+UNIT_PROXY = {"back_tap": "grad_tap", "dsp_tap": "conv_tap", "dsp_mac": "mac", "dsp_scan": "scan", "dsp_act": "act",
+              "pool_word": "pool", "pool_back_word": "pool_back", "pool_back_2x2": "pool_back", "gap_add": "pool",
+              "gap_err": "err"}
+
+
+def priced_as(unit, table):
+    """The unit of ``table`` (a {unit: price} mapping) that prices ``unit``: itself or its proxy; None if neither."""
+    while unit is not None and unit not in table:
+        unit = UNIT_PROXY.get(unit)
+    return unit
 # [unit_ops]: a unit's instructions by kind, each kind priced at the [cycles] field of the same name.
 UNIT_OPS = ("int_mac", "load_store", "int_op")
 # A shipped profile must say where its headline numbers come from; a user file need not.
@@ -72,6 +83,8 @@ _KINDS = {  # kind: (test, what the error message says the value must be)
     "count": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
     "number": (lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v > 0,
                "a positive finite number"),
+    "price": (lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v) and v >= 0,
+              "a non-negative finite number"),
     "textlist": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                  "a list of strings"),
     "table": (lambda v: isinstance(v, dict), "a table"),
@@ -136,6 +149,12 @@ class Target:
         return self.sram_bytes - self.reserved_sram_bytes
 
     @property
+    def has_dsp(self):
+        """True on an ARMv7E-M core: its DSP extension (SMLAD, SXTB16, SSUB8, SEL) is what the C
+        training runtime's DSP paths take (``__ARM_FEATURE_DSP``), so the cost model counts them."""
+        return self.isa.startswith("ARMv7E-M")
+
+    @property
     def has_fpu(self):
         """True when float32 ops run in hardware (``fpu`` is ``"sp"`` or ``"dp"``)."""
         return self.fpu != "none"
@@ -179,10 +198,12 @@ def _check_prices(path, raw):
         if key not in cycles:
             raise TargetError(f"{path}: missing required field 'cycles.{key}'")
         _check(path, f"cycles.{key}", cycles[key], "number")
-    for table, allowed in (("instruction_cycles", INSTRUCTION_CLASSES), ("unit_cycles", UNIT_NAMES)):
+    # a fitted unit may cost nothing beyond the units it runs with (a DSP conv's scan rides with its sums)
+    for table, allowed, kind in (("instruction_cycles", INSTRUCTION_CLASSES, "number"),
+                                 ("unit_cycles", UNIT_NAMES, "price")):
         _reject_unknown(path, raw.get(table, {}), list(allowed), f"{table}.")
         for key, value in raw.get(table, {}).items():
-            _check(path, f"{table}.{key}", value, "number")
+            _check(path, f"{table}.{key}", value, kind)
     _check_unit_ops(path, raw.get("unit_ops", {}))
     _check_units_priced(path, raw)
 
@@ -202,7 +223,8 @@ def _check_unit_ops(path, table):
 def _check_units_priced(path, raw):
     """Every unit needs a fitted price, its proxy's, or its operations: the cost model has no other."""
     fitted, ops = raw.get("unit_cycles", {}), raw.get("unit_ops", {})
-    missing = [u for u in UNIT_NAMES if u not in fitted and UNIT_PROXY.get(u) not in fitted and u not in ops]
+    # a unit with a proxy is priced once the unit it stands in for is: only those without one can be missing
+    missing = [u for u in UNIT_NAMES if u not in UNIT_PROXY and u not in fitted and u not in ops]
     if missing:
         raise TargetError(f"{path}: missing field 'unit_ops.{missing[0]}'"
                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")

@@ -21,6 +21,16 @@ def valid_taps(s):
             * s.out_shape[2])
 
 
+# The C training runtime's column path on a DSP core (FX_CONV_DSP in fx_train_passes.h): a filter's
+# taps fill at most one column of three words, and the filters go in pairs.
+DSP_COLUMN_TAPS = 12
+
+
+def takes_dsp_column(s):
+    """Whether conv layer ``s`` takes the C training runtime's DSP column path, where the core has one."""
+    return s.fan_in <= DSP_COLUMN_TAPS and s.out_shape[2] % 2 == 0
+
+
 class Conv(LayerKind):
     name, code, syntax = "conv", 1, "conv:FILTERS:K[:same|:valid]"
     one_d, syntax_1d = "conv1d", "conv1d:FILTERS:K[:same|:valid]"
@@ -85,11 +95,14 @@ class Conv(LayerKind):
         need("grad", oc * f)
         return f * grad_chunk, oc * grad_chunk
 
-    def work(self, s, b):
+    def work(self, s, b, dsp=None):
         taps, c_in = valid_taps(s) * b, s.in_shape[2]
         rest = taps * (c_in - 1)  # a tap's first channel is in its own price, the others are MACs
-        return {"macs": taps * c_in, "forward": {"conv_tap": taps, "mac": rest},
-                "backward": {"back_tap": taps, "back_mac": rest}, "gradient": {"grad_tap": taps, "grad_mac": rest}}
+        own = {"macs": taps * c_in, "forward": {"conv_tap": taps, "mac": rest},
+               "backward": {"back_tap": taps, "back_mac": rest}, "gradient": {"grad_tap": taps, "grad_mac": rest}}
+        if dsp is not None and dsp.weights and takes_dsp_column(s):
+            own.update(forward={"dsp_tap": taps, "dsp_mac": rest}, outputs=("dsp_scan", "dsp_act"))
+        return own
 
     def train_row(self, s):
         return dict(kh=s.kh, kw=s.kw, pad_h=s.pad_h, pad_w=s.pad_w, fan_in=s.fan_in)

@@ -46,7 +46,7 @@ class Dense(LayerKind):
         need("grad", f)
         return n_in * pad4(batch), n_out * pad4(batch)
 
-    def work(self, s, b):
+    def work(self, s, b, dsp=None):
         macs = b * s.n_weights
         return {"macs": macs, "forward": {"mac": macs}, "backward": {"back_mac": macs}, "gradient": {"grad_mac": macs}}
 

@@ -45,11 +45,10 @@ class Gap(LayerKind):
     # no weights; fan_out 0: each input error is its output's error divided, not a sum of products
     n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS
 
-    def work(self, s, b):
-        # no unit of its own (a new one would need a price in every profile): an add is priced as a
-        # pool compare, a rounded division as an output value, an error sent below as one
+    def work(self, s, b, dsp=None):
+        # a rounded division per output is priced as an output value
         adds, outs = b * s.in_shape[0] * s.in_shape[1] * s.in_shape[2], b * s.out_shape[2]
-        return {"macs": 0, "forward": {"pool": adds, "act": outs}, "backward": {"err": adds}, "gradient": {}}
+        return {"macs": 0, "forward": {"gap_add": adds, "act": outs}, "backward": {"gap_err": adds}, "gradient": {}}
 
     def train_row(self, s):
         # the window is the whole input, which in_h and in_w give the C runtime; kh and kw (uint8_t) could not

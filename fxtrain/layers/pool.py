@@ -47,9 +47,15 @@ class Pool(LayerKind):
 
     n_weights, fan_out, weight_shape, engine_scratch, sram_scratch, onnx_weights = WEIGHTLESS
 
-    def work(self, s, b):
+    def work(self, s, b, dsp=None):
         compares = b * s.out_shape[0] * s.out_shape[1] * s.out_shape[2] * s.kh * s.kw
-        return {"macs": 0, "forward": {"pool": compares}, "backward": {"pool_back": compares}, "gradient": {}}
+        # the C runtime's paths: four channels a word on a DSP core (backward, where the windows tile
+        # the input); else byte by byte, a 2x2 window written out backward
+        words = dsp is not None and dsp.bytes and s.in_shape[2] % 4 == 0
+        tiles = s.out_shape[0] * s.kh == s.in_shape[0] and s.out_shape[1] * s.kw == s.in_shape[1]
+        back = "pool_back_word" if words and tiles else "pool_back_2x2" if (s.kh, s.kw) == (2, 2) else "pool_back"
+        return {"macs": 0, "forward": {"pool_word" if words else "pool": compares}, "backward": {back: compares},
+                "gradient": {}}
 
     def train_row(self, s):
         return dict(kh=s.kh, kw=s.kw, pad_h=0, pad_w=0, fan_in=0)
